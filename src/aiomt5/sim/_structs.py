@@ -14,16 +14,16 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final
 import numpy as np
 
 __all__ = [
+    "RATES_DTYPE",
     "STRUCT_FIELDS",
     "STRUCT_TYPES",
+    "TICKS_DTYPE",
     "AccountInfo",
     "BookInfo",
     "OrderCheckResult",
     "OrderSendResult",
-    "RATES_DTYPE",
     "StructSequence",
     "SymbolInfo",
-    "TICKS_DTYPE",
     "TerminalInfo",
     "Tick",
     "TradeDeal",
@@ -45,10 +45,7 @@ class StructSequence(tuple[Any, ...]):
     def __new__(cls, sequence: Any = (), /) -> StructSequence:
         values = tuple(sequence)
         if len(values) != cls.n_fields:
-            msg = (
-                f"{cls.__name__}() takes a {cls.n_fields}-sequence "
-                f"({len(values)}-sequence given)"
-            )
+            msg = f"{cls.__name__}() takes a {cls.n_fields}-sequence ({len(values)}-sequence given)"
             raise TypeError(msg)
         return super().__new__(cls, values)
 
