@@ -128,6 +128,9 @@ class SymbolSpec:
     #: Margin rate multiplier applied by the formulas (MQL5 SymbolInfoMarginRate).
     margin_rate: float = 1.0
     tick_size: float = 0.0
+    #: Value of one ``trade_tick_size`` move of one lot in the profit currency (the broker's "tick
+    #: price" used by the FUTURES and CFDINDEX formulas); 0 means contract_size * trade_tick_size.
+    tick_price: float = 0.0
     category: str = ""
     exchange: str = ""
     isin: str = ""
@@ -155,3 +158,8 @@ class SymbolSpec:
     def trade_tick_size(self) -> float:
         """Minimal price change used for tick value; the point unless set."""
         return self.tick_size or self.point
+
+    @property
+    def trade_tick_price(self) -> float:
+        """One tick of one lot in the profit currency: ``tick_price`` or contract x tick size."""
+        return self.tick_price or self.contract_size * self.trade_tick_size
