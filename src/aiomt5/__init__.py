@@ -1,0 +1,1 @@
+"""aiomt5: an asyncio client for MetaTrader 5."""

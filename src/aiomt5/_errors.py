@@ -1,0 +1,378 @@
+"""The aiomt5 exception tree, and the one place MetaTrader5's ``(code, message)`` becomes one.
+
+```
+MT5Error                                 every aiomt5 failure
+├── MT5ConfigurationError (ValueError)   bad settings or backend; fix the configuration
+├── MT5InvalidArgumentError (ValueError) bad arguments to a connector method; nothing was sent
+├── MT5NotAvailableError                 the requested backend cannot be used on this machine
+├── MT5ClosedError                       the connector (or its worker) is closed for good
+├── MT5ConnectionError                   the link to the terminal is down; reconnecting may help
+│   ├── MT5NotConnectedError             no IPC connection (-10004), or not connected yet
+│   ├── MT5InitializationError           initialize() could not reach a terminal (-10003, ...)
+│   ├── MT5IPCTimeoutError (+ MT5TimeoutError)  the terminal did not connect in time (-10005)
+│   ├── MT5LoginError                    the account was rejected (-6, OTP/certificate -7)
+│   └── MT5WorkerBusyError               a call is stuck past its timeout; new calls fail fast
+├── MT5TimeoutError (TimeoutError)       a call did not complete within its timeout
+├── MT5OutcomeUnknownError               a write started, its caller gave up: it may have happened
+└── MT5CallError                         the terminal or the MetaTrader5 module rejected the call
+    ├── MT5NotFoundError (LookupError)   nothing matched (-4)
+    │   └── MT5SymbolNotFoundError       no such symbol (or no unique broker-decorated match)
+    ├── MT5AutoTradingDisabledError      "Auto-Trading using Python API disabled" (-8)
+    └── MT5TradeError                    order_send/order_check answered with a failing retcode
+```
+
+Every error carries what was called: ``function`` (the MetaTrader5 function name),
+``args_summary`` (a short, secret-free rendering of the arguments), ``code`` (MT5's
+``last_error()`` code when there is one) and ``message`` (MT5's text or ours).
+``error_from_last_error`` is the only function that turns MT5's ``(code, message)`` into an
+exception; everything else raises the classes directly.
+
+``MT5OutcomeUnknownError`` is deliberately *not* a ``TimeoutError``: code that retries on timeouts
+must not resend an order that may already have been placed.
+"""
+
+from __future__ import annotations
+
+import reprlib
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+__all__ = [
+    "MT5AutoTradingDisabledError",
+    "MT5CallError",
+    "MT5ClosedError",
+    "MT5ConfigurationError",
+    "MT5ConnectionError",
+    "MT5Error",
+    "MT5IPCTimeoutError",
+    "MT5InitializationError",
+    "MT5InvalidArgumentError",
+    "MT5LoginError",
+    "MT5NotAvailableError",
+    "MT5NotConnectedError",
+    "MT5NotFoundError",
+    "MT5OutcomeUnknownError",
+    "MT5SymbolNotFoundError",
+    "MT5TimeoutError",
+    "MT5TradeError",
+    "MT5WorkerBusyError",
+    "error_from_last_error",
+    "summarize_call",
+]
+
+
+class MT5Error(Exception):
+    """Base class of every aiomt5 error.
+
+    Args:
+        message: What went wrong (MT5's text, or ours), and what to do about it.
+        function: The MetaTrader5 function that was called, if any.
+        args_summary: A short rendering of the call, secrets masked (see ``summarize_call``).
+        code: MT5's ``last_error()`` code, when the failure came from MT5.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        function: str | None = None,
+        args_summary: str | None = None,
+        code: int | None = None,
+    ) -> None:
+        self.message = message
+        self.function = function
+        self.args_summary = args_summary
+        self.code = code
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        where = self.args_summary or (f"{self.function}()" if self.function else "")
+        code = f" [MT5 error {self.code}]" if self.code is not None else ""
+        return f"{where}: {self.message}{code}" if where else f"{self.message}{code}"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keyword-only constructors do not survive the default Exception pickling; errors cross
+        # process boundaries (remote terminals), so rebuild from the instance dict instead.
+        return (_restore, (type(self), self.args, dict(self.__dict__)))
+
+
+def _restore(cls: type[MT5Error], args: tuple[Any, ...], state: dict[str, Any]) -> MT5Error:
+    error = cls.__new__(cls, *args)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
+
+class MT5ConfigurationError(MT5Error, ValueError):
+    """Raised for invalid settings or an unusable ``backend=`` object; nothing was called."""
+
+
+class MT5InvalidArgumentError(MT5Error, ValueError):
+    """Raised when a connector method gets bad arguments (naive datetime, unknown timeframe...).
+
+    Nothing was sent to the terminal.
+    """
+
+
+class MT5NotAvailableError(MT5Error):
+    """Raised when the chosen backend cannot run here (no MetaTrader5 package, remote not yet)."""
+
+
+class MT5ClosedError(MT5Error):
+    """Raised when using a connector or worker after ``close()``; closed is final."""
+
+
+class MT5ConnectionError(MT5Error):
+    """Raised when the link to the terminal is down or unusable; reconnecting may help.
+
+    Covers MT5's IPC codes -10000 (protocol mismatch), -10001 (send failed) and -10002 (receive
+    failed); the subclasses cover the more specific cases.
+    """
+
+
+class MT5NotConnectedError(MT5ConnectionError):
+    """Raised when there is no IPC connection (-10004) or the connector is not connected."""
+
+
+class MT5InitializationError(MT5ConnectionError):
+    """Raised when ``initialize()`` cannot find, start or open the terminal (-10003 and others)."""
+
+
+class MT5LoginError(MT5ConnectionError):
+    """Raised when the trade server rejects the account (-6), or needs OTP/a certificate (-7).
+
+    Retrying with the same credentials does not help (and may lock the account), so
+    ``connect()`` does not retry it.
+    """
+
+
+class MT5WorkerBusyError(MT5ConnectionError):
+    """Raised at once while the worker is wedged: a call is stuck past its caller's timeout.
+
+    The terminal is not answering; calls would only pile up behind the stuck one. The error names
+    the stuck call and how long it has been running.
+    """
+
+
+class MT5TimeoutError(MT5Error, TimeoutError):
+    """Raised when a call did not complete within its timeout.
+
+    A read that had already started is abandoned (its late result is dropped); a call that was
+    still queued never runs.
+    """
+
+
+class MT5IPCTimeoutError(MT5ConnectionError, MT5TimeoutError):
+    """Raised when the terminal did not reach the trade server within ``timeout_ms`` (-10005)."""
+
+
+class MT5OutcomeUnknownError(MT5Error):
+    """Raised when a write (``order_send``, ``symbol_select``...) started but its caller gave up.
+
+    The terminal may or may not have carried it out. The late result is reported when it arrives
+    (a ``LateResult`` event and an ``aiomt5.worker.late_result`` log line): reconcile before
+    retrying.
+    """
+
+
+class MT5CallError(MT5Error):
+    """Raised when the terminal or the MetaTrader5 module rejects a call (-1, -2, -3, -5, -7...)."""
+
+
+class MT5NotFoundError(MT5CallError, LookupError):
+    """Raised when the terminal finds nothing for the request (-4)."""
+
+
+class MT5SymbolNotFoundError(MT5NotFoundError):
+    """Raised when a symbol does not exist, or a name matches several broker symbols.
+
+    Attributes:
+        candidates: The broker symbols the name could mean (empty when none matched).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        function: str | None = None,
+        args_summary: str | None = None,
+        code: int | None = None,
+        candidates: Sequence[str] = (),
+    ) -> None:
+        self.candidates = tuple(candidates)
+        super().__init__(message, function=function, args_summary=args_summary, code=code)
+
+
+class MT5AutoTradingDisabledError(MT5CallError):
+    """Raised when Python trading is disabled in the terminal options (-8)."""
+
+
+class MT5TradeError(MT5CallError):
+    """Raised when ``order_send``/``order_check`` answers with a retcode that is not success.
+
+    Attributes:
+        retcode: The ``TRADE_RETCODE_*`` value.
+        retcode_name: Its constant name (``"TRADE_RETCODE_NO_MONEY"``), or ``""`` if unknown.
+        comment: The broker's comment from the result.
+        request: The request as sent (a dict), for reconciliation.
+        result: The whole result structure, when there was one.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retcode: int,
+        retcode_name: str = "",
+        comment: str = "",
+        request: Mapping[str, Any] | None = None,
+        result: Any = None,
+        function: str | None = "order_send",
+        args_summary: str | None = None,
+    ) -> None:
+        self.retcode = retcode
+        self.retcode_name = retcode_name
+        self.comment = comment
+        self.request = dict(request) if request is not None else {}
+        self.result = result
+        super().__init__(message, function=function, args_summary=args_summary, code=retcode)
+
+    def _render(self) -> str:
+        name = f" {self.retcode_name}" if self.retcode_name else ""
+        comment = f" ({self.comment})" if self.comment else ""
+        where = self.args_summary or f"{self.function}()"
+        return f"{where}: {self.message}: retcode {self.retcode}{name}{comment}"
+
+
+# --------------------------------------------------------------------------- mapping
+
+IPC_CODES: Final = frozenset({-10000, -10001, -10002, -10003, -10004, -10005})
+
+_BY_CODE: Final[dict[int, type[MT5Error]]] = {
+    -10000: MT5ConnectionError,
+    -10001: MT5ConnectionError,
+    -10002: MT5ConnectionError,
+    -10003: MT5InitializationError,
+    -10004: MT5NotConnectedError,
+    -10005: MT5IPCTimeoutError,
+    -6: MT5LoginError,
+    -4: MT5NotFoundError,
+    -8: MT5AutoTradingDisabledError,
+}
+
+# Functions whose only lookup key is a symbol: "not found" there means "no such symbol".
+_SYMBOL_FUNCTIONS: Final = frozenset(
+    {
+        "symbol_info",
+        "symbol_info_tick",
+        "symbol_select",
+        "market_book_add",
+        "market_book_get",
+        "market_book_release",
+        "copy_rates_from",
+        "copy_rates_from_pos",
+        "copy_rates_range",
+        "copy_ticks_from",
+        "copy_ticks_range",
+    }
+)
+
+_HINTS: Final[dict[type[MT5Error], str]] = {
+    MT5NotConnectedError: "the terminal pipe is closed; reconnect (connector.connect())",
+    MT5InitializationError: (
+        "check that MetaTrader 5 is installed, `path` points at terminal64.exe, and the "
+        "process runs in an interactive desktop session"
+    ),
+    MT5LoginError: "check login, password and server (MT5_LOGIN, MT5_PASSWORD, MT5_SERVER)",
+    MT5IPCTimeoutError: "the terminal did not reach the trade server; check the server name",
+    MT5AutoTradingDisabledError: (
+        "enable 'Allow algorithmic trading' in the terminal (Tools > Options > Expert Advisors)"
+    ),
+}
+
+
+def error_from_last_error(
+    function: str,
+    code: int,
+    message: str,
+    *,
+    args_summary: str | None = None,
+) -> MT5Error:
+    """Build the most specific error for a failed MetaTrader5 call.
+
+    This is the single choke point from MT5's ``last_error()`` to the exception tree.
+
+    Args:
+        function: The MetaTrader5 function that returned its failure value.
+        code: ``last_error()[0]``.
+        message: ``last_error()[1]``.
+        args_summary: The call as ``summarize_call`` renders it.
+
+    Returns:
+        An ``MT5Error`` subclass instance (not raised).
+    """
+    cls = _BY_CODE.get(code)
+    if cls is None:
+        if code <= -10000:
+            cls = MT5ConnectionError
+        elif code == -7 and function in {"initialize", "login"}:
+            cls = MT5LoginError  # "Unsupported authorization mode, OTP or certificate..."
+        elif function == "initialize":
+            cls = MT5InitializationError
+        else:
+            cls = MT5CallError
+    elif cls is MT5NotFoundError and function in _SYMBOL_FUNCTIONS:
+        cls = MT5SymbolNotFoundError
+    if code == 1:
+        # market_book_add/release return False without touching last_error.
+        message = f"returned failure while last_error() still reads {message!r}"
+    hint = _HINTS.get(cls)
+    text = f"{message} ({hint})" if hint else message
+    return cls(text, function=function, args_summary=args_summary, code=code)
+
+
+# --------------------------------------------------------------------------- argument summaries
+
+_SECRET_NAMES: Final = frozenset({"password", "passwd", "token", "secret", "api_key"})
+# Positional parameter names where a secret can be passed by position.
+_POSITIONAL_NAMES: Final[dict[str, tuple[str, ...]]] = {
+    "login": ("login", "password", "server"),
+}
+_MASK: Final = "'***'"
+
+_repr = reprlib.Repr()
+_repr.maxstring = 60
+_repr.maxother = 60
+_repr.maxlist = 6
+_repr.maxtuple = 6
+_repr.maxdict = 8
+_repr.maxlevel = 2
+
+
+def _render_value(name: str | None, value: Any) -> str:
+    if (name is not None and name.lower() in _SECRET_NAMES) or type(value).__name__ in {
+        "SecretStr",
+        "SecretBytes",
+    }:
+        return _MASK
+    if isinstance(value, Mapping):
+        items = ", ".join(
+            f"{k!r}: {_render_value(str(k), v)}" for k, v in list(value.items())[: _repr.maxdict]
+        )
+        more = ", ..." if len(value) > _repr.maxdict else ""
+        return f"{{{items}{more}}}"
+    return _repr.repr(value)
+
+
+def summarize_call(function: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> str:
+    """Render a call as ``name(arg, key=value)``, short and with secrets masked.
+
+    Passwords (by parameter name, by position for ``login``, or as a ``SecretStr``) become
+    ``'***'``; long values are shortened.
+    """
+    names = _POSITIONAL_NAMES.get(function, ())
+    parts = [
+        _render_value(names[i] if i < len(names) else None, value) for i, value in enumerate(args)
+    ]
+    parts.extend(f"{key}={_render_value(key, value)}" for key, value in kwargs.items())
+    return f"{function}({', '.join(parts)})"

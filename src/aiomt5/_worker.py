@@ -1,0 +1,786 @@
+"""The worker: one dedicated thread, the only one that ever calls the backend.
+
+MetaTrader5 is a process-global, blocking C extension on one named pipe; two threads in it at once
+break in-flight calls. So every backend call goes through one long-lived thread (named
+``aiomt5-worker-N``), in FIFO order. How a call ends:
+
+* it completes: the result (or exception) is handed to the awaiting coroutine;
+* its caller gives up (timeout or cancellation) **while it is still queued**: it never runs. The
+  worker takes a job only through an atomic ``PENDING → RUNNING`` step under a lock, and the
+  caller's ``PENDING → CANCELLED`` step takes the same lock, so exactly one of them wins;
+* its caller gives up **while it runs**: the C call cannot be interrupted. A read is abandoned:
+  the caller gets ``MT5TimeoutError`` at once and the late result is dropped (counted). A write
+  (``order_send``, ``symbol_select``, ``login``...) may have taken effect, so the caller gets
+  ``MT5OutcomeUnknownError`` and the late result is reported (a ``LateResult`` event and an
+  ``aiomt5.worker.late_result`` log line).
+
+A call that stays stuck for ``wedged_after`` seconds past its caller's deadline makes the worker
+WEDGED: new calls fail at once with ``MT5WorkerBusyError`` instead of piling up behind it. The
+queue is also bounded (``max_queued``).
+
+Performance: results travel back in batches. The thread appends finished jobs to a per-loop outbox
+and wakes the loop with one ``call_soon_threadsafe`` per batch (not per call); the loop side
+resolves plain ``asyncio`` futures, with no ``concurrent.futures`` → ``wrap_future`` chaining.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextvars
+import enum
+import functools
+import itertools
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final, TypeVar
+
+from ._errors import (
+    MT5ClosedError,
+    MT5OutcomeUnknownError,
+    MT5TimeoutError,
+    MT5WorkerBusyError,
+    summarize_call,
+)
+from ._events import ConnectorEvent, LateResult, WorkerWedged
+from ._log import get_logger
+
+__all__ = ["WRITE_FUNCTIONS", "InFlightCall", "Worker", "WorkerState"]
+
+T = TypeVar("T")
+
+log = get_logger("aiomt5.worker")
+
+WRITE_FUNCTIONS: Final = frozenset(
+    {
+        "order_send",
+        "order_check",
+        "symbol_select",
+        "market_book_add",
+        "market_book_release",
+        "login",
+        "initialize",
+        "Buy",
+        "Sell",
+        "Close",
+    }
+)
+"""Functions whose started call is never silently dropped (they change terminal state)."""
+
+# Job states. Transitions: PENDING → RUNNING → DONE (worker), PENDING → CANCELLED (caller).
+_PENDING: Final = 0
+_RUNNING: Final = 1
+_DONE: Final = 2
+_CANCELLED: Final = 3
+
+_thread_ids = itertools.count(1)
+
+# Give up the CPU (and the GIL) for an instant; Windows has no sched_yield, Sleep(0) does it there.
+_yield_cpu: Callable[[], object] = getattr(os, "sched_yield", None) or functools.partial(
+    time.sleep, 0
+)
+
+
+class WorkerState(enum.Enum):
+    """What the worker thread is doing."""
+
+    NEW = "new"
+    """Not started yet."""
+    IDLE = "idle"
+    """Waiting for calls."""
+    BUSY = "busy"
+    """Running a call (possibly past its caller's deadline, within the grace period)."""
+    WEDGED = "wedged"
+    """Stuck in a call ``wedged_after`` seconds past its caller's deadline; new calls fail fast."""
+    CLOSED = "closed"
+    """Closed; no new calls."""
+
+
+@dataclass(frozen=True, slots=True)
+class InFlightCall:
+    """The call the worker thread is in right now.
+
+    Attributes:
+        function: MetaTrader5 function name.
+        running_for: Seconds since it started.
+        overdue_for: Seconds since its caller gave up (None: the caller is still waiting).
+    """
+
+    function: str
+    running_for: float
+    overdue_for: float | None
+
+
+class _Outbox:
+    """Per event loop: finished jobs waiting to be handed back, and pending deadlines.
+
+    Deadlines: calls complete in FIFO order, and most share the default timeout, so their
+    deadlines grow in submission order. They wait in ``deadlines`` (oldest first) under ONE
+    loop timer for the oldest; finished calls leave from the front as batches are delivered.
+    That replaces a ``call_later`` + ``cancel`` per call. A call whose deadline would come
+    before the newest one (a shorter per-call timeout) gets its own timer instead.
+    """
+
+    __slots__ = ("deadlines", "items", "loop", "scheduled", "timer")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.items: list[_Job] = []
+        self.scheduled = False
+        self.deadlines: collections.deque[_Job] = collections.deque()
+        self.timer: asyncio.TimerHandle | None = None
+
+
+class _Job:
+    __slots__ = (
+        "args",
+        "context",
+        "deadline",
+        "error",
+        "fn",
+        "function",
+        "future",
+        "gave_up_at",
+        "kwargs",
+        "outbox",
+        "result",
+        "started",
+        "state",
+        "timeout",
+        "timer",
+        "write",
+    )
+
+    def __init__(
+        self,
+        function: str,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: Mapping[str, Any] | None,
+        write: bool,
+        future: asyncio.Future[Any],
+        outbox: _Outbox,
+    ) -> None:
+        self.function = function
+        self.fn = fn
+        self.args = args
+        self.kwargs = kwargs
+        self.write = write
+        self.future = future
+        self.outbox = outbox
+        # Worker-side logs and contextvars-based instrumentation see the caller's context.
+        self.context = contextvars.copy_context()
+        self.state = _PENDING
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.started = 0.0
+        self.gave_up_at: float | None = None
+        self.timeout: float | None = None
+        self.deadline = 0.0
+        self.timer: asyncio.TimerHandle | None = None
+
+    def summary(self) -> str:
+        return summarize_call(self.function, self.args, self.kwargs or {})
+
+
+_STOP: Final = object()
+
+
+class Worker:
+    """A dedicated backend thread with FIFO calls, timeouts, and wedge detection.
+
+    Args:
+        name: Thread name prefix; the thread is ``<name>-<n>``.
+        wedged_after: Seconds a call may run past its caller's deadline before new calls fail
+            fast with ``MT5WorkerBusyError``.
+        max_queued: Calls allowed to wait at once; more fail with ``MT5WorkerBusyError``.
+        on_event: Receives ``LateResult`` and ``WorkerWedged`` events, on the caller's loop.
+        idle_spin: Seconds the idle thread polls for the next call (yielding the CPU and the
+            GIL) before it goes to sleep; it halves the latency of back-to-back calls. 0 disables.
+        clock: Monotonic clock (tests may pass a fake one).
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str = "aiomt5-worker",
+        wedged_after: float = 1.0,
+        max_queued: int = 10_000,
+        on_event: Callable[[ConnectorEvent], None] | None = None,
+        idle_spin: float = 0.0001,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._name = name
+        self._idle_spin = idle_spin
+        self._wedged_after = wedged_after
+        self._max_queued = max_queued
+        self._on_event = on_event
+        self._clock = clock
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._exited = False
+        self._exit_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+        self._outbox: _Outbox | None = None
+        self._outboxes: dict[asyncio.AbstractEventLoop, _Outbox] = {}
+        self._current: _Job | None = None
+        self._wedged_reported: _Job | None = None
+        self.completed = 0
+        """Calls that ran to completion and were delivered."""
+        self.abandoned = 0
+        """Reads whose caller gave up while they ran (their results are dropped)."""
+        self.outcome_unknown = 0
+        """Writes whose caller gave up while they ran."""
+        self.late_results = 0
+        """Late results of writes reported so far."""
+        self.cancelled_before_start = 0
+        """Calls whose caller gave up while they were queued (they never ran)."""
+        self.rejected_busy = 0
+        """Calls refused with ``MT5WorkerBusyError``."""
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        """Start the thread (idempotent)."""
+        if self._closed:
+            raise MT5ClosedError("the worker is closed; a new connection starts a new worker")
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(
+            target=self._main, name=f"{self._name}-{next(_thread_ids)}", daemon=True
+        )
+        self._thread.start()
+
+    @property
+    def thread(self) -> threading.Thread | None:
+        """The worker thread (None before ``start()``)."""
+        return self._thread
+
+    @property
+    def closed(self) -> bool:
+        """True once ``close``/``aclose`` was called."""
+        return self._closed
+
+    async def aclose(self, timeout: float | None = 5.0) -> bool:
+        """Stop accepting calls, let queued calls finish, and join the thread.
+
+        Cancellation-safe: it is meant to run shielded from the caller's cancellation.
+
+        Args:
+            timeout: Seconds to wait for the thread; ``None`` waits forever.
+
+        Returns:
+            True if the thread exited and was joined; False if it is still stuck in a call
+            after ``timeout`` (it is a daemon thread and is left behind; queued calls fail with
+            ``MT5ClosedError``).
+        """
+        if not self._begin_close():
+            return True
+        loop = asyncio.get_running_loop()
+        exited: asyncio.Future[None] = loop.create_future()
+        with self._lock:
+            if self._exited:
+                exited.set_result(None)
+            else:
+                self._exit_waiters.append((loop, exited))
+        try:
+            async with asyncio.timeout(timeout):
+                await exited
+        except TimeoutError:
+            return self._left_behind()
+        assert self._thread is not None  # _begin_close returned True only with a thread
+        self._thread.join()
+        return True
+
+    def close(self, timeout: float | None = 1.0) -> bool:
+        """Synchronous close: fail queued calls with ``MT5ClosedError`` and join the thread.
+
+        Blocks the calling thread up to ``timeout``; prefer ``aclose`` in async code.
+
+        Returns:
+            True if the thread was joined.
+        """
+        if not self._begin_close():
+            return True
+        self._cancel_queued()
+        assert self._thread is not None
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            return self._left_behind()
+        return True
+
+    def _begin_close(self) -> bool:
+        already, self._closed = self._closed, True
+        if self._thread is None or (already and self._exited):
+            return False
+        if not already:
+            self._queue.put(_STOP)
+        return True
+
+    def _left_behind(self) -> bool:
+        current = self._current
+        log.warning(
+            "aiomt5.worker.close_timed_out",
+            function=current.function if current else None,
+            thread=self._thread.name if self._thread else None,
+        )
+        self._cancel_queued()
+        return False
+
+    def _cancel_queued(self) -> None:
+        """Fail every call still queued with ``MT5ClosedError`` (they never run)."""
+        stop_seen = False
+        while True:
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if job is _STOP:
+                stop_seen = True
+                continue
+            with self._lock:
+                if job.state != _PENDING:
+                    continue
+                job.state = _CANCELLED
+            self.cancelled_before_start += 1
+            error = MT5ClosedError(
+                "the connector closed before this call ran; it was not sent",
+                function=job.function,
+                args_summary=job.summary(),
+            )
+            _call_on_loop(job.outbox.loop, _fail_future, job.future, error)
+        if stop_seen:
+            self._queue.put(_STOP)
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def state(self) -> WorkerState:
+        """NEW, IDLE, BUSY, WEDGED or CLOSED."""
+        if self._closed:
+            return WorkerState.CLOSED
+        if self._thread is None:
+            return WorkerState.NEW
+        current = self._current
+        if current is None:
+            return WorkerState.IDLE
+        if self._is_wedged(current):
+            return WorkerState.WEDGED
+        return WorkerState.BUSY
+
+    @property
+    def in_flight(self) -> InFlightCall | None:
+        """The call running right now, with its age, or None."""
+        current = self._current
+        if current is None:
+            return None
+        now = self._clock()
+        gave_up = current.gave_up_at
+        return InFlightCall(
+            current.function,
+            now - current.started,
+            None if gave_up is None else now - gave_up,
+        )
+
+    @property
+    def queued(self) -> int:
+        """Calls waiting (approximate: includes calls already given up, not yet skipped)."""
+        return self._queue.qsize()
+
+    def _is_wedged(self, job: _Job) -> bool:
+        gave_up = job.gave_up_at
+        return gave_up is not None and self._clock() - gave_up >= self._wedged_after
+
+    # ------------------------------------------------------------------ calls (loop side)
+
+    async def run(
+        self,
+        function: str,
+        fn: Callable[..., T],
+        args: tuple[Any, ...] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        timeout: float | None,
+        write: bool | None = None,
+    ) -> T:
+        """Run ``fn(*args, **kwargs)`` on the worker thread and await its result.
+
+        Args:
+            function: The MetaTrader5 function name (for errors, logs and the write policy).
+            fn: What to run on the worker thread.
+            args: Positional arguments (also shown, secrets masked, in errors).
+            kwargs: Keyword arguments.
+            timeout: Seconds before the caller gives up; ``None`` waits forever; ``<= 0``
+                fails at once without queueing.
+            write: Whether a started call must not be dropped silently; default: ``function``
+                is in ``WRITE_FUNCTIONS``.
+
+        Raises:
+            MT5TimeoutError: Timed out while queued (never ran) or while running a read.
+            MT5OutcomeUnknownError: Timed out while running a write.
+            MT5WorkerBusyError: The worker is wedged, or the queue is full.
+            MT5ClosedError: The worker is closed.
+        """
+        if timeout is not None and timeout <= 0:
+            raise MT5TimeoutError(
+                f"timeout={timeout!r} leaves no time to run; it was not sent",
+                function=function,
+                args_summary=summarize_call(function, args, kwargs or {}),
+            )
+        job = self._submit(asyncio.get_running_loop(), function, fn, args, kwargs, write, timeout)
+        future = job.future
+        try:
+            return await future  # type: ignore[no-any-return]  # the job's fn returns T
+        except asyncio.CancelledError:
+            if future.cancelled():
+                self._give_up(job, None)
+            elif future.done():
+                future.exception()  # a timeout raced the cancellation: mark it retrieved
+            raise
+        finally:
+            if job.timer is not None:
+                job.timer.cancel()
+
+    def _submit(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        function: str,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: Mapping[str, Any] | None,
+        write: bool | None,
+        timeout: float | None,
+    ) -> _Job:
+        if self._closed or self._thread is None:
+            state = "closed" if self._closed else "not started"
+            raise MT5ClosedError(f"the worker is {state}; connect first", function=function)
+        current = self._current
+        if current is not None and self._is_wedged(current):
+            self._reject_wedged(current, function, args, kwargs)
+        if self._queue.qsize() >= self._max_queued:
+            self.rejected_busy += 1
+            raise MT5WorkerBusyError(
+                f"{self._max_queued} calls are already waiting for the terminal; slow down or "
+                "raise MT5Settings.max_queued_calls",
+                function=function,
+                args_summary=summarize_call(function, args, kwargs or {}),
+            )
+        outbox = self._outbox
+        if outbox is None or outbox.loop is not loop:
+            outbox = self._outbox_for(loop)
+        job = _Job(
+            function,
+            fn,
+            args,
+            kwargs,
+            function in WRITE_FUNCTIONS if write is None else write,
+            loop.create_future(),
+            outbox,
+        )
+        if timeout is not None:
+            self._arm_deadline(loop, outbox, job, timeout)
+        self._queue.put(job)
+        return job
+
+    def _arm_deadline(
+        self, loop: asyncio.AbstractEventLoop, outbox: _Outbox, job: _Job, timeout: float
+    ) -> None:
+        job.timeout = timeout
+        job.deadline = deadline = loop.time() + timeout
+        deadlines = outbox.deadlines
+        if deadlines and deadline < deadlines[-1].deadline:
+            job.timer = loop.call_at(deadline, self._give_up, job, timeout)
+            return
+        deadlines.append(job)
+        if outbox.timer is None:
+            outbox.timer = loop.call_at(deadlines[0].deadline, self._check_deadlines, outbox)
+
+    def _check_deadlines(self, outbox: _Outbox) -> None:
+        """The shared deadline timer fired: give up on overdue calls, re-arm for the next."""
+        outbox.timer = None
+        deadlines = outbox.deadlines
+        now = outbox.loop.time()
+        while deadlines:
+            job = deadlines[0]
+            if job.future.done():
+                deadlines.popleft()
+            elif job.deadline <= now:
+                deadlines.popleft()
+                self._give_up(job, job.timeout)
+            else:
+                outbox.timer = outbox.loop.call_at(job.deadline, self._check_deadlines, outbox)
+                break
+
+    def _outbox_for(self, loop: asyncio.AbstractEventLoop) -> _Outbox:
+        outbox = self._outboxes.get(loop)
+        if outbox is None:
+            # Drop outboxes of closed loops (pytest runs each test in a fresh loop).
+            for old in [old for old in self._outboxes if old.is_closed()]:
+                del self._outboxes[old]
+            outbox = self._outboxes[loop] = _Outbox(loop)
+        self._outbox = outbox
+        return outbox
+
+    def _reject_wedged(
+        self,
+        current: _Job,
+        function: str,
+        args: tuple[Any, ...],
+        kwargs: Mapping[str, Any] | None,
+    ) -> None:
+        self.rejected_busy += 1
+        now = self._clock()
+        running_for = now - current.started
+        overdue = now - (current.gave_up_at or now)
+        stuck = current.summary()
+        if self._wedged_reported is not current:
+            self._wedged_reported = current
+            log.error(
+                "aiomt5.worker.wedged",
+                function=current.function,
+                call=stuck,
+                running_for=round(running_for, 3),
+                overdue=round(overdue, 3),
+            )
+            self._emit(
+                WorkerWedged(
+                    function=current.function,
+                    args_summary=stuck,
+                    running_for=running_for,
+                    overdue=overdue,
+                )
+            )
+        raise MT5WorkerBusyError(
+            f"the terminal is stuck in {stuck} for {running_for:.1f}s, {overdue:.1f}s past its "
+            "timeout; refusing new calls until it returns (check the terminal; a reconnect "
+            "cannot help while the call is stuck)",
+            function=function,
+            args_summary=summarize_call(function, args, kwargs or {}),
+        )
+
+    def _give_up(self, job: _Job, timeout: float | None) -> None:
+        """The caller stopped waiting: ``timeout`` seconds elapsed, or (None) it was cancelled."""
+        with self._lock:
+            state = job.state
+            if state == _PENDING:
+                job.state = _CANCELLED
+            elif state == _RUNNING:
+                job.gave_up_at = self._clock()
+        if state == _PENDING:
+            self.cancelled_before_start += 1
+            if timeout is not None and not job.future.done():
+                log.warning(
+                    "aiomt5.worker.call_timed_out",
+                    function=job.function,
+                    phase="queued",
+                    timeout=timeout,
+                    queued=self._queue.qsize(),
+                )
+                job.future.set_exception(
+                    MT5TimeoutError(
+                        f"timed out after {timeout}s while queued behind other calls; it never ran",
+                        function=job.function,
+                        args_summary=job.summary(),
+                    )
+                )
+            return
+        if state != _RUNNING:
+            return  # finished; its result is on the way and wins over the timeout
+        summary = job.summary()
+        how = f"timed out after {timeout}s" if timeout is not None else "was cancelled"
+        if job.write:
+            self.outcome_unknown += 1
+            log.warning(
+                "aiomt5.worker.outcome_unknown", function=job.function, call=summary, reason=how
+            )
+            error: Exception = MT5OutcomeUnknownError(
+                f"{how} while the terminal was running it; it may have taken effect. The "
+                "late result will be reported as a LateResult event: reconcile before retrying",
+                function=job.function,
+                args_summary=summary,
+            )
+        else:
+            self.abandoned += 1
+            if timeout is not None:
+                log.warning(
+                    "aiomt5.worker.call_timed_out",
+                    function=job.function,
+                    phase="running",
+                    timeout=timeout,
+                    call=summary,
+                )
+            error = MT5TimeoutError(
+                f"{how} while the terminal was running it; the call was abandoned and its "
+                "late result will be dropped",
+                function=job.function,
+                args_summary=summary,
+            )
+        if timeout is not None and not job.future.done():
+            job.future.set_exception(error)
+
+    # ------------------------------------------------------------------ worker thread
+
+    def _main(self) -> None:
+        get = self._queue.get
+        empty = self._queue.empty
+        lock = self._lock
+        clock = self._clock
+        spin = self._idle_spin
+        try:
+            while True:
+                if spin and empty():
+                    # Back-to-back calls are the common case (a strategy awaiting one call after
+                    # another). Polling a little before sleeping saves the kernel wake-up, which
+                    # is most of a call's latency. sched_yield releases the GIL while it waits.
+                    deadline = clock() + spin
+                    while empty() and clock() < deadline:
+                        _yield_cpu()
+                job = get()
+                if job is _STOP:
+                    break
+                with lock:
+                    if job.state != _PENDING:
+                        continue  # its caller gave up while it was queued: it never runs
+                    job.state = _RUNNING
+                    job.started = clock()
+                    self._current = job
+                try:
+                    if job.kwargs:
+                        job.result = job.context.run(job.fn, *job.args, **job.kwargs)
+                    else:
+                        job.result = job.context.run(job.fn, *job.args)
+                except BaseException as exc:  # noqa: BLE001  # every outcome goes to the caller
+                    job.error = exc
+                with lock:
+                    self._current = None
+                    job.state = _DONE
+                    if job.gave_up_at is None:
+                        outbox = job.outbox
+                        outbox.items.append(job)
+                        wake = not outbox.scheduled
+                        outbox.scheduled = True
+                    else:
+                        wake = False
+                        outbox = None
+                if outbox is None:
+                    self._finish_late(job)
+                elif wake and not _call_on_loop(outbox.loop, self._deliver, outbox):
+                    with lock:
+                        outbox.items.clear()  # the loop is gone, and so are the callers
+                        outbox.scheduled = False
+        finally:
+            self._thread_exit()
+
+    def _thread_exit(self) -> None:
+        with self._lock:
+            self._exited = True
+            self._current = None
+            waiters, self._exit_waiters = self._exit_waiters, []
+        for loop, future in waiters:
+            _call_on_loop(loop, _resolve_future, future, None)
+
+    def _finish_late(self, job: _Job) -> None:
+        """A call whose caller gave up has returned (worker thread)."""
+        now = self._clock()
+        overdue = now - (job.gave_up_at or now)
+        if not job.write:
+            if log.enabled(logging.DEBUG):
+                log.debug(
+                    "aiomt5.worker.abandoned_result_dropped",
+                    function=job.function,
+                    overdue=round(overdue, 3),
+                )
+            return
+        self._report_late(job, overdue)
+
+    def _report_late(self, job: _Job, overdue: float) -> None:
+        self.late_results += 1
+        summary = job.summary()
+        duration = self._clock() - job.started
+        log.warning(
+            "aiomt5.worker.late_result",
+            function=job.function,
+            call=summary,
+            outcome="error" if job.error is not None else "returned",
+            result=_short(job.error if job.error is not None else job.result),
+            duration=round(duration, 3),
+            overdue=round(overdue, 3),
+        )
+        event = LateResult(
+            function=job.function,
+            args_summary=summary,
+            result=job.result,
+            error=job.error,
+            duration=duration,
+            overdue=overdue,
+        )
+        if threading.current_thread() is self._thread:
+            _call_on_loop(job.outbox.loop, self._emit, event)
+        else:
+            self._emit(event)
+
+    # ------------------------------------------------------------------ loop side delivery
+
+    def _deliver(self, outbox: _Outbox) -> None:
+        """Resolve a batch of finished calls (event loop thread; one wake-up per batch)."""
+        with self._lock:
+            items, outbox.items = outbox.items, []
+            outbox.scheduled = False
+        self.completed += len(items)
+        deadlines = outbox.deadlines
+        for job in items:
+            future = job.future
+            if future.done():
+                # Cancelled after it finished but before this batch arrived: for a write the
+                # caller never saw the outcome, so report it like any late result.
+                if job.write and future.cancelled():
+                    self._report_late(job, 0.0)
+                continue
+            if job.error is None:
+                future.set_result(job.result)
+            else:
+                _fail_future(future, job.error)
+        while deadlines and deadlines[0].future.done():
+            deadlines.popleft()
+
+    def _emit(self, event: ConnectorEvent) -> None:
+        if self._on_event is not None:
+            self._on_event(event)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 200 else f"{text[:197]}..."
+
+
+def _call_on_loop(
+    loop: asyncio.AbstractEventLoop, callback: Callable[..., Any], *args: Any
+) -> bool:
+    """``call_soon_threadsafe`` that tolerates a closed loop; returns whether it was scheduled."""
+    try:
+        loop.call_soon_threadsafe(callback, *args)
+    except RuntimeError:  # loop closed: nobody is left to receive it
+        return False
+    return True
+
+
+def _resolve_future(future: asyncio.Future[None], value: None) -> None:
+    if not future.done():
+        future.set_result(value)
+
+
+def _fail_future(future: asyncio.Future[Any], error: BaseException) -> None:
+    if future.done():
+        return
+    if isinstance(error, StopIteration | KeyboardInterrupt | SystemExit):
+        # Futures refuse StopIteration, and process-level exits belong to the main thread.
+        wrapped = RuntimeError(f"worker call raised {type(error).__name__}")
+        wrapped.__cause__ = error
+        error = wrapped
+    future.set_exception(error)
