@@ -1,0 +1,456 @@
+"""The worker thread: one caller thread, FIFO, cancellation, timeouts, wedge detection, close."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import pytest
+
+from aiomt5._errors import (
+    MT5ClosedError,
+    MT5OutcomeUnknownError,
+    MT5TimeoutError,
+    MT5WorkerBusyError,
+)
+from aiomt5._events import ConnectorEvent, LateResult, WorkerWedged
+from aiomt5._worker import Worker, WorkerState
+
+
+class Gate:
+    """Makes a worker call block until released (no sleeping anywhere)."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self._open = threading.Event()
+
+    def block(self, value: Any = "released") -> Any:
+        self.entered.set()
+        if not self._open.wait(10):
+            raise AssertionError("gate never released")
+        return value
+
+    async def wait_entered(self) -> None:
+        assert await asyncio.to_thread(self.entered.wait, 10)
+
+    def release(self) -> None:
+        self._open.set()
+
+
+@pytest.fixture
+def gates() -> Iterator[Callable[[], Gate]]:
+    made: list[Gate] = []
+
+    def make() -> Gate:
+        made.append(Gate())
+        return made[-1]
+
+    yield make
+    for gate in made:
+        gate.release()
+
+
+class Events:
+    def __init__(self) -> None:
+        self.items: list[ConnectorEvent] = []
+        self.arrived = asyncio.Event()
+
+    def __call__(self, event: ConnectorEvent) -> None:
+        self.items.append(event)
+        self.arrived.set()
+
+
+@pytest.fixture
+def events() -> Events:
+    return Events()
+
+
+@pytest.fixture
+async def worker(events: Events, gates: Callable[[], Gate]) -> AsyncIterator[Worker]:
+    w = Worker(on_event=events, wedged_after=60.0)
+    w.start()
+    yield w
+    await w.aclose(timeout=10)
+
+
+def ok() -> str:
+    return "ok"
+
+
+async def test_every_call_runs_on_the_dedicated_worker_thread(worker: Worker) -> None:
+    names = await asyncio.gather(
+        *(
+            worker.run("terminal_info", lambda: threading.current_thread().name, timeout=5)
+            for _ in range(20)
+        )
+    )
+    assert len(set(names)) == 1
+    assert names[0].startswith("aiomt5-worker")
+    assert names[0] != threading.current_thread().name
+
+
+async def test_calls_run_in_submission_order(worker: Worker) -> None:
+    order: list[int] = []
+    await asyncio.gather(
+        *(worker.run("terminal_info", order.append, (i,), timeout=5) for i in range(200))
+    )
+    assert order == list(range(200))
+
+
+async def test_contextvars_of_the_caller_reach_the_worker(worker: Worker) -> None:
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
+    var.set("strategy-7")
+    assert await worker.run("terminal_info", var.get, timeout=5) == "strategy-7"
+
+
+async def test_exceptions_raised_on_the_worker_reach_the_caller(worker: Worker) -> None:
+    def boom() -> None:
+        raise ValueError("from the worker")
+
+    with pytest.raises(ValueError, match="from the worker"):
+        await worker.run("terminal_info", boom, timeout=5)
+
+
+async def test_keyword_arguments_are_passed_through(worker: Worker) -> None:
+    def join(a: str, *, b: str) -> str:
+        return a + b
+
+    assert await worker.run("symbols_get", join, ("x",), {"b": "y"}, timeout=5) == "xy"
+
+
+async def test_call_cancelled_while_queued_never_runs(
+    worker: Worker, gates: Callable[[], Gate]
+) -> None:
+    gate = gates()
+    first = asyncio.create_task(worker.run("terminal_info", gate.block, timeout=None))
+    await gate.wait_entered()
+    sent: list[str] = []
+    second = asyncio.create_task(worker.run("order_send", sent.append, ("order",), timeout=None))
+    await asyncio.sleep(0)  # let it queue
+    second.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await second
+    gate.release()
+    assert await first == "released"
+    assert await worker.run("terminal_info", ok, timeout=5) == "ok"  # FIFO: the queue drained
+    assert sent == []
+    assert worker.cancelled_before_start == 1
+
+
+async def test_call_timed_out_while_queued_never_runs(
+    worker: Worker, gates: Callable[[], Gate]
+) -> None:
+    gate = gates()
+    first = asyncio.create_task(worker.run("terminal_info", gate.block, timeout=None))
+    await gate.wait_entered()
+    sent: list[str] = []
+    with pytest.raises(MT5TimeoutError, match="while queued") as info:
+        await worker.run("order_send", sent.append, ("order",), timeout=0.01)
+    assert info.value.function == "order_send"
+    gate.release()
+    await first
+    assert await worker.run("terminal_info", ok, timeout=5) == "ok"
+    assert sent == []
+
+
+async def test_read_timing_out_mid_call_is_abandoned_and_counted(
+    worker: Worker, gates: Callable[[], Gate]
+) -> None:
+    gate = gates()
+    with pytest.raises(MT5TimeoutError, match="abandoned"):
+        await worker.run("copy_rates_from_pos", gate.block, timeout=0.01)
+    assert worker.abandoned == 1
+    assert worker.state is WorkerState.BUSY
+    gate.release()
+    assert await worker.run("terminal_info", ok, timeout=5) == "ok"
+    assert worker.state is WorkerState.IDLE
+
+
+async def test_write_timing_out_mid_call_raises_outcome_unknown_and_reports_the_late_result(
+    worker: Worker, gates: Callable[[], Gate], events: Events
+) -> None:
+    gate = gates()
+    with pytest.raises(MT5OutcomeUnknownError) as info:
+        await worker.run("order_send", gate.block, ({"volume": 0.1},), timeout=0.01)
+    assert not isinstance(info.value, TimeoutError)  # must not be retried like a timeout
+    assert events.items == []
+    gate.release()
+    await events.arrived.wait()
+    (late,) = events.items
+    assert isinstance(late, LateResult)
+    assert late.function == "order_send"
+    assert late.result == {"volume": 0.1}
+    assert late.error is None
+    assert worker.late_results == 1
+
+
+async def test_cancelled_write_still_reports_its_late_result(
+    worker: Worker, gates: Callable[[], Gate], events: Events
+) -> None:
+    gate = gates()
+    task = asyncio.create_task(worker.run("symbol_select", gate.block, ("EURUSD",), timeout=None))
+    await gate.wait_entered()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    gate.release()
+    await events.arrived.wait()
+    assert [type(e) for e in events.items] == [LateResult]
+
+
+async def test_late_write_failure_is_reported_with_its_error(
+    worker: Worker, gates: Callable[[], Gate], events: Events
+) -> None:
+    gate = gates()
+
+    def fail_after_gate() -> None:
+        gate.block()
+        raise RuntimeError("rejected late")
+
+    with pytest.raises(MT5OutcomeUnknownError):
+        await worker.run("order_send", fail_after_gate, timeout=0.01)
+    gate.release()
+    await events.arrived.wait()
+    (late,) = events.items
+    assert isinstance(late, LateResult)
+    assert isinstance(late.error, RuntimeError)
+
+
+async def test_wedged_worker_fails_new_calls_fast_and_recovers_when_the_call_returns(
+    events: Events, gates: Callable[[], Gate]
+) -> None:
+    worker = Worker(on_event=events, wedged_after=0.0)
+    worker.start()
+    gate = gates()
+    try:
+        with pytest.raises(MT5OutcomeUnknownError):
+            await worker.run("order_send", gate.block, timeout=0.01)
+        assert worker.state is WorkerState.WEDGED
+        in_flight = worker.in_flight
+        assert in_flight is not None
+        assert in_flight.function == "order_send"
+        assert in_flight.overdue_for is not None
+        sent: list[int] = []
+        for _ in range(3):
+            with pytest.raises(MT5WorkerBusyError, match="order_send"):
+                await worker.run("symbol_info_tick", sent.append, (1,), timeout=5)
+        assert worker.rejected_busy == 3
+        assert [type(e) for e in events.items] == [WorkerWedged]  # once per stuck call
+        events.arrived.clear()
+        gate.release()
+        await events.arrived.wait()  # the late result: the stuck call has returned
+        assert [type(e) for e in events.items] == [WorkerWedged, LateResult]
+        assert worker.state is WorkerState.IDLE
+        assert await worker.run("terminal_info", ok, timeout=5) == "ok"
+        assert sent == []
+    finally:
+        gate.release()
+        await worker.aclose(timeout=10)
+
+
+async def test_within_the_grace_period_calls_wait_behind_an_overdue_call(
+    worker: Worker, gates: Callable[[], Gate]
+) -> None:
+    gate = gates()
+    with pytest.raises(MT5TimeoutError):
+        await worker.run("positions_get", gate.block, timeout=0.01)
+    assert worker.state is WorkerState.BUSY  # wedged_after=60: not yet wedged
+    queued = asyncio.create_task(worker.run("terminal_info", ok, timeout=None))
+    await asyncio.sleep(0)
+    assert not queued.done()
+    gate.release()
+    assert await queued == "ok"
+
+
+async def test_queue_is_bounded(gates: Callable[[], Gate]) -> None:
+    worker = Worker(max_queued=2)
+    worker.start()
+    gate = gates()
+    try:
+        blocked = asyncio.create_task(worker.run("terminal_info", gate.block, timeout=None))
+        await gate.wait_entered()
+        waiting = [
+            asyncio.create_task(worker.run("terminal_info", ok, timeout=None)) for _ in range(2)
+        ]
+        await asyncio.sleep(0)
+        with pytest.raises(MT5WorkerBusyError, match="already waiting"):
+            await worker.run("terminal_info", ok, timeout=None)
+        gate.release()
+        assert await blocked == "released"
+        assert await asyncio.gather(*waiting) == ["ok", "ok"]
+    finally:
+        gate.release()
+        await worker.aclose(timeout=10)
+
+
+@pytest.mark.parametrize("timeout", [0, -1.0])
+async def test_non_positive_timeout_fails_at_once_without_running(
+    worker: Worker, timeout: float
+) -> None:
+    ran: list[int] = []
+    with pytest.raises(MT5TimeoutError, match="not sent"):
+        await worker.run("order_send", ran.append, (1,), timeout=timeout)
+    await worker.run("terminal_info", ok, timeout=5)
+    assert ran == []
+
+
+async def test_shorter_timeout_behind_a_longer_one_still_fires(
+    worker: Worker, gates: Callable[[], Gate]
+) -> None:
+    gate = gates()
+    long_call = asyncio.create_task(worker.run("terminal_info", gate.block, timeout=30))
+    await gate.wait_entered()
+    with pytest.raises(MT5TimeoutError, match="while queued"):
+        await worker.run("terminal_info", ok, timeout=0.01)
+    gate.release()
+    assert await long_call == "released"
+
+
+async def test_results_are_handed_back_in_batches(
+    worker: Worker, gates: Callable[[], Gate]
+) -> None:
+    loop = asyncio.get_running_loop()
+    gate = gates()
+    blocked = asyncio.create_task(worker.run("terminal_info", gate.block, timeout=None))
+    await gate.wait_entered()
+    done = threading.Event()
+    calls = [asyncio.create_task(worker.run("terminal_info", ok, timeout=None)) for _ in range(99)]
+    last = asyncio.create_task(worker.run("terminal_info", done.set, timeout=None))
+    await asyncio.sleep(0)
+    wakeups = 0
+    original = loop.call_soon_threadsafe
+
+    def counting(callback: Any, *args: Any, **kwargs: Any) -> Any:
+        nonlocal wakeups
+        wakeups += 1
+        return original(callback, *args, **kwargs)
+
+    loop.call_soon_threadsafe = counting  # type: ignore[method-assign]
+    try:
+        gate.release()
+        # Deliberately hold the loop while the worker finishes all 101 calls: they must come
+        # back with one wake-up, not 101.
+        assert done.wait(10)
+        await asyncio.gather(blocked, last, *calls)
+    finally:
+        del loop.call_soon_threadsafe
+    assert wakeups <= 2
+
+
+async def test_timeouts_and_cancellations_never_break_the_worker_race_stress(
+    worker: Worker,
+) -> None:
+    ran = 0
+
+    def count() -> int:
+        nonlocal ran
+        ran += 1
+        return ran
+
+    outcomes = {"ok": 0, "timeout": 0, "cancelled": 0}
+    for i in range(500):
+        task = asyncio.create_task(
+            worker.run("symbol_info_tick", count, timeout=1e-6 * (i % 7 + 1))
+        )
+        if i % 5 == 0:
+            await asyncio.sleep(0)
+            task.cancel()
+        try:
+            await task
+            outcomes["ok"] += 1
+        except MT5TimeoutError:
+            outcomes["timeout"] += 1
+        except asyncio.CancelledError:
+            outcomes["cancelled"] += 1
+        # asyncpg's rule: after every timeout or cancellation the worker still works.
+        assert await worker.run("terminal_info", ok, timeout=5) == "ok"
+    assert sum(outcomes.values()) == 500
+    assert outcomes["timeout"] + outcomes["cancelled"] > 0
+    # Each call either ran exactly once or was given up while queued (and never ran).
+    assert ran + worker.cancelled_before_start == 500
+    assert ran >= outcomes["ok"] + worker.abandoned
+    assert worker.state is WorkerState.IDLE
+
+
+async def test_aclose_lets_queued_calls_finish_and_joins_the_thread(
+    gates: Callable[[], Gate],
+) -> None:
+    worker = Worker()
+    worker.start()
+    gate = gates()
+    first = asyncio.create_task(worker.run("terminal_info", gate.block, timeout=None))
+    await gate.wait_entered()
+    second = asyncio.create_task(worker.run("terminal_info", ok, timeout=None))
+    await asyncio.sleep(0)
+    closing = asyncio.create_task(worker.aclose(timeout=10))
+    await asyncio.sleep(0)
+    with pytest.raises(MT5ClosedError):
+        await worker.run("terminal_info", ok, timeout=5)
+    gate.release()
+    assert await closing is True
+    assert (await first, await second) == ("released", "ok")
+    assert worker.thread is not None
+    assert not worker.thread.is_alive()
+    assert worker.state is WorkerState.CLOSED
+
+
+async def test_aclose_leaves_a_stuck_thread_behind_and_fails_queued_calls(
+    gates: Callable[[], Gate],
+) -> None:
+    worker = Worker()
+    worker.start()
+    gate = gates()
+    stuck = asyncio.create_task(worker.run("terminal_info", gate.block, timeout=None))
+    await gate.wait_entered()
+    ran: list[int] = []
+    queued = asyncio.create_task(worker.run("order_send", ran.append, (1,), timeout=None))
+    await asyncio.sleep(0)
+    assert await worker.aclose(timeout=0.01) is False
+    with pytest.raises(MT5ClosedError, match="not sent"):
+        await queued
+    gate.release()
+    assert await stuck == "released"
+    assert worker.thread is not None
+    await asyncio.to_thread(worker.thread.join, 10)
+    assert not worker.thread.is_alive()
+    assert ran == []
+
+
+async def test_sync_close_fails_queued_calls_and_joins(gates: Callable[[], Gate]) -> None:
+    worker = Worker()
+    worker.start()
+    gate = gates()
+    stuck = asyncio.create_task(worker.run("terminal_info", gate.block, timeout=None))
+    await gate.wait_entered()
+    queued = asyncio.create_task(worker.run("terminal_info", ok, timeout=None))
+    await asyncio.sleep(0)
+    gate.release()
+    assert worker.close(timeout=10) is True
+    assert await stuck == "released"
+    with pytest.raises(MT5ClosedError):
+        await queued
+
+
+async def test_calls_before_start_raise_closed_error() -> None:
+    with pytest.raises(MT5ClosedError, match="not started"):
+        await Worker().run("terminal_info", ok, timeout=5)
+
+
+async def test_closed_worker_cannot_restart() -> None:
+    worker = Worker()
+    worker.start()
+    await worker.aclose()
+    with pytest.raises(MT5ClosedError):
+        worker.start()
+
+
+async def test_idle_thread_without_spin_still_answers(gates: Callable[[], Gate]) -> None:
+    worker = Worker(idle_spin=0.0)
+    worker.start()
+    try:
+        assert await worker.run("terminal_info", ok, timeout=5) == "ok"
+    finally:
+        await worker.aclose()
