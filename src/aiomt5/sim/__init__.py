@@ -1,1 +1,96 @@
-"""The built-in simulated MetaTrader 5 terminal (filled in by the simulator modules)."""
+"""The built-in simulated MetaTrader 5 terminal.
+
+``SimTerminal`` is a faithful, deterministic, fault-injectable stand-in for the ``MetaTrader5``
+package (5.0.6231): the same functions with the same calling conventions, return types, failure
+values and ``last_error()`` texts, over a simulated terminal, trade server and market. On Linux and
+in CI it *is* the terminal::
+
+    import aiomt5.sim
+
+    mt5 = aiomt5.sim.install()  # now `import MetaTrader5` gives the simulator
+    mt5.initialize()
+    print(mt5.copy_rates_from_pos("EURUSD", mt5.TIMEFRAME_H1, 0, 10))
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+from typing import Final
+
+from ._account import DEFAULT_LOGIN, DEFAULT_PASSWORD, DEFAULT_SERVER, SimAccount
+from ._clock import SimClock
+from ._constants import CONSTANTS
+from ._faults import FaultRecord, Faults, Hang
+from ._spec import SymbolSpec, TradingHours
+from ._structs import RATES_DTYPE, STRUCT_TYPES, TICKS_DTYPE
+from ._symbols import CATALOGUE
+from ._terminal import SimTerminal
+
+__all__ = [
+    "API_FUNCTIONS",
+    "CATALOGUE",
+    "DEFAULT_LOGIN",
+    "DEFAULT_PASSWORD",
+    "DEFAULT_SERVER",
+    "RATES_DTYPE",
+    "TICKS_DTYPE",
+    "FaultRecord",
+    "Faults",
+    "Hang",
+    "SimAccount",
+    "SimClock",
+    "SimTerminal",
+    "SymbolSpec",
+    "TradingHours",
+    "install",
+    "make_module",
+    "uninstall",
+]
+
+API_FUNCTIONS: Final = (
+    "initialize", "login", "shutdown", "version", "last_error", "terminal_info", "account_info",
+    "symbols_total", "symbols_get", "symbol_info", "symbol_info_tick", "symbol_select",
+    "market_book_add", "market_book_get", "market_book_release",
+    "copy_rates_from", "copy_rates_from_pos", "copy_rates_range",
+    "copy_ticks_from", "copy_ticks_range",
+    "orders_total", "orders_get", "positions_total", "positions_get",
+    "history_orders_total", "history_orders_get", "history_deals_total", "history_deals_get",
+    "order_calc_margin", "order_calc_profit", "order_check", "order_send",
+    "Buy", "Sell", "Close", "_RawOrder",
+)  # fmt: skip
+"""Every function of the MetaTrader5 module (the C functions and the ``__init__.py`` helpers)."""
+
+_MODULE_NAME: Final = "MetaTrader5"
+
+
+def make_module(terminal: SimTerminal | None = None) -> types.ModuleType:
+    """A module object that looks like ``MetaTrader5``, backed by ``terminal`` (or a new one)."""
+    terminal = terminal if terminal is not None else SimTerminal()
+    module = types.ModuleType(_MODULE_NAME, "MetaTrader5 simulated by aiomt5.sim")
+    module.__dict__.update(CONSTANTS)
+    module.__dict__.update(STRUCT_TYPES)
+    for name in API_FUNCTIONS:
+        setattr(module, name, getattr(terminal, name))
+    module.__version__ = "5.0.6231"  # type: ignore[attr-defined]
+    module.__author__ = "MetaQuotes Ltd."  # type: ignore[attr-defined]
+    module.terminal = terminal  # type: ignore[attr-defined]
+    return module
+
+
+def install(terminal: SimTerminal | None = None) -> types.ModuleType:
+    """Register a simulated ``MetaTrader5`` module in ``sys.modules`` and return it.
+
+    Unmodified code doing ``import MetaTrader5 as mt5`` then runs on ``terminal`` (a new
+    ``SimTerminal`` with a wall clock if not given). ``uninstall()`` undoes it.
+    """
+    module = make_module(terminal)
+    sys.modules[_MODULE_NAME] = module
+    return module
+
+
+def uninstall() -> None:
+    """Remove a simulated ``MetaTrader5`` module installed by ``install()`` (a real one stays)."""
+    module = sys.modules.get(_MODULE_NAME)
+    if module is not None and hasattr(module, "terminal"):
+        del sys.modules[_MODULE_NAME]

@@ -6,12 +6,13 @@ trading engine changes and the read functions (``positions_get``, ``history_deal
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from dataclasses import dataclass, field
 from typing import Final
 
 from . import _constants as c
-from ._structs import TradeDeal, TradeOrder, TradePosition
+from ._structs import StructSequence, TradeDeal, TradeOrder, TradePosition
 
 __all__ = [
     "DEFAULT_LOGIN",
@@ -77,15 +78,9 @@ def default_accounts(margin_mode: int | None = None) -> tuple[SimAccount, ...]:
         margin_mode=c.ACCOUNT_MARGIN_MODE_RETAIL_NETTING,
     )
     if margin_mode == c.ACCOUNT_MARGIN_MODE_RETAIL_NETTING:
-        hedging, netting = (
-            SimAccount(**{**_fields(hedging), "margin_mode": margin_mode}),
-            SimAccount(**{**_fields(netting), "margin_mode": c.ACCOUNT_MARGIN_MODE_RETAIL_HEDGING}),
-        )
+        hedging = dataclasses.replace(hedging, margin_mode=margin_mode)
+        netting = dataclasses.replace(netting, margin_mode=c.ACCOUNT_MARGIN_MODE_RETAIL_HEDGING)
     return (hedging, netting)
-
-
-def _fields(account: SimAccount) -> dict[str, object]:
-    return {name: getattr(account, name) for name in SimAccount.__dataclass_fields__}
 
 
 @dataclass(slots=True, kw_only=True)
@@ -115,7 +110,7 @@ class SimOrder:
     comment: str = ""
     external_id: str = ""
 
-    def to_struct(self) -> TradeOrder:
+    def to_struct(self) -> StructSequence:
         """The ``TradeOrder`` MetaTrader5 returns for this order."""
         return TradeOrder(
             (
@@ -169,7 +164,7 @@ class SimPosition:
     comment: str = ""
     external_id: str = ""
 
-    def to_struct(self) -> TradePosition:
+    def to_struct(self) -> StructSequence:
         """The ``TradePosition`` MetaTrader5 returns for this position."""
         return TradePosition(
             (
@@ -218,7 +213,7 @@ class SimDeal:
     comment: str = ""
     external_id: str = ""
 
-    def to_struct(self) -> TradeDeal:
+    def to_struct(self) -> StructSequence:
         """The ``TradeDeal`` MetaTrader5 returns for this deal."""
         return TradeDeal(
             (

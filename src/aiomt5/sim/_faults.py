@@ -297,11 +297,9 @@ class Faults:
             self._latency.clear()
             self._random = None
             self._reject_login = None
-            outage = self._outage_left is not None
             self._outage_left = None
         self.release_all()
-        if outage:
-            self._on_trade_server(True)
+        self._on_trade_server(True)
 
     # ------------------------------------------------------------------ consulted by the terminal
     @property
