@@ -326,6 +326,18 @@ class _LRU(Generic[_K, _V]):
                 self._items.popitem(last=False)
 
 
+class _Selection:
+    """Picks the open minutes out of ``(days, 1440)`` arrays, flattened."""
+
+    def __init__(self, is_open: Bools) -> None:
+        # FX and crypto days are open all day (closed days are skipped): a reshape, no copy.
+        self._mask = None if is_open.all() else is_open
+        self.counts: I64 = is_open.sum(axis=1)
+
+    def __call__(self, values: npt.NDArray[_T]) -> npt.NDArray[_T]:
+        return values.reshape(-1) if self._mask is None else values[self._mask]
+
+
 # =============================================================================== tick recipe
 @dataclass(frozen=True, slots=True)
 class _TickLayout:
@@ -463,6 +475,32 @@ def _spread_extras(
     avoid_zero = repeated[penultimate] & (extra[penultimate - 1] == 0)
     extra[penultimate[clash]] = np.where(avoid_zero, 2, 0)[clash]
     return extra
+
+
+def _trade_flags(layout: _TickLayout, price: F64, prev_price: F64, opening: Bools, raw: U64) -> I64:
+    """LAST/VOLUME/BUY/SELL bits of exchange ticks (0 for quote-only ticks).
+
+    A change of the last price is a trade; so is every close tick and session opening, and a
+    share of the ticks at an unchanged price. Up-ticks buy, down-ticks sell, the rest either.
+    """
+    moved = price != prev_price
+    trade = moved | layout.is_last | opening | (_uniform12(raw, 1) < _SAME_PRICE_TRADES)
+    buy = (price > prev_price) | (~moved & (_uniform12(raw, 2) < 0.5)) | opening
+    side = np.where(buy, c.TICK_FLAG_BUY, c.TICK_FLAG_SELL)
+    result: I64 = trade * (c.TICK_FLAG_VOLUME + c.TICK_FLAG_LAST * moved + side)
+    return result
+
+
+def _finish_flags(flags: I64, opening: Bools, raw: U64, *, has_last: bool) -> I64:
+    """Session openings carry every bit of a first quote plus 0x80; some bid ticks 0x80 too."""
+    # Only a fixed spread leaves repeated prices unchanged; such ticks re-quote both sides.
+    flags[flags == 0] = _INFO_FLAGS
+    marked = ((flags & c.TICK_FLAG_BID) != 0) & ((raw >> np.uint64(58)) == 0)
+    opening_flags = _INFO_FLAGS | _TICK_FLAG_X80
+    if has_last:
+        opening_flags |= _TRADE_FLAGS | c.TICK_FLAG_BUY
+    result: I64 = np.where(opening, opening_flags, flags | marked * _TICK_FLAG_X80)
+    return result
 
 
 def _split_volume(layout: _TickLayout, trade: Bools, bar_volume: I64, raw: U64) -> I64:
@@ -625,58 +663,60 @@ class MarketModel:
         return v_lo
 
     # ------------------------------------------------------------------ complete M1 bars
-    def _generate_days(self, days: I64) -> tuple[_Bars, I64]:
-        """Bars of all open minutes of ``days`` (sorted trading days) and the count per day."""
-        weekday = self._weekdays(days)
-        a0, a1 = self._anchors(days), self._anchors(days + 1)
-        # One Philox stream per day, addressed by its counter: random access, no shared state.
-        path = np.empty((len(days), _DAY_MIN + 1))
-        words = 2 if self.spec.has_last else 1  # 16-bit uniforms: 4 per word, 5 with trades
+    def _draws(self, days: I64) -> tuple[F64, U64]:
+        """Each day's random numbers: 1440 normals (column 0 left free) and raw words.
+
+        One Philox stream per day, addressed by its counter: random access, no shared state.
+        """
+        normals = np.empty((len(days), _DAY_MIN + 1))
+        words = 2 if self.spec.has_last else 1  # 4 16-bit uniforms a word; 5 with trades
         raw = np.empty((len(days), _DAY_MIN, words), dtype=np.uint64)
         for row, day in enumerate(days.tolist()):
             bits = np.random.Philox(key=self._bar_key, counter=day << 64)
-            np.random.Generator(bits).standard_normal(out=path[row, 1:])
+            np.random.Generator(bits).standard_normal(out=normals[row, 1:])
             raw[row] = bits.random_raw((_DAY_MIN, words))
-        # Brownian bridge in variance time from a0 to a1: prices at the minute boundaries.
-        steps = path[:, 1:]
+        return normals, raw
+
+    def _boundary_prices(self, days: I64, weekday: I64, normals: F64) -> F64:
+        """Rounded prices at the 1441 minute boundaries of each day (in place of ``normals``).
+
+        A Brownian bridge in variance time between the day's two anchors.
+        """
+        a0, a1 = self._anchors(days), self._anchors(days + 1)
+        steps = normals[:, 1:]
         steps *= self._minute_sd7[weekday]
         np.cumsum(steps, axis=1, out=steps)
         steps += self._bridge7[weekday] * ((a1 - a0) - steps[:, -1])[:, None]
         steps += a0[:, None]
-        path[:, 0] = a0
-        np.exp(path, out=path)
-        prices = np.round(path, self._digits)
+        normals[:, 0] = a0
+        np.exp(normals, out=normals)
+        prices = np.round(normals, self._digits)
         np.maximum(prices, self._point, out=prices)
+        return prices
 
-        is_open = self._open7[weekday]
-        if is_open.all():  # FX and crypto: days are open all day or skipped, so no selection
-
-            def pick(values: npt.NDArray[_T]) -> npt.NDArray[_T]:
-                return values.reshape(-1)
-        else:
-
-            def pick(values: npt.NDArray[_T]) -> npt.NDArray[_T]:
-                return values[is_open]
-
+    def _generate_days(self, days: I64) -> tuple[_Bars, I64]:
+        """Bars of all open minutes of ``days`` (sorted trading days) and the count per day."""
+        weekday = self._weekdays(days)
+        normals, raw = self._draws(days)
+        prices = self._boundary_prices(days, weekday, normals)
+        pick = _Selection(self._open7[weekday])
         opens, closes = pick(prices[:, :-1]), pick(prices[:, 1:])
         # 16-bit uniforms: high and low excursions, tick count, spread, trade size.
-        uniforms = raw.view(np.uint16).reshape(len(days), _DAY_MIN, 4 * words)
+        uniforms = raw.view(np.uint16).reshape(len(days), _DAY_MIN, -1)
 
         def uniform(field: int) -> F64:
-            bits = pick(uniforms[..., field]).astype(np.float64)
-            bits += 0.5
-            bits *= 1.0 / 65536.0
-            return bits
+            result = pick(uniforms[..., field]).astype(np.float64)
+            result += 0.5
+            result *= 1.0 / 65536.0
+            return result
 
         # Excursions beyond the body scale with the minute's price volatility.
         reach = opens * pick(self._reach7[weekday])
         body_high, body_low = np.maximum(opens, closes), np.minimum(opens, closes)
         u = uniform(0)
-        high = np.round(body_high + u * u * reach, self._digits)
-        np.maximum(high, body_high, out=high)
+        high = np.maximum(np.round(body_high + u * u * reach, self._digits), body_high)
         u = uniform(1)
-        low = np.round(body_low - u * u * reach, self._digits)
-        np.minimum(low, body_low, out=low)
+        low = np.minimum(np.round(body_low - u * u * reach, self._digits), body_low)
         np.maximum(low, self._point, out=low)
 
         spec = self.spec
@@ -695,7 +735,7 @@ class MarketModel:
             real_volume = np.zeros(len(opens), dtype=np.int64)
         seconds = pick(days[:, None] * _DAY_S + np.arange(0, _DAY_S, 60))
         bars = _Bars(seconds, opens, high, low, closes, tick_volume, spread, real_volume)
-        return bars, is_open.sum(axis=1)
+        return bars, pick.counts
 
     def _m1_parts(self, first_minute: int, last_minute: int) -> Iterator[_Bars]:
         """Complete M1 bars of the open minutes in ``[first_minute, last_minute]``, in parts.
@@ -750,6 +790,9 @@ class MarketModel:
     def _generate_ticks(self, day: int) -> _DayTicks:
         """All ticks of one day, drawn to fit the day's M1 bars exactly."""
         bars = self._m1(day * _DAY_MIN, day * _DAY_MIN + _DAY_MIN - 1)
+        if not len(bars):
+            none = np.empty(0, dtype=np.int64)
+            return _DayTicks(np.empty(0, dtype=TICKS_DTYPE), none, np.empty(0), none, none)
         layout = _TickLayout.of(bars.tick_volume)
         previous = self._m1(int(bars.time[0]) // 60 - 1, int(bars.time[0]) // 60 - 1)
         context = _MinuteContext.of(bars, previous)
@@ -777,27 +820,12 @@ class MarketModel:
         opening = np.zeros(layout.total, dtype=np.bool_)
         opening[layout.starts[context.session_start]] = True
         if self.spec.has_last:
-            trade = (
-                ~repeated
-                | layout.is_last
-                | opening
-                | (_uniform12(per_tick, 1) < _SAME_PRICE_TRADES)
-            )
-            buy = (price > prev_price) | (repeated & (_uniform12(per_tick, 2) < 0.5)) | opening
-            flags += trade * (
-                c.TICK_FLAG_VOLUME
-                + c.TICK_FLAG_LAST * ~repeated
-                + np.where(buy, c.TICK_FLAG_BUY, c.TICK_FLAG_SELL)
-            )
-            volume = _split_volume(layout, trade, bars.real_volume, per_tick)
-            opening_flags = _INFO_FLAGS | _TRADE_FLAGS | c.TICK_FLAG_BUY
+            trade_flags = _trade_flags(layout, price, prev_price, opening, per_tick)
+            flags += trade_flags
+            volume = _split_volume(layout, trade_flags != 0, bars.real_volume, per_tick)
         else:
             volume = np.zeros(layout.total, dtype=np.int64)
-            opening_flags = _INFO_FLAGS
-        # Only a fixed spread leaves repeated prices unchanged; such ticks re-quote both sides.
-        flags[flags == 0] = _INFO_FLAGS
-        marked = ((flags & c.TICK_FLAG_BID) != 0) & ((per_tick >> np.uint64(58)) == 0)
-        flags = np.where(opening, opening_flags | _TICK_FLAG_X80, flags | marked * _TICK_FLAG_X80)
+        flags = _finish_flags(flags, opening, per_tick, has_last=self.spec.has_last)
 
         ticks = np.empty(layout.total, dtype=TICKS_DTYPE)
         for name, values in (
