@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from aiomt5.sim import _calc
+from aiomt5.sim import DEFAULT_LOGIN, DEFAULT_PASSWORD, DEFAULT_SERVER, SimClock, SimTerminal, _calc
 from aiomt5.sim import _constants as c
 from aiomt5.sim._account import AccountBook, SimAccount
 from aiomt5.sim._spec import SymbolSpec
@@ -775,6 +775,21 @@ def test_stops_inside_the_stops_level_are_10016() -> None:
     assert desk.buy(1.0, sl=0.94990, **common).retcode == c.TRADE_RETCODE_DONE
 
 
+def test_pending_order_price_inside_the_stops_level_is_10015(desk: Desk) -> None:
+    # EURCHF: stops level 10 points from the ask 0.95020.
+    near = desk.pending(c.ORDER_TYPE_BUY_LIMIT, 0.95015, symbol="EURCHF")
+    assert near.retcode == c.TRADE_RETCODE_INVALID_PRICE
+    far = desk.pending(c.ORDER_TYPE_BUY_LIMIT, 0.95010, symbol="EURCHF")
+    assert far.retcode == c.TRADE_RETCODE_PLACED
+
+
+def test_good_till_cancelled_order_shows_no_expiration(desk: Desk) -> None:
+    placed = desk.pending(c.ORDER_TYPE_BUY_LIMIT, 1.09, expiration=T0 // 1000 + 60)
+    assert desk.book.orders[placed.order].time_expiration == 0
+    desk.sync(10 * MIN)
+    assert placed.order in desk.book.orders
+
+
 def test_pending_order_stops_are_checked_against_its_own_price(desk: Desk) -> None:
     result = desk.pending(c.ORDER_TYPE_BUY_LIMIT, 1.09, sl=1.095)
     assert result.retcode == c.TRADE_RETCODE_INVALID_STOPS
@@ -1141,6 +1156,20 @@ def test_stop_out_in_money_mode_uses_the_equity() -> None:
     assert desk.book.deals[-1].reason == c.DEAL_REASON_SO
 
 
+def test_stop_out_ignores_prices_from_before_a_position_opened() -> None:
+    desk = Desk(balance=1_500.0)
+    desk.buy(1.0)  # margin 1100.10
+    stop = desk.pending(c.ORDER_TYPE_BUY_STOP, 150.500, volume=0.2, symbol="USDJPY")
+    # USDJPY plunges, then rallies through the stop: had the 0.2 lot been open during the plunge
+    # the level would have hit 30 %, but it opened only after it.
+    desk.tick("USDJPY", 142.000, 142.010)
+    desk.tick("USDJPY", 150.500, 150.510)
+    desk.sync()
+    assert stop.order in desk.book.positions
+    assert len(desk.book.positions) == 2
+    assert all(d.reason != c.DEAL_REASON_SO for d in desk.book.deals)
+
+
 # ====================================================================== sync
 def test_sync_of_an_empty_book_reads_no_ticks(desk: Desk) -> None:
     for _ in range(100):
@@ -1253,6 +1282,8 @@ def _assert_invariants(desk: Desk, mode: str) -> None:
         symbols = [p.symbol for p in book.positions.values()]
         assert len(symbols) == len(set(symbols))
     assert not book.orders.keys() & {o.ticket for o in book.history_orders}
+    times = [d.time_msc for d in book.deals]
+    assert times == sorted(times), "deals out of time order"
 
 
 @pytest.mark.parametrize("mode", ["hedging", "netting"])
@@ -1272,3 +1303,138 @@ def test_random_order_flow_keeps_the_books_consistent(mode: str, seed: int) -> N
     assert any(d.reason in (c.DEAL_REASON_SL, c.DEAL_REASON_TP) for d in desk.book.deals)
     assert any(o.state == c.ORDER_STATE_FILLED and o.type in range(2, 8) for o in
                desk.book.history_orders)  # fmt: skip
+
+
+def test_symbol_suffix_lets_conversion_find_its_pairs() -> None:
+    suffixed = [dataclasses.replace(s, name=s.name + ".m") for s in SPECS]
+    market = FakeMarket(suffixed)
+    for name, (bid, ask) in START_PRICES.items():
+        market.tick(name + ".m", bid, ask, at=T0 - 1000)
+    book = AccountBook(account())
+    deal = request(action=c.TRADE_ACTION_DEAL, symbol="EURUSD.m", volume=1.0, type=0)
+    plain = TradingEngine(market)
+    assert plain.send(book, deal, T0).retcode == c.TRADE_RETCODE_PRICE_OFF
+    engine = TradingEngine(market, symbol_suffix=".m")
+    assert engine.send(book, deal, T0).retcode == c.TRADE_RETCODE_DONE
+    assert engine.figures(book, T0).margin == pytest.approx(1_100.10)
+
+
+# ====================================================================== through SimTerminal
+MONDAY = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def term() -> SimTerminal:
+    terminal = SimTerminal(seed=5, clock=SimClock.fixed(MONDAY))
+    assert terminal.initialize()
+    return terminal
+
+
+def _advance_until(term: SimTerminal, done: Any, *, step: float = 60.0, limit: int = 2_000) -> None:
+    for _ in range(limit):
+        if done():
+            return
+        term.clock.advance(step)
+    pytest.fail("the market never reached the expected state")
+
+
+def test_terminal_sl_or_tp_closes_the_position_as_the_clock_advances(term: SimTerminal) -> None:
+    tick = term.symbol_info_tick("EURUSD")
+    sl, tp = round(tick.bid - 0.0008, 5), round(tick.bid + 0.0008, 5)
+    opened = term.order_send(
+        action=c.TRADE_ACTION_DEAL, symbol="EURUSD", volume=1.0, type=c.ORDER_TYPE_BUY,
+        sl=sl, tp=tp, magic=11, comment="e2e",
+    )  # fmt: skip
+    assert opened.retcode == c.TRADE_RETCODE_DONE
+    _advance_until(term, lambda: not term.positions_get())
+    entry, exit_ = term.history_deals_get(position=opened.order)
+    assert (entry.entry, exit_.entry) == (c.DEAL_ENTRY_IN, c.DEAL_ENTRY_OUT)
+    assert exit_.magic == 11
+    if exit_.reason == c.DEAL_REASON_TP:
+        assert exit_.price >= tp
+    else:
+        assert (exit_.reason, exit_.price <= sl) == (c.DEAL_REASON_SL, True)
+    assert term.account_info().balance == pytest.approx(10_000.0 + exit_.profit)
+    assert exit_.profit == term.order_calc_profit(
+        c.ORDER_TYPE_BUY, "EURUSD", 1.0, entry.price, exit_.price
+    )
+    orders = term.history_orders_get(position=opened.order)
+    assert [o.state for o in orders] == [c.ORDER_STATE_FILLED] * 2
+
+
+def test_terminal_pending_order_fills_as_the_clock_advances(term: SimTerminal) -> None:
+    tick = term.symbol_info_tick("EURUSD")
+    common: dict[str, Any] = {
+        "action": c.TRADE_ACTION_PENDING, "symbol": "EURUSD", "volume": 0.5,
+        "type_filling": c.ORDER_FILLING_RETURN,
+    }  # fmt: skip
+    up = term.order_send({**common, "type": c.ORDER_TYPE_BUY_STOP,
+                          "price": round(tick.ask + 0.0005, 5)})  # fmt: skip
+    down = term.order_send({**common, "type": c.ORDER_TYPE_SELL_STOP,
+                            "price": round(tick.bid - 0.0005, 5)})  # fmt: skip
+    assert (up.retcode, down.retcode) == (c.TRADE_RETCODE_PLACED,) * 2
+    assert term.orders_total() == 2
+    _advance_until(term, lambda: term.positions_total() > 0, step=10.0)
+    (position,) = term.positions_get()
+    assert position.identifier in (up.order, down.order)
+    (filled,) = term.history_orders_get(ticket=position.identifier)
+    assert filled.state == c.ORDER_STATE_FILLED
+    assert term.orders_total() == 1
+
+
+def test_terminal_margin_and_profit_equal_order_calc(term: SimTerminal) -> None:
+    for symbol, order_type, volume in (
+        ("EURUSD", c.ORDER_TYPE_BUY, 1.0),
+        ("USDJPY", c.ORDER_TYPE_SELL, 0.5),
+    ):
+        result = term.order_send(
+            action=c.TRADE_ACTION_DEAL, symbol=symbol, volume=volume, type=order_type
+        )
+        assert result.retcode == c.TRADE_RETCODE_DONE
+    term.clock.advance(600)
+    positions = term.positions_get()
+    margins = [term.order_calc_margin(p.type, p.symbol, p.volume, p.price_open) for p in positions]
+    assert term.account_info().margin == pytest.approx(sum(margins), abs=0.011)
+    for p in positions:
+        assert p.profit == term.order_calc_profit(
+            p.type, p.symbol, p.volume, p.price_open, p.price_current
+        )
+    info = term.account_info()
+    assert info.equity == pytest.approx(info.balance + sum(p.profit for p in positions))
+
+
+def test_terminal_order_check_predicts_the_send(term: SimTerminal) -> None:
+    fields: dict[str, Any] = {
+        "action": c.TRADE_ACTION_DEAL, "symbol": "EURUSD", "volume": 2.0,
+        "type": c.ORDER_TYPE_SELL,
+    }  # fmt: skip
+    checked = term.order_check(fields)
+    assert (checked.retcode, checked.comment) == (0, "Done")
+    assert term.positions_total() == 0
+    sent = term.order_send(fields)
+    assert sent.retcode == c.TRADE_RETCODE_DONE
+    assert term.account_info().margin == pytest.approx(checked.margin)
+
+
+def test_terminal_netting_account_reverses_a_position() -> None:
+    term = SimTerminal(seed=5, clock=SimClock.fixed(MONDAY))
+    assert term.initialize(login=DEFAULT_LOGIN + 1, password=DEFAULT_PASSWORD,
+                           server=DEFAULT_SERVER)  # fmt: skip
+    deal: dict[str, Any] = {"action": c.TRADE_ACTION_DEAL, "symbol": "EURUSD"}
+    first = term.order_send({**deal, "volume": 1.0, "type": c.ORDER_TYPE_BUY})
+    term.clock.advance(60)
+    term.order_send({**deal, "volume": 1.5, "type": c.ORDER_TYPE_SELL})
+    (position,) = term.positions_get()
+    assert (position.type, position.volume) == (c.POSITION_TYPE_SELL, 0.5)
+    assert position.identifier == first.order
+    entries = [d.entry for d in term.history_deals_get(position=first.order)]
+    assert entries == [c.DEAL_ENTRY_IN, c.DEAL_ENTRY_INOUT]
+
+
+def test_terminal_autotrading_off_answers_10027(term: SimTerminal) -> None:
+    term.trade_allowed = False
+    result = term.order_send(
+        action=c.TRADE_ACTION_DEAL, symbol="EURUSD", volume=1.0, type=c.ORDER_TYPE_BUY
+    )
+    assert result.retcode == c.TRADE_RETCODE_CLIENT_DISABLES_AT
+    assert term.positions_total() == 0

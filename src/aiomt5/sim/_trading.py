@@ -462,6 +462,7 @@ class TradingEngine:
         if opens:
             _check_stops(spec, buy, bid if buy else ask, req.sl, req.tp)
             _check_volume_limit(book, spec, buy, req.volume)
+            self._check_convertible(book, spec, req.type, req.volume, price, now_msc)
         if target is not None and book.account.fifo_close:
             _check_fifo(book, target)
         apply = functools.partial(self._apply_deal, req=req, price=price, now_msc=now_msc)
@@ -483,6 +484,24 @@ class TradingEngine:
             )
             raise _Rejected(retcode, prices=(bid, ask))
 
+    def _check_convertible(
+        self,
+        book: AccountBook,
+        spec: SymbolSpec,
+        order_type: int,
+        volume: float,
+        price: float,
+        now_msc: int,
+    ) -> None:
+        """10021 when margin cannot be put in the account currency (no conversion pair quotes)."""
+        margin = _calc.margin(
+            spec, order_type, volume, price, leverage=book.account.leverage,
+            account_currency=book.account.currency, quote=self._quotes(now_msc),
+            suffix=self.symbol_suffix,
+        )  # fmt: skip
+        if margin is None:
+            raise _Rejected(c.TRADE_RETCODE_PRICE_OFF)
+
     def _plan_pending(self, book: AccountBook, req: _Request, now_msc: int) -> _Plan:
         spec, bid, ask = self._market(req.symbol, now_msc)
         if req.type not in _PENDING_TYPES or not spec.order_mode & _ORDER_MODE_BIT[req.type]:
@@ -497,6 +516,7 @@ class TradingEngine:
         if 0 < book.account.limit_orders <= len(book.orders):
             raise _Rejected(c.TRADE_RETCODE_LIMIT_ORDERS)
         _check_volume_limit(book, spec, buy, req.volume)
+        self._check_convertible(book, spec, req.type, req.volume, req.price, now_msc)
         apply = functools.partial(self._apply_pending, req=req, now_msc=now_msc)
         return _Plan(apply, adds_margin=False)
 
@@ -678,21 +698,19 @@ class TradingEngine:
         """
         volume = order.volume_current
         buy = _calc.is_buy(order.type)
-        position = (
-            book.positions[close]
-            if close
-            else None
-            if book.hedging
-            else _net_position(book, order.symbol)
-        )
-        if position is None:
-            position = _open_position(book, order, price, now_msc)
-            deal = self._deal(book, order, c.DEAL_ENTRY_IN, volume, price, now_msc, reason, buy=buy)
-            deal.position_id = position.identifier
-        elif _position_is_buy(position) == buy:
-            _add_to_position(position, order, price, now_msc)
-            deal = self._deal(book, order, c.DEAL_ENTRY_IN, volume, price, now_msc, reason, buy=buy)
-            deal.position_id = position.identifier
+        if close:
+            position: SimPosition | None = book.positions[close]
+        else:
+            position = None if book.hedging else _net_position(book, order.symbol)
+        if position is None or _position_is_buy(position) == buy:
+            if position is None:
+                position = _open_position(book, order, price, now_msc)
+            else:
+                _add_to_position(position, order, price, now_msc)
+            deal = self._deal(
+                book, order, c.DEAL_ENTRY_IN, volume, price, now_msc, reason,
+                buy=buy, position_id=position.identifier,
+            )  # fmt: skip
         elif volume <= position.volume + _VOLUME_EPS:
             deal = self._close_part(
                 book, order, position, volume, price, now_msc, entry=c.DEAL_ENTRY_OUT,
@@ -729,9 +747,10 @@ class TradingEngine:
             account_currency=book.account.currency, quote=self._quotes(now_msc),
             suffix=self.symbol_suffix,
         )  # fmt: skip
-        closing_buy = not _position_is_buy(position)
-        deal = self._deal(book, order, entry, volume, price, now_msc, reason, buy=closing_buy)
-        deal.position_id = position.identifier
+        deal = self._deal(
+            book, order, entry, volume, price, now_msc, reason,
+            buy=not _position_is_buy(position), position_id=position.identifier,
+        )  # fmt: skip
         deal.profit = round(profit or 0.0, book.account.currency_digits)
         book.balance = round(book.balance + deal.profit, book.account.currency_digits)
         position.volume = _volume(position.volume - closed)
@@ -751,6 +770,7 @@ class TradingEngine:
         reason: int,
         *,
         buy: bool,
+        position_id: int,
     ) -> SimDeal:
         deal = SimDeal(
             ticket=book.next_ticket(),
@@ -762,6 +782,7 @@ class TradingEngine:
             price=price,
             time_msc=now_msc,
             magic=order.magic,
+            position_id=position_id,
             reason=reason,
             comment=order.comment,
         )
@@ -814,8 +835,10 @@ class TradingEngine:
                 stop = self._stops_trigger(book, position, series, cursor)
                 if stop is not None:
                     yield stop
-        if book.positions and stop_out_from <= to_msc:
-            moment = self._stop_out_time(book, ticks, stop_out_from)
+        # The scan starts at the cursor too: earlier moments had other positions open.
+        scan_from = max(stop_out_from, cursor)
+        if book.positions and scan_from <= to_msc:
+            moment = self._stop_out_time(book, ticks, scan_from)
             if moment is not None:
                 yield _Event(moment, _STOP_OUT, 0, functools.partial(self._stop_out, book, moment))
 
@@ -929,6 +952,13 @@ class TradingEngine:
         Vectorised over the ticks: each position's profit is linear in its closing price at the
         conversion rates of ``from_msc``; ``_stop_out`` re-checks exactly before closing.
         """
+        moving = {
+            symbol: (series, start)
+            for symbol, series in ticks.items()
+            if (start := series.start(from_msc)) < len(series.time)
+        }
+        if not moving:
+            return None
         account = book.account
         quote = self._quotes(from_msc - 1)
         margin = self._margin(book, quote)
@@ -944,12 +974,9 @@ class TradingEngine:
         times: list[npt.NDArray[np.int64]] = []
         moves: list[npt.NDArray[np.float64]] = []
         for symbol, positions in _by_symbol(book.positions.values()).items():
-            series = ticks.get(symbol)
-            if series is None:
+            if symbol not in moving:
                 continue
-            start = series.start(from_msc)
-            if start >= len(series.time):
-                continue
+            series, start = moving[symbol]
             spec = self._spec(symbol)
             slope_bid = slope_ask = 0.0
             for p in positions:
