@@ -82,8 +82,7 @@ def best_of(repeat: int, make: Callable[[], np.ndarray]) -> float:
 def terminal_runner(seed: int) -> Callable[[], np.ndarray] | str:
     """copy_rates_range on a SimTerminal with maxbars raised, or why that is not possible."""
     try:
-        from aiomt5.sim import SimTerminal
-        from aiomt5.sim._clock import SimClock
+        from aiomt5.sim import SimClock, SimTerminal
     except ImportError as exc:
         return f"skipped: aiomt5.sim.SimTerminal is not importable yet ({exc})"
     terminal = SimTerminal(

@@ -83,6 +83,11 @@ _EXCURSION: Final = 1.2
 _CHUNK_DAYS: Final = 512
 _BAR_CACHE_DAYS: Final = 16
 _TICK_CACHE_DAYS: Final = 4
+# D1 bars are kept per block of days, for every block ever asked for (a few KB each): daily,
+# weekly and monthly history over decades is then generated once.
+_DAILY_BLOCK_DAYS: Final = 64
+_DAILY_CACHE_BLOCKS: Final = (1 << _TREE_LEVELS) // _DAILY_BLOCK_DAYS
+_DAILY_TIMEFRAMES: Final = frozenset({c.TIMEFRAME_D1, c.TIMEFRAME_W1, c.TIMEFRAME_MN1})
 # Undocumented 0x80 bit of the per-tick flags, seen in the official examples (134 and 130); here
 # on the first tick of a session and on about 1 in 64 bid changes.
 _TICK_FLAG_X80: Final = 0x80
@@ -525,6 +530,12 @@ def _split_volume(layout: _TickLayout, trade: Bools, bar_volume: I64, raw: U64) 
     return volume
 
 
+def _aggregate(parts: list[_Bars], timeframe: int) -> _Bars:
+    """``timeframe`` bars of M1 parts: each part aggregated, then periods across parts merged."""
+    merged = _Bars.concat([part.aggregate(period_start(timeframe, part.time)) for part in parts])
+    return merged.aggregate(merged.time)
+
+
 def _pack(parts: list[_Bars]) -> Packed:
     """Parts of a bar series packed into one ``RATES_DTYPE`` array without concatenating."""
     out = np.empty(sum(len(p) for p in parts), dtype=RATES_DTYPE)
@@ -609,6 +620,7 @@ class MarketModel:
 
         self._bar_cache: _LRU[int, _Bars] = _LRU(_BAR_CACHE_DAYS)
         self._tick_cache: _LRU[int, _DayTicks] = _LRU(_TICK_CACHE_DAYS)
+        self._daily_cache: _LRU[int, _Bars] = _LRU(_DAILY_CACHE_BLOCKS)
 
     # ------------------------------------------------------------------ trading hours
     def is_open(self, epoch_s: int) -> bool:
@@ -941,19 +953,48 @@ class MarketModel:
         """Bars of the periods starting in ``[first_s, end_s)`` (period bounds) as of now.
 
         Complete M1 bars, then the forming one if the current minute is in range and has ticks;
-        higher timeframes aggregate each part, then merge the periods that straddle parts.
+        higher timeframes aggregate each part, then merge the periods that straddle parts
+        (aggregation is associative). D1, W1 and MN1 start from cached daily bars.
         """
-        first_minute, end_minute = first_s // 60, end_s // 60
+        if timeframe in _DAILY_TIMEFRAMES:
+            daily = self._daily_bars(first_s // _DAY_S, end_s // _DAY_S, now_msc)
+            return daily.aggregate(period_start(timeframe, daily.time)).pack()
+        parts = self._live_m1(first_s // 60, end_s // 60, now_msc)
+        if timeframe == c.TIMEFRAME_M1:
+            return _pack(parts)
+        return _aggregate(parts, timeframe).pack()
+
+    def _live_m1(self, first_minute: int, end_minute: int, now_msc: int) -> list[_Bars]:
+        """M1 bars of minutes ``[first, end)`` as of now, in parts: the complete ones, then the
+        forming one if the current minute is in range and has ticks."""
         now_minute = now_msc // _MINUTE_MS
         parts = list(self._m1_parts(first_minute, min(end_minute, now_minute) - 1))
         if first_minute <= now_minute < end_minute:
             parts.append(self._forming_m1(now_msc))
-        if timeframe == c.TIMEFRAME_M1:
-            return _pack(parts)
-        merged = _Bars.concat(
-            [part.aggregate(period_start(timeframe, part.time)) for part in parts]
+        return parts
+
+    def _daily_bars(self, first_day: int, end_day: int, now_msc: int) -> _Bars:
+        """D1 bars of days ``[first, end)`` as of now: cached for days that are over."""
+        today = now_msc // _DAY_MS
+        last_day = min(end_day, today) - 1  # the last day that is over
+        blocks = range(first_day // _DAILY_BLOCK_DAYS, last_day // _DAILY_BLOCK_DAYS + 1)
+        past = _Bars.concat([self._daily_block(block) for block in blocks])
+        past = past.between(first_day * _DAY_S, last_day * _DAY_S)
+        if not first_day <= today < end_day:
+            return past
+        live = _aggregate(
+            self._live_m1(today * _DAY_MIN, (today + 1) * _DAY_MIN, now_msc), c.TIMEFRAME_D1
         )
-        return merged.aggregate(merged.time).pack()
+        return _Bars.concat([past, live])
+
+    def _daily_block(self, block: int) -> _Bars:
+        bars = self._daily_cache.get(block)
+        if bars is None:
+            first = block * _DAILY_BLOCK_DAYS * _DAY_MIN
+            last = first + _DAILY_BLOCK_DAYS * _DAY_MIN - 1
+            bars = _aggregate(list(self._m1_parts(first, last)), c.TIMEFRAME_D1)
+            self._daily_cache.put(block, bars)
+        return bars
 
     def rates_range(self, timeframe: int, date_from: int, date_to: int, now_msc: int) -> Packed:
         """Bars with ``date_from <= open time <= date_to`` (epoch seconds) that exist at now.
