@@ -40,17 +40,24 @@ class Gate:
         self._open.set()
 
 
+class Gates:
+    def __init__(self) -> None:
+        self.made: list[Gate] = []
+
+    def __call__(self) -> Gate:
+        self.made.append(Gate())
+        return self.made[-1]
+
+    def release_all(self) -> None:
+        for gate in self.made:
+            gate.release()
+
+
 @pytest.fixture
-def gates() -> Iterator[Callable[[], Gate]]:
-    made: list[Gate] = []
-
-    def make() -> Gate:
-        made.append(Gate())
-        return made[-1]
-
-    yield make
-    for gate in made:
-        gate.release()
+def gates() -> Iterator[Gates]:
+    made = Gates()
+    yield made
+    made.release_all()
 
 
 class Events:
@@ -69,15 +76,21 @@ def events() -> Events:
 
 
 @pytest.fixture
-async def worker(events: Events, gates: Callable[[], Gate]) -> AsyncIterator[Worker]:
+async def worker(events: Events, gates: Gates) -> AsyncIterator[Worker]:
     w = Worker(on_event=events, wedged_after=60.0)
     w.start()
     yield w
+    gates.release_all()
     await w.aclose(timeout=10)
 
 
 def ok() -> str:
     return "ok"
+
+
+def state(worker: Worker) -> WorkerState:
+    """Read the state through a call, so mypy does not narrow it across awaits."""
+    return worker.state
 
 
 async def test_every_call_runs_on_the_dedicated_worker_thread(worker: Worker) -> None:
@@ -163,10 +176,10 @@ async def test_read_timing_out_mid_call_is_abandoned_and_counted(
     with pytest.raises(MT5TimeoutError, match="abandoned"):
         await worker.run("copy_rates_from_pos", gate.block, timeout=0.01)
     assert worker.abandoned == 1
-    assert worker.state is WorkerState.BUSY
+    assert state(worker) is WorkerState.BUSY
     gate.release()
     assert await worker.run("terminal_info", ok, timeout=5) == "ok"
-    assert worker.state is WorkerState.IDLE
+    assert state(worker) is WorkerState.IDLE
 
 
 async def test_write_timing_out_mid_call_raises_outcome_unknown_and_reports_the_late_result(
@@ -228,7 +241,7 @@ async def test_wedged_worker_fails_new_calls_fast_and_recovers_when_the_call_ret
     try:
         with pytest.raises(MT5OutcomeUnknownError):
             await worker.run("order_send", gate.block, timeout=0.01)
-        assert worker.state is WorkerState.WEDGED
+        assert state(worker) is WorkerState.WEDGED
         in_flight = worker.in_flight
         assert in_flight is not None
         assert in_flight.function == "order_send"
@@ -243,7 +256,7 @@ async def test_wedged_worker_fails_new_calls_fast_and_recovers_when_the_call_ret
         gate.release()
         await events.arrived.wait()  # the late result: the stuck call has returned
         assert [type(e) for e in events.items] == [WorkerWedged, LateResult]
-        assert worker.state is WorkerState.IDLE
+        assert state(worker) is WorkerState.IDLE
         assert await worker.run("terminal_info", ok, timeout=5) == "ok"
         assert sent == []
     finally:
@@ -257,7 +270,7 @@ async def test_within_the_grace_period_calls_wait_behind_an_overdue_call(
     gate = gates()
     with pytest.raises(MT5TimeoutError):
         await worker.run("positions_get", gate.block, timeout=0.01)
-    assert worker.state is WorkerState.BUSY  # wedged_after=60: not yet wedged
+    assert state(worker) is WorkerState.BUSY  # wedged_after=60: not yet wedged
     queued = asyncio.create_task(worker.run("terminal_info", ok, timeout=None))
     await asyncio.sleep(0)
     assert not queued.done()
@@ -309,6 +322,15 @@ async def test_shorter_timeout_behind_a_longer_one_still_fires(
     assert await long_call == "released"
 
 
+async def test_short_timeout_after_a_finished_long_one_still_fires(
+    worker: Worker, gates: Callable[[], Gate]
+) -> None:
+    assert await worker.run("terminal_info", ok, timeout=300) == "ok"
+    gate = gates()
+    with pytest.raises(MT5TimeoutError):
+        await worker.run("terminal_info", gate.block, timeout=0.01)
+
+
 async def test_results_are_handed_back_in_batches(
     worker: Worker, gates: Callable[[], Gate]
 ) -> None:
@@ -328,7 +350,7 @@ async def test_results_are_handed_back_in_batches(
         wakeups += 1
         return original(callback, *args, **kwargs)
 
-    loop.call_soon_threadsafe = counting  # type: ignore[method-assign]
+    loop.call_soon_threadsafe = counting  # type: ignore[method-assign,assignment]
     try:
         gate.release()
         # Deliberately hold the loop while the worker finishes all 101 calls: they must come
@@ -372,7 +394,7 @@ async def test_timeouts_and_cancellations_never_break_the_worker_race_stress(
     # Each call either ran exactly once or was given up while queued (and never ran).
     assert ran + worker.cancelled_before_start == 500
     assert ran >= outcomes["ok"] + worker.abandoned
-    assert worker.state is WorkerState.IDLE
+    assert state(worker) is WorkerState.IDLE
 
 
 async def test_aclose_lets_queued_calls_finish_and_joins_the_thread(
@@ -394,7 +416,7 @@ async def test_aclose_lets_queued_calls_finish_and_joins_the_thread(
     assert (await first, await second) == ("released", "ok")
     assert worker.thread is not None
     assert not worker.thread.is_alive()
-    assert worker.state is WorkerState.CLOSED
+    assert state(worker) is WorkerState.CLOSED
 
 
 async def test_aclose_leaves_a_stuck_thread_behind_and_fails_queued_calls(

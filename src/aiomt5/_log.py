@@ -18,6 +18,7 @@ configuration instead. Levels are always those of the stdlib loggers, so hot pat
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any, Final
 
 import structlog
@@ -98,6 +99,11 @@ class Logger:
         """Emit ``event`` at ERROR, with a traceback when ``exc_info`` is given."""
         if self._std.isEnabledFor(logging.ERROR):
             self._emit(logging.ERROR, event, fields, exc_info)
+
+    def exception(self, event: str, **fields: Any) -> None:
+        """Emit ``event`` at ERROR with the exception being handled (call it in ``except``)."""
+        if self._std.isEnabledFor(logging.ERROR):
+            self._emit(logging.ERROR, event, fields, sys.exc_info()[1])
 
     def _emit(
         self, level: int, event: str, fields: dict[str, Any], exc_info: BaseException | None

@@ -123,6 +123,15 @@ class MT5Settings(BaseSettings):
     call_timeout: float | None = Field(
         default=30.0, gt=0, description="Default per-call timeout in seconds (None: none)."
     )
+    connect_timeout: float | None = Field(
+        default_factory=lambda data: 2 * data.get("timeout_ms", 60_000) / 1000 + 70.0,
+        gt=0,
+        description=(
+            "Seconds one connect attempt (initialize + login) may take before it is given up; "
+            "default: MT5's 60 s terminal start-up wait plus twice timeout_ms, plus 10 s. "
+            "None: no limit."
+        ),
+    )
     worker_wedged_after: float = Field(
         default=1.0,
         ge=0,
@@ -133,6 +142,15 @@ class MT5Settings(BaseSettings):
     )
     max_queued_calls: int = Field(
         default=10_000, ge=1, description="Calls allowed to wait for the worker at once."
+    )
+    worker_idle_spin: float = Field(
+        default=0.0001,
+        ge=0,
+        le=0.01,
+        description=(
+            "Seconds the idle worker polls for the next call before sleeping; it roughly halves "
+            "the latency of back-to-back calls for a little CPU. 0 disables."
+        ),
     )
     symbol_cache_ttl: float = Field(
         default=300.0, ge=0, description="Seconds find_symbol() remembers answers (0: no cache)."
@@ -148,7 +166,9 @@ class MT5Settings(BaseSettings):
         default="", description="Broker suffix on simulated symbol names, e.g. '.m'."
     )
 
-    @field_validator("call_timeout", "max_retries", "login", "sim_start", mode="before")
+    @field_validator(
+        "call_timeout", "connect_timeout", "max_retries", "login", "sim_start", mode="before"
+    )
     @classmethod
     def _words_mean_none(cls, value: Any) -> Any:
         return _none_if_word(value)

@@ -126,7 +126,7 @@ class _Outbox:
     before the newest one (a shorter per-call timeout) gets its own timer instead.
     """
 
-    __slots__ = ("deadlines", "items", "loop", "scheduled", "timer")
+    __slots__ = ("deadlines", "items", "loop", "scheduled", "timer", "timer_at")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
@@ -134,6 +134,7 @@ class _Outbox:
         self.scheduled = False
         self.deadlines: collections.deque[_Job] = collections.deque()
         self.timer: asyncio.TimerHandle | None = None
+        self.timer_at = 0.0
 
 
 class _Job:
@@ -314,6 +315,12 @@ class Worker:
         if self._thread.is_alive():
             return self._left_behind()
         return True
+
+    def stop_soon(self) -> None:
+        """Close without waiting: queued calls fail with ``MT5ClosedError``, and the thread
+        exits once its current call (if any) returns."""
+        if self._begin_close():
+            self._cancel_queued()
 
     def _begin_close(self) -> bool:
         already, self._closed = self._closed, True
@@ -498,8 +505,15 @@ class Worker:
             job.timer = loop.call_at(deadline, self._give_up, job, timeout)
             return
         deadlines.append(job)
-        if outbox.timer is None:
-            outbox.timer = loop.call_at(deadlines[0].deadline, self._check_deadlines, outbox)
+        # The timer may still be set for a longer deadline of a call that already finished.
+        if outbox.timer is None or deadline < outbox.timer_at:
+            self._arm_timer(outbox, deadline)
+
+    def _arm_timer(self, outbox: _Outbox, when: float) -> None:
+        if outbox.timer is not None:
+            outbox.timer.cancel()
+        outbox.timer = outbox.loop.call_at(when, self._check_deadlines, outbox)
+        outbox.timer_at = when
 
     def _check_deadlines(self, outbox: _Outbox) -> None:
         """The shared deadline timer fired: give up on overdue calls, re-arm for the next."""
@@ -514,7 +528,7 @@ class Worker:
                 deadlines.popleft()
                 self._give_up(job, job.timeout)
             else:
-                outbox.timer = outbox.loop.call_at(job.deadline, self._check_deadlines, outbox)
+                self._arm_timer(outbox, job.deadline)
                 break
 
     def _outbox_for(self, loop: asyncio.AbstractEventLoop) -> _Outbox:
@@ -629,7 +643,6 @@ class Worker:
     def _main(self) -> None:
         get = self._queue.get
         empty = self._queue.empty
-        lock = self._lock
         clock = self._clock
         spin = self._idle_spin
         try:
@@ -644,38 +657,45 @@ class Worker:
                 job = get()
                 if job is _STOP:
                     break
-                with lock:
-                    if job.state != _PENDING:
-                        continue  # its caller gave up while it was queued: it never runs
-                    job.state = _RUNNING
-                    job.started = clock()
-                    self._current = job
-                try:
-                    if job.kwargs:
-                        job.result = job.context.run(job.fn, *job.args, **job.kwargs)
-                    else:
-                        job.result = job.context.run(job.fn, *job.args)
-                except BaseException as exc:  # noqa: BLE001  # every outcome goes to the caller
-                    job.error = exc
-                with lock:
-                    self._current = None
-                    job.state = _DONE
-                    if job.gave_up_at is None:
-                        outbox = job.outbox
-                        outbox.items.append(job)
-                        wake = not outbox.scheduled
-                        outbox.scheduled = True
-                    else:
-                        wake = False
-                        outbox = None
-                if outbox is None:
-                    self._finish_late(job)
-                elif wake and not _call_on_loop(outbox.loop, self._deliver, outbox):
-                    with lock:
-                        outbox.items.clear()  # the loop is gone, and so are the callers
-                        outbox.scheduled = False
+                self._execute(job)
+                # Hold no reference to the last call while idle: it would keep its caller's
+                # objects alive (and an abandoned connector could never be collected).
+                del job
         finally:
             self._thread_exit()
+
+    def _execute(self, job: _Job) -> None:
+        lock = self._lock
+        with lock:
+            if job.state != _PENDING:
+                return  # its caller gave up while it was queued: it never runs
+            job.state = _RUNNING
+            job.started = self._clock()
+            self._current = job
+        try:
+            if job.kwargs:
+                job.result = job.context.run(job.fn, *job.args, **job.kwargs)
+            else:
+                job.result = job.context.run(job.fn, *job.args)
+        except BaseException as exc:  # noqa: BLE001  # every outcome goes to the caller
+            job.error = exc
+        with lock:
+            self._current = None
+            job.state = _DONE
+            if job.gave_up_at is not None:
+                late = True
+            else:
+                late = False
+                outbox = job.outbox
+                outbox.items.append(job)
+                wake = not outbox.scheduled
+                outbox.scheduled = True
+        if late:
+            self._finish_late(job)
+        elif wake and not _call_on_loop(outbox.loop, self._deliver, outbox):
+            with lock:
+                outbox.items.clear()  # the loop is gone, and so are the callers
+                outbox.scheduled = False
 
     def _thread_exit(self) -> None:
         with self._lock:

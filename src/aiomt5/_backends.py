@@ -1,0 +1,164 @@
+"""The backend seam: whatever the worker thread calls, shaped like the ``MetaTrader5`` module.
+
+A backend is anything with MetaTrader5's functions, calling conventions and return types: the
+real C extension (Windows), the built-in simulator (``aiomt5.sim.SimTerminal``), a remote
+terminal client, or a test double passed as ``backend=``. Only the worker thread ever calls it.
+
+This is the only module allowed to import ``MetaTrader5`` (ruff TID251 enforces it).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final, Protocol, cast
+
+from ._errors import MT5ConfigurationError, MT5NotAvailableError
+from ._settings import MT5Settings, parse_backend_url
+
+__all__ = [
+    "REQUIRED_FUNCTIONS",
+    "Backend",
+    "ResolvedBackend",
+    "backend_function",
+    "constant_name",
+    "metatrader5_importable",
+    "resolve_backend",
+]
+
+REQUIRED_FUNCTIONS: Final = (
+    "initialize",
+    "login",
+    "shutdown",
+    "last_error",
+    "terminal_info",
+    "account_info",
+)
+"""Functions a ``backend=`` object must have for the connector to manage a connection."""
+
+
+class Backend(Protocol):
+    """What the connector calls directly; any other MetaTrader5 function is reached by name."""
+
+    def initialize(self, *args: Any, **kwargs: Any) -> bool: ...
+
+    def login(self, *args: Any, **kwargs: Any) -> bool: ...
+
+    def shutdown(self) -> object: ...
+
+    def last_error(self) -> tuple[int, str]: ...
+
+    def terminal_info(self) -> Any: ...
+
+    def account_info(self) -> Any: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedBackend:
+    """A backend ready to use, with a short description for logs and stats."""
+
+    module: Backend
+    description: str
+
+
+def _import_metatrader5() -> Any:
+    import MetaTrader5  # noqa: TID251  # the one sanctioned import of the C extension
+
+    return MetaTrader5
+
+
+def _load_metatrader5(*, auto: bool) -> ResolvedBackend:
+    try:
+        module = _import_metatrader5()
+    except ImportError as exc:
+        if auto:
+            raise MT5NotAvailableError(
+                "backend='auto' found no MetaTrader5 package: it exists only for Windows "
+                "(pip install MetaTrader5 there). Elsewhere use backend='sim' (MT5_BACKEND=sim) "
+                "for the built-in simulated terminal, or a remote terminal with "
+                "'mt5linux://host:port' or 'aiomt5://host:port'"
+            ) from exc
+        raise MT5NotAvailableError(
+            "backend='metatrader5' needs the MetaTrader5 package, which is Windows-only: "
+            "`pip install MetaTrader5` on Windows, or use backend='sim' for the simulator"
+        ) from exc
+    version = getattr(module, "__version__", "?")
+    return ResolvedBackend(cast(Backend, module), f"MetaTrader5 {version}")
+
+
+def _build_sim(settings: MT5Settings) -> ResolvedBackend:
+    from .sim import SimClock, SimTerminal  # keep `import aiomt5` light
+
+    clock = SimClock.fixed(settings.sim_start) if settings.sim_start else SimClock.wall()
+    terminal = SimTerminal(
+        seed=settings.sim_seed, clock=clock, symbol_suffix=settings.sim_symbol_suffix
+    )
+    return ResolvedBackend(cast(Backend, terminal), f"sim(seed={settings.sim_seed})")
+
+
+def _check_object(backend: object) -> ResolvedBackend:
+    missing = [name for name in REQUIRED_FUNCTIONS if not callable(getattr(backend, name, None))]
+    if missing:
+        raise MT5ConfigurationError(
+            f"backend={type(backend).__name__} object lacks {', '.join(missing)}: pass the "
+            "MetaTrader5 module, an aiomt5.sim.SimTerminal, or an object with the same functions"
+        )
+    return ResolvedBackend(cast(Backend, backend), f"custom({type(backend).__name__})")
+
+
+def resolve_backend(backend: object | None, settings: MT5Settings) -> ResolvedBackend:
+    """Turn ``backend=`` (or ``settings.backend`` when None) into something the worker can call.
+
+    Args:
+        backend: A module-like object, a backend name/URL, or None for ``settings.backend``.
+        settings: Used for the name when ``backend`` is None, and to build the simulator.
+
+    Raises:
+        MT5NotAvailableError: The MetaTrader5 package is missing, or a remote backend was asked
+            for (remote terminals arrive with ``aiomt5 serve``).
+        MT5ConfigurationError: ``backend`` is neither a known name nor a MetaTrader5-like object.
+    """
+    if backend is None:
+        backend = settings.backend
+    if not isinstance(backend, str):
+        return _check_object(backend)
+    name = backend.strip().lower()
+    if name == "auto":
+        return _load_metatrader5(auto=True)
+    if name == "metatrader5":
+        return _load_metatrader5(auto=False)
+    if name == "sim":
+        return _build_sim(settings)
+    try:
+        url = parse_backend_url(backend.strip())
+    except ValueError as exc:
+        raise MT5ConfigurationError(str(exc)) from exc
+    # Parsed and validated, so a typo is reported now; the transport itself is not shipped yet.
+    raise MT5NotAvailableError(
+        f"remote backends arrive with `aiomt5 serve`; {url} cannot be used by this version. "
+        "Until then run the connector on the Windows machine with the terminal, or use "
+        "backend='sim'"
+    )
+
+
+def constant_name(backend: object, prefix: str, value: int) -> str:
+    """The name of a backend constant with ``prefix`` and ``value`` (``""`` if none).
+
+    Example: ``constant_name(mt5, "TRADE_RETCODE_", 10019) == "TRADE_RETCODE_NO_MONEY"``.
+    """
+    for name in dir(backend):
+        if name.startswith(prefix) and getattr(backend, name, None) == value:
+            return name
+    return ""
+
+
+def backend_function(backend: Backend, name: str) -> Callable[..., Any] | None:
+    """The backend's function ``name``, or None if it has none (or it is not callable)."""
+    function = getattr(backend, name, None)
+    return function if callable(function) else None
+
+
+def metatrader5_importable() -> bool:
+    """True when ``import MetaTrader5`` would succeed on this machine."""
+    return importlib.util.find_spec("MetaTrader5") is not None

@@ -1,0 +1,978 @@
+"""``AsyncMT5Connector``: the typed async API over one MetaTrader 5 terminal.
+
+Every backend call goes through the connector's ``Worker`` (one dedicated thread). A call that
+returns MT5's failure value (``None``/``False``) is turned into an exception *in the same worker
+job* that made it, by reading ``last_error()`` right away: no other call can reset it in between.
+
+Lifecycle (``ConnectionState``): ``DISCONNECTED`` → ``connect()`` → ``CONNECTING`` →
+``CONNECTED``; ``disconnect()`` → ``DISCONNECTED`` (connect again at will); ``close()`` (or the
+end of ``async with``) → ``CLOSED``, which is final. A failed or cancelled ``connect()`` cleans up
+(shielded) and leaves ``DISCONNECTED``. ``DEGRADED``/``RECONNECTING`` belong to the supervisor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import logging
+import random
+import threading
+import time
+import warnings
+import weakref
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Final
+
+import numpy as np
+import numpy.typing as npt
+
+from ._backends import Backend, ResolvedBackend, backend_function, resolve_backend
+from ._backoff import backoff_delay
+from ._errors import (
+    MT5ClosedError,
+    MT5ConfigurationError,
+    MT5ConnectionError,
+    MT5Error,
+    MT5InvalidArgumentError,
+    MT5IPCTimeoutError,
+    MT5LoginError,
+    MT5NotConnectedError,
+    MT5OutcomeUnknownError,
+    MT5SymbolNotFoundError,
+    MT5TimeoutError,
+    error_from_last_error,
+    summarize_call,
+)
+from ._events import ConnectorEvent, EventHook, StateChanged
+from ._log import get_logger
+from ._settings import MT5Settings
+from ._stats import CallRecorder, ConnectionStats, HealthReport
+from ._timeframe import Timeframe, TimeframeLike
+from ._types import USE_DEFAULT, ConnectionState, MT5Struct, TimeoutArg, UseDefault
+from ._worker import Worker
+
+__all__ = ["AsyncMT5Connector", "mt5_connection"]
+
+log = get_logger("aiomt5.connector")
+worker_log = get_logger("aiomt5.worker")
+
+_LIVE: Final = frozenset({ConnectionState.CONNECTED, ConnectionState.DEGRADED})
+# Owned by connect()/disconnect(): calling them behind the connector's back desyncs its state.
+_LIFECYCLE_FUNCTIONS: Final = frozenset({"initialize", "shutdown"})
+# Returns MT5 documents as "cannot fail"; everything else fails with None or False.
+_NEVER_FAILS: Final = frozenset({"last_error", "shutdown"})
+_CLOSE_TIMEOUT: Final = 5.0
+_INT32_MAX: Final = 2**31 - 1
+
+
+def _mt5_failed(function: str, result: Any) -> bool:
+    if function == "version":  # (0, 0, "") with last_error set, never None
+        return not result or result[0] == 0
+    return result is None or result is False
+
+
+def _utc_timestamp(name: str, value: object) -> int:
+    """Epoch seconds of an aware datetime; anything else is refused with what to pass instead."""
+    if not isinstance(value, datetime):
+        raise MT5InvalidArgumentError(
+            f"{name} must be a timezone-aware datetime, got {type(value).__name__}"
+        )
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise MT5InvalidArgumentError(
+            f"{name}={value!r} is naive: MetaTrader5 would read it in this machine's local time "
+            "zone. Pass an aware datetime, e.g. datetime(2026, 3, 2, tzinfo=UTC)"
+        )
+    seconds = int(value.timestamp())
+    if not 0 < seconds <= _INT32_MAX:
+        raise MT5InvalidArgumentError(
+            f"{name}={value.isoformat()} is outside MetaTrader5's range (1970 to 2038-01-19)"
+        )
+    return seconds
+
+
+def _positive_int(name: str, value: object, *, allow_zero: bool = False) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < (0 if allow_zero else 1):
+        least = "0 or more" if allow_zero else "1 or more"
+        raise MT5InvalidArgumentError(f"{name} must be an int, {least}; got {value!r}")
+    return value
+
+
+def _check_symbol(symbol: object) -> str:
+    if not isinstance(symbol, str) or not symbol.strip():
+        raise MT5InvalidArgumentError(f"symbol must be a non-empty str, got {symbol!r}")
+    return symbol
+
+
+def _is_decoration(text: str) -> bool:
+    """Broker decorations around a symbol: ``.m``, ``_i``, ``#``, ``m``, ``pro``, ``-ECN``..."""
+    if not 0 < len(text) <= 6:
+        return False
+    return not text.isalnum() or text == text.lower()
+
+
+def pick_symbol(name: str, names: Sequence[str]) -> str:
+    """Resolve ``name`` among the broker's ``names`` (exact match already failed).
+
+    A case-insensitive exact match wins; otherwise a unique broker-decorated form
+    (``EURUSD`` → ``EURUSD.m``, ``EURUSDm`` or ``#EURUSD``).
+
+    Raises:
+        MT5SymbolNotFoundError: No match, or several (``candidates`` lists them).
+    """
+    wanted = name.upper()
+    same = [n for n in names if n.upper() == wanted]
+    if len(same) == 1:
+        return same[0]
+    decorated = same or [
+        n
+        for n in names
+        if (n.upper().startswith(wanted) and _is_decoration(n[len(wanted) :]))
+        or (n.upper().endswith(wanted) and _is_decoration(n[: len(n) - len(wanted)]))
+    ]
+    if len(decorated) == 1:
+        return decorated[0]
+    if decorated:
+        raise MT5SymbolNotFoundError(
+            f"{name!r} is ambiguous on this server: it could be {', '.join(sorted(decorated))}; "
+            "pass the exact name",
+            function="find_symbol",
+            candidates=sorted(decorated),
+        )
+    close = difflib.get_close_matches(name, list(names), n=5, cutoff=0.6)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    raise MT5SymbolNotFoundError(
+        f"no symbol {name!r} on this server (nor a broker-decorated form of it){hint}",
+        function="find_symbol",
+    )
+
+
+def _weak_emitter(connector: AsyncMT5Connector) -> Callable[[ConnectorEvent], None]:
+    """The worker's event callback, holding the connector weakly.
+
+    The worker thread must not keep a forgotten connector alive: then it could never be
+    collected, warned about and stopped.
+    """
+    ref = weakref.ref(connector)
+
+    def emit(event: ConnectorEvent) -> None:
+        target = ref()
+        if target is not None:
+            target._emit(event)
+
+    return emit
+
+
+class AsyncMT5Connector:
+    """An asyncio connection to one MetaTrader 5 terminal.
+
+    Args:
+        settings: The configuration (default: ``MT5Settings()``, i.e. ``MT5_*`` variables and
+            ``.env``).
+        backend: What to call: ``None`` (``settings.backend``), a name or URL like
+            ``settings.backend``, the ``MetaTrader5`` module, an ``aiomt5.sim.SimTerminal``, or
+            any object with the same functions.
+        event_hooks: Callables receiving every ``ConnectorEvent`` (see ``add_event_hook``).
+
+    Example:
+        ```python
+        async with AsyncMT5Connector(MT5Settings(backend="sim")) as mt5:
+            info = await mt5.get_account_info()
+            rates = await mt5.get_rates("EURUSD", "H1", count=100)
+        ```
+    """
+
+    _instance: ClassVar[AsyncMT5Connector | None] = None
+    _instance_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(
+        self,
+        settings: MT5Settings | None = None,
+        *,
+        backend: object | None = None,
+        event_hooks: Iterable[EventHook] = (),
+    ) -> None:
+        self._settings = settings if settings is not None else MT5Settings()
+        if backend is not None and not isinstance(backend, str):
+            # An object is checked now; names are resolved on connect (imports may fail).
+            self._resolved: ResolvedBackend | None = resolve_backend(backend, self._settings)
+        else:
+            self._resolved = None
+        self._backend_spec = backend
+        self._hooks: list[EventHook] = list(event_hooks)
+        self._state = ConnectionState.DISCONNECTED
+        self._lifecycle = asyncio.Lock()
+        self._worker: Worker | None = None
+        self._invokers: dict[str, Callable[..., Any]] = {}
+        self._recorder = CallRecorder()
+        self._rng = random.Random()
+        self._connects = 0
+        self._connected_at: float | None = None
+        self._connected_since: datetime | None = None
+        self._symbol_cache: dict[str, tuple[str, float]] = {}
+        self._names_cache: tuple[tuple[str, ...], float] | None = None
+        # Counters of workers from earlier connections, so stats survive reconnects.
+        self._retired = {"abandoned": 0, "late_results": 0, "rejected_busy": 0}
+
+    # ------------------------------------------------------------------ singleton
+
+    @classmethod
+    def get_instance(cls, settings: MT5Settings | None = None) -> AsyncMT5Connector:
+        """The process-wide connector (MT5 allows one terminal connection per process).
+
+        Creates it on first use (and again after it was closed).
+
+        Raises:
+            MT5ConfigurationError: A live instance exists with different settings.
+        """
+        with cls._instance_lock:
+            instance = cls._instance
+            if instance is not None and instance.state is not ConnectionState.CLOSED:
+                if settings is not None and settings != instance.settings:
+                    raise MT5ConfigurationError(
+                        "get_instance() was asked for different settings while a connector is "
+                        "live; close it (await connector.close()) or call reset_instance() first"
+                    )
+                return instance
+            instance = cls(settings)
+            cls._instance = instance
+            return instance
+
+    @classmethod
+    def reset_instance(cls) -> None:
+        """Forget the process-wide connector; a live one is closed abruptly (no ``shutdown``).
+
+        Meant for tests and for recovery; queued calls fail with ``MT5ClosedError``.
+        """
+        with cls._instance_lock:
+            instance, cls._instance = cls._instance, None
+        if instance is not None:
+            instance._abort("reset_instance()")
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def settings(self) -> MT5Settings:
+        """The settings this connector was made with."""
+        return self._settings
+
+    @property
+    def state(self) -> ConnectionState:
+        """Where the connector is in its life."""
+        return self._state
+
+    @property
+    def backend(self) -> Any:
+        """The backend object once resolved (the MetaTrader5 module, a SimTerminal...), or None."""
+        return self._resolved.module if self._resolved is not None else None
+
+    @property
+    def worker(self) -> Worker | None:
+        """The worker of the current connection (None when not connected)."""
+        return self._worker
+
+    def is_connected(self) -> bool:
+        """True while calls can be made (CONNECTED or DEGRADED)."""
+        return self._state in _LIVE
+
+    def add_event_hook(self, hook: EventHook) -> None:
+        """Call ``hook(event)`` for every event (on the loop thread; errors are logged)."""
+        self._hooks.append(hook)
+
+    def remove_event_hook(self, hook: EventHook) -> None:
+        """Stop calling ``hook``."""
+        self._hooks.remove(hook)
+
+    def _emit(self, event: ConnectorEvent) -> None:
+        for hook in list(self._hooks):
+            try:
+                hook(event)
+            except Exception:  # a broken hook must not break the code that emitted
+                log.exception("aiomt5.connector.event_hook_failed", kind=event.kind)
+
+    def _set_state(self, new: ConnectionState, reason: str) -> None:
+        old = self._state
+        if old is new:
+            return
+        self._state = new
+        log.info("aiomt5.connector.state_changed", old=old.value, new=new.value, reason=reason)
+        self._emit(StateChanged(old=old, new=new, reason=reason))
+
+    def _check_open(self) -> None:
+        if self._state is ConnectionState.CLOSED:
+            raise MT5ClosedError(
+                "this connector is closed; create a new one (or use get_instance())"
+            )
+
+    def __repr__(self) -> str:
+        backend = self._resolved.description if self._resolved else self._settings.backend
+        login = f" login={self._settings.login}" if self._settings.login else ""
+        return f"<AsyncMT5Connector state={self._state.value} backend={backend}{login}>"
+
+    def __del__(self) -> None:
+        worker = getattr(self, "_worker", None)
+        if worker is not None and not worker.closed:
+            warnings.warn(
+                f"unclosed {self!r}: use `async with` or await close()",
+                ResourceWarning,
+                stacklevel=1,
+                source=self,
+            )
+            worker.stop_soon()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def __aenter__(self) -> AsyncMT5Connector:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def connect(self) -> None:
+        """Start the worker, initialize the terminal and log in, retrying with backoff.
+
+        Tries ``max_retries`` times (None: until cancelled), waiting an exponential, capped,
+        jittered delay between attempts (zero in testing mode). Rejected credentials are not
+        retried. Idempotent while connected. On failure or cancellation everything is cleaned
+        up and the state is ``DISCONNECTED``.
+
+        Raises:
+            MT5LoginError: The account was rejected.
+            MT5ConnectionError: The terminal could not be reached (after all attempts).
+            MT5NotAvailableError: The backend cannot run here.
+            MT5ClosedError: The connector is closed.
+        """
+        self._check_open()
+        async with self._lifecycle:
+            self._check_open()
+            if self._state in _LIVE:
+                return
+            self._set_state(ConnectionState.CONNECTING, "connect()")
+            try:
+                await self._open()
+            except BaseException:
+                self._set_state(ConnectionState.DISCONNECTED, "connect failed")
+                await self._retire_worker(shutdown=True)
+                raise
+            self._connects += 1
+            self._connected_at = time.perf_counter()
+            self._connected_since = datetime.now(UTC)
+            self._set_state(ConnectionState.CONNECTED, "connected")
+
+    async def _open(self) -> None:
+        if self._resolved is None:
+            self._resolved = resolve_backend(self._backend_spec, self._settings)
+        settings = self._settings
+        worker = Worker(
+            wedged_after=settings.worker_wedged_after,
+            max_queued=settings.max_queued_calls,
+            on_event=_weak_emitter(self),
+            idle_spin=settings.worker_idle_spin,
+        )
+        worker.start()
+        self._worker = worker
+        self.clear_symbol_cache()
+        await self._connect_with_retries(worker)
+
+    async def _connect_with_retries(self, worker: Worker) -> None:
+        settings = self._settings
+        attempts = settings.max_retries
+        attempt = 0
+        while True:
+            attempt += 1
+            log.info(
+                "aiomt5.connector.connect_attempt",
+                attempt=attempt,
+                max_attempts=attempts,
+                backend=self._description,
+                login=settings.login,
+                server=settings.server,
+            )
+            try:
+                account = await self._handshake_once(worker)
+            except MT5LoginError:
+                raise  # the same credentials will be rejected again (and may lock the account)
+            except MT5ConnectionError as exc:
+                log.warning("aiomt5.connector.connect_failed", attempt=attempt, error=str(exc))
+                if attempts is not None and attempt >= attempts:
+                    exc.add_note(f"aiomt5: gave up after {attempt} connect attempt(s)")
+                    raise
+                delay = backoff_delay(
+                    attempt,
+                    initial=settings.retry_delay,
+                    maximum=settings.retry_max_delay,
+                    rng=self._rng,
+                    testing=settings.testing,
+                )
+                log.info("aiomt5.connector.connect_retry_scheduled", attempt=attempt, delay=delay)
+                await asyncio.sleep(delay)
+            else:
+                log.info(
+                    "aiomt5.connector.connected",
+                    attempts=attempt,
+                    login=getattr(account, "login", None),
+                    server=getattr(account, "server", None),
+                )
+                return
+
+    async def _handshake_once(self, worker: Worker) -> Any:
+        timeout = self._settings.connect_timeout
+        try:
+            return await worker.run("initialize", self._handshake, timeout=timeout)
+        except (MT5TimeoutError, MT5OutcomeUnknownError) as exc:
+            if isinstance(exc, MT5ConnectionError):
+                raise  # -10005 from the terminal itself
+            raise MT5IPCTimeoutError(
+                f"the terminal did not finish initialize/login within connect_timeout={timeout}s",
+                function="initialize",
+            ) from exc
+
+    @property
+    def _description(self) -> str:
+        return self._resolved.description if self._resolved else self._settings.backend
+
+    def _handshake(self) -> Any:
+        """initialize (+ login) and read the account, as ONE worker job (worker thread)."""
+        assert self._resolved is not None
+        backend = self._resolved.module
+        settings = self._settings
+        path = (settings.path,) if settings.path else ()
+        common: dict[str, Any] = {"timeout": settings.timeout_ms}
+        if settings.portable:
+            common["portable"] = True
+        if settings.attach_first:
+            if backend.initialize(*path, **common):
+                account = self._read_account(backend)
+                if self._is_wanted_account(account):
+                    return account
+                self._login(backend)
+                return self._read_account(backend)
+            code, message = backend.last_error()
+            if settings.login is None:
+                raise error_from_last_error(
+                    "initialize",
+                    code,
+                    message,
+                    args_summary=summarize_call("initialize", path, common),
+                )
+            log.info("aiomt5.connector.attach_failed", code=code, message=message)
+        credentials = self._credentials()
+        if not backend.initialize(*path, **credentials, **common):
+            code, message = backend.last_error()
+            raise error_from_last_error(
+                "initialize",
+                code,
+                message,
+                args_summary=summarize_call(
+                    "initialize", path, {**self._credentials(masked=True), **common}
+                ),
+            )
+        return self._read_account(backend)
+
+    def _credentials(self, *, masked: bool = False) -> dict[str, Any]:
+        settings = self._settings
+        credentials: dict[str, Any] = {}
+        if settings.login is not None:
+            credentials["login"] = settings.login
+        if settings.password is not None:
+            credentials["password"] = (
+                settings.password if masked else settings.password.get_secret_value()
+            )
+        if settings.server is not None:
+            credentials["server"] = settings.server
+        return credentials
+
+    def _is_wanted_account(self, account: Any) -> bool:
+        settings = self._settings
+        if settings.login is None:
+            return True
+        if account.login != settings.login:
+            return False
+        return settings.server is None or account.server == settings.server
+
+    def _login(self, backend: Backend) -> None:
+        credentials = self._credentials()
+        login = credentials.pop("login")
+        if not backend.login(login, **credentials, timeout=self._settings.timeout_ms):
+            code, message = backend.last_error()
+            masked = self._credentials(masked=True)
+            masked.pop("login")
+            raise error_from_last_error(
+                "login", code, message, args_summary=summarize_call("login", (login,), masked)
+            )
+
+    @staticmethod
+    def _read_account(backend: Backend) -> Any:
+        account = backend.account_info()
+        if account is None:
+            code, message = backend.last_error()
+            raise error_from_last_error(
+                "account_info", code, message, args_summary="account_info()"
+            )
+        return account
+
+    async def disconnect(self) -> None:
+        """Shut the terminal session down and stop the worker; ``connect()`` may follow.
+
+        Calls still running finish; new calls fail with ``MT5NotConnectedError``.
+        """
+        async with self._lifecycle:
+            if self._state in (ConnectionState.DISCONNECTED, ConnectionState.CLOSED):
+                return
+            self._set_state(ConnectionState.DISCONNECTED, "disconnect()")
+            await self._retire_worker(shutdown=True)
+
+    async def close(self) -> None:
+        """Disconnect for good: the state becomes ``CLOSED`` and the connector cannot reopen."""
+        async with self._lifecycle:
+            if self._state is ConnectionState.CLOSED:
+                return
+            self._set_state(ConnectionState.CLOSED, "close()")
+            await self._retire_worker(shutdown=True)
+
+    aclose = close
+
+    async def _retire_worker(self, *, shutdown: bool) -> None:
+        """Detach the worker now (new calls fail fast), then shut it down, shielded."""
+        worker, self._worker = self._worker, None
+        self._connected_at = None
+        self._connected_since = None
+        if worker is None:
+            return
+        self._retired["abandoned"] += worker.abandoned
+        self._retired["late_results"] += worker.late_results
+        self._retired["rejected_busy"] += worker.rejected_busy
+        await asyncio.shield(self._stop_worker(worker, shutdown=shutdown))
+
+    async def _stop_worker(self, worker: Worker, *, shutdown: bool) -> None:
+        if shutdown and self._resolved is not None:
+            try:
+                await worker.run("shutdown", self._resolved.module.shutdown, timeout=_CLOSE_TIMEOUT)
+            except MT5Error as exc:
+                log.warning("aiomt5.connector.shutdown_failed", error=str(exc))
+        if not await worker.aclose(timeout=_CLOSE_TIMEOUT):
+            log.error(
+                "aiomt5.connector.worker_left_behind",
+                reason="a backend call is stuck; its daemon thread was abandoned",
+            )
+
+    def _abort(self, reason: str) -> None:
+        """Synchronous hard stop (no shutdown call): for reset_instance() and finalizers."""
+        worker, self._worker = self._worker, None
+        self._state = ConnectionState.CLOSED
+        log.info("aiomt5.connector.aborted", reason=reason)
+        if worker is not None:
+            worker.close(timeout=1.0)
+
+    # ------------------------------------------------------------------ calls
+
+    def _live_worker(self, function: str) -> Worker:
+        worker = self._worker
+        if worker is not None and self._state in _LIVE:
+            return worker
+        if self._state is ConnectionState.CLOSED:
+            raise MT5ClosedError("this connector is closed; create a new one", function=function)
+        raise MT5NotConnectedError(
+            f"the connector is {self._state.value}: await connector.connect() (or use "
+            "`async with`) before calling",
+            function=function,
+        )
+
+    def _invoker(self, function: str) -> Callable[..., Any]:
+        invoker = self._invokers.get(function)
+        if invoker is None:
+            invoker = self._invokers[function] = self._make_invoker(function)
+        return invoker
+
+    def _make_invoker(self, function: str) -> Callable[..., Any]:
+        assert self._resolved is not None  # a live worker implies a resolved backend
+        backend = self._resolved.module
+        method = backend_function(backend, function)
+        if method is None:
+            known = [n for n in dir(backend) if not n.startswith("_")]
+            close = difflib.get_close_matches(function, known, n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise MT5InvalidArgumentError(
+                f"the backend has no function {function!r}{hint}", function=function
+            )
+        if function in _NEVER_FAILS:
+            return method
+        last_error = backend.last_error
+
+        def invoke(*args: Any, **kwargs: Any) -> Any:
+            # Runs on the worker thread. last_error() is read in this same job, right after the
+            # call: nothing else can run on the terminal in between and reset it.
+            result = method(*args, **kwargs)
+            if _mt5_failed(function, result):
+                code, message = last_error()
+                error = error_from_last_error(
+                    function, code, message, args_summary=summarize_call(function, args, kwargs)
+                )
+                level = logging.WARNING if isinstance(error, MT5ConnectionError) else logging.DEBUG
+                if worker_log.enabled(level):
+                    emit = worker_log.warning if level == logging.WARNING else worker_log.debug
+                    emit(
+                        "aiomt5.worker.call_failed",
+                        function=function,
+                        code=code,
+                        message=message,
+                        error=type(error).__name__,
+                    )
+                raise error
+            return result
+
+        return invoke
+
+    async def _run(
+        self,
+        function: str,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+        timeout: TimeoutArg = USE_DEFAULT,
+    ) -> Any:
+        worker = self._live_worker(function)
+        seconds = self._settings.call_timeout if isinstance(timeout, UseDefault) else timeout
+        started = time.perf_counter()
+        try:
+            result = await worker.run(function, fn, args, kwargs, timeout=seconds)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._recorder.failed(exc, time.perf_counter() - started)
+            raise
+        self._recorder.succeeded(time.perf_counter() - started)
+        return result
+
+    async def call(
+        self, function: str, /, *args: Any, timeout: TimeoutArg = USE_DEFAULT, **kwargs: Any
+    ) -> Any:
+        """Call any MetaTrader5 function by name, on the worker thread.
+
+        Arguments go through unchanged (mind MT5's positional-only functions). A ``None`` or
+        ``False`` result becomes the matching ``MT5Error``. ``initialize`` and ``shutdown``
+        belong to ``connect()``/``disconnect()`` and are refused here.
+
+        Args:
+            function: The MetaTrader5 function name (``"symbol_info_tick"``...).
+            *args: Its positional arguments.
+            timeout: Seconds; ``None`` waits forever; default ``settings.call_timeout``.
+            **kwargs: Its keyword arguments.
+
+        Raises:
+            MT5Error: The mapped failure (see the exception tree), ``MT5TimeoutError``,
+                ``MT5OutcomeUnknownError`` for writes that timed out mid-call, or
+                ``MT5NotConnectedError``.
+        """
+        if function in _LIFECYCLE_FUNCTIONS:
+            raise MT5InvalidArgumentError(
+                f"{function}() is managed by the connector: use connect()/disconnect()",
+                function=function,
+            )
+        self._live_worker(function)
+        return await self._run(function, self._invoker(function), args, kwargs, timeout)
+
+    # ------------------------------------------------------------------ typed API
+
+    async def get_terminal_info(self, *, timeout: TimeoutArg = USE_DEFAULT) -> MT5Struct:
+        """``terminal_info()``: the terminal's state and settings."""
+        info: MT5Struct = await self._run(
+            "terminal_info", self._invoker_live("terminal_info"), timeout=timeout
+        )
+        return info
+
+    async def get_account_info(self, *, timeout: TimeoutArg = USE_DEFAULT) -> MT5Struct:
+        """``account_info()``: the logged-in account (balance, equity, leverage...)."""
+        info: MT5Struct = await self._run(
+            "account_info", self._invoker_live("account_info"), timeout=timeout
+        )
+        return info
+
+    async def get_symbol_info(self, symbol: str, *, timeout: TimeoutArg = USE_DEFAULT) -> MT5Struct:
+        """``symbol_info(symbol)``: everything about one symbol.
+
+        Raises:
+            MT5SymbolNotFoundError: The server has no such symbol (try ``find_symbol``).
+        """
+        _check_symbol(symbol)
+        info: MT5Struct = await self._run(
+            "symbol_info", self._invoker_live("symbol_info"), (symbol,), timeout=timeout
+        )
+        return info
+
+    async def get_available_symbols(
+        self, group: str | None = None, *, timeout: TimeoutArg = USE_DEFAULT
+    ) -> list[str]:
+        """Names of the symbols the server offers, optionally filtered by an MT5 ``group``.
+
+        Args:
+            group: MT5's filter syntax, e.g. ``"*USD*,!*EUR*"`` (None: all).
+            timeout: Seconds, ``None`` or the default.
+        """
+        if group is not None and not isinstance(group, str):
+            raise MT5InvalidArgumentError(f"group must be a str or None, got {group!r}")
+        names: list[str] = await self._run(
+            "symbols_get",
+            self._symbol_names_job(),
+            (group,),
+            timeout=timeout,
+        )
+        return names
+
+    def _invoker_live(self, function: str) -> Callable[..., Any]:
+        self._live_worker(function)
+        return self._invoker(function)
+
+    def _symbol_names_job(self) -> Callable[[str | None], list[str]]:
+        symbols_get = self._invoker_live("symbols_get")
+
+        def names(group: str | None) -> list[str]:
+            # Names are extracted on the worker thread: thousands of structs stay off the loop.
+            found = symbols_get(group=group) if group is not None else symbols_get()
+            return [symbol.name for symbol in found]
+
+        return names
+
+    def clear_symbol_cache(self) -> None:
+        """Forget ``find_symbol`` answers (done on every connect)."""
+        self._symbol_cache.clear()
+        self._names_cache = None
+
+    async def find_symbol(self, name: str, *, timeout: TimeoutArg = USE_DEFAULT) -> str:
+        """The server's name for ``name``: exact first, then a unique broker-decorated form.
+
+        ``"EURUSD"`` finds ``"EURUSD.m"``, ``"EURUSDm"`` or ``"#EURUSD"`` on brokers that
+        decorate names. Answers are cached for ``settings.symbol_cache_ttl`` seconds and
+        forgotten on reconnect.
+
+        Raises:
+            MT5SymbolNotFoundError: No such symbol, or several candidates (listed in the error
+                and in ``.candidates``).
+        """
+        _check_symbol(name)
+        ttl = self._settings.symbol_cache_ttl
+        now = time.monotonic()
+        cached = self._symbol_cache.get(name)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        try:
+            info = await self.get_symbol_info(name, timeout=timeout)
+            resolved: str = info.name
+        except MT5SymbolNotFoundError:
+            resolved = pick_symbol(name, await self._all_names(now, ttl, timeout))
+        if ttl > 0:
+            self._symbol_cache[name] = (resolved, now + ttl)
+        return resolved
+
+    async def _all_names(self, now: float, ttl: float, timeout: TimeoutArg) -> tuple[str, ...]:
+        cached = self._names_cache
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        names = tuple(await self.get_available_symbols(timeout=timeout))
+        if ttl > 0:
+            self._names_cache = (names, now + ttl)
+        return names
+
+    async def get_rates(
+        self,
+        symbol: str,
+        timeframe: TimeframeLike,
+        date_from: datetime | None = None,
+        date_to: datetime | None = None,
+        *,
+        count: int | None = None,
+        start_pos: int | None = None,
+        timeout: TimeoutArg = USE_DEFAULT,
+    ) -> npt.NDArray[np.void]:
+        """Bars of ``symbol`` as MetaTrader5's packed array (``time`` in UTC epoch seconds).
+
+        One request, one of these forms:
+
+        * ``date_from`` and ``date_to``: bars opened in that range (``copy_rates_range``);
+        * ``date_from`` and ``count``: ``count`` bars ending at ``date_from``
+          (``copy_rates_from``);
+        * ``count`` (and optionally ``start_pos``, 0 = the current bar): the latest bars
+          (``copy_rates_from_pos``).
+
+        Args:
+            symbol: The server's symbol name (see ``find_symbol``).
+            timeframe: ``Timeframe.H1``, ``"H1"`` or MT5's integer.
+            date_from: Aware datetime (naive ones are refused).
+            date_to: Aware datetime.
+            count: Number of bars.
+            start_pos: Bars back from the current one.
+            timeout: Seconds, ``None`` or the default.
+
+        Raises:
+            MT5InvalidArgumentError: An impossible combination, a naive datetime, a bad count.
+            MT5CallError: The terminal refused (e.g. more bars than "Max bars in chart").
+        """
+        _check_symbol(symbol)
+        frame = int(Timeframe.parse(timeframe))
+        function, args = self._rates_request(symbol, frame, date_from, date_to, count, start_pos)
+        rates: npt.NDArray[np.void] = await self._run(
+            function, self._invoker_live(function), args, timeout=timeout
+        )
+        return rates
+
+    @staticmethod
+    def _rates_request(
+        symbol: str,
+        frame: int,
+        date_from: datetime | None,
+        date_to: datetime | None,
+        count: int | None,
+        start_pos: int | None,
+    ) -> tuple[str, tuple[Any, ...]]:
+        if start_pos is not None:
+            if date_from is not None or date_to is not None:
+                raise MT5InvalidArgumentError(
+                    "start_pos counts bars back from now: do not combine it with dates"
+                )
+            if count is None:
+                raise MT5InvalidArgumentError("start_pos needs count= (how many bars)")
+            position = _positive_int("start_pos", start_pos, allow_zero=True)
+            return "copy_rates_from_pos", (symbol, frame, position, _positive_int("count", count))
+        if date_from is not None and date_to is not None:
+            if count is not None:
+                raise MT5InvalidArgumentError("give date_to or count, not both")
+            start = _utc_timestamp("date_from", date_from)
+            end = _utc_timestamp("date_to", date_to)
+            if end < start:
+                raise MT5InvalidArgumentError(
+                    f"date_to ({date_to.isoformat()}) is before date_from ({date_from.isoformat()})"
+                )
+            return "copy_rates_range", (symbol, frame, start, end)
+        if date_to is not None:
+            raise MT5InvalidArgumentError("date_to needs date_from")
+        if date_from is not None:
+            if count is None:
+                raise MT5InvalidArgumentError("date_from needs date_to or count=")
+            start = _utc_timestamp("date_from", date_from)
+            return "copy_rates_from", (symbol, frame, start, _positive_int("count", count))
+        if count is None:
+            raise MT5InvalidArgumentError(
+                "say which bars: count=N (latest), date_from + date_to, date_from + count, "
+                "or start_pos + count"
+            )
+        return "copy_rates_from_pos", (symbol, frame, 0, _positive_int("count", count))
+
+    # ------------------------------------------------------------------ health and stats
+
+    async def health_check(self, *, timeout: TimeoutArg = USE_DEFAULT) -> HealthReport:
+        """Check the pipe, the trade server link, and the account, in one worker job.
+
+        Never raises for terminal trouble: the report says what is wrong (``ok=False``).
+
+        Raises:
+            MT5ClosedError: The connector is closed.
+        """
+        self._check_open()
+        started = time.perf_counter()
+        try:
+            terminal, account = await self._run(
+                "terminal_info", self._health_job(), timeout=timeout
+            )
+        except MT5ClosedError:
+            raise
+        except MT5Error as exc:
+            return HealthReport(
+                ok=False,
+                terminal_connected=False,
+                trade_allowed=False,
+                account_reachable=False,
+                ping_ms=None,
+                login=None,
+                latency_ms=(time.perf_counter() - started) * 1000,
+                error=str(exc),
+                checked_at=datetime.now(UTC),
+            )
+        connected = bool(terminal.connected)
+        reachable = account is not None
+        problems = []
+        if not connected:
+            problems.append("terminal is not connected to the trade server")
+        if not reachable:
+            problems.append("account_info() failed")
+        return HealthReport(
+            ok=not problems,
+            terminal_connected=connected,
+            trade_allowed=bool(terminal.trade_allowed),
+            account_reachable=reachable,
+            ping_ms=terminal.ping_last / 1000 if terminal.ping_last is not None else None,
+            login=account.login if reachable else None,
+            latency_ms=(time.perf_counter() - started) * 1000,
+            error="; ".join(problems) or None,
+            checked_at=datetime.now(UTC),
+        )
+
+    def _health_job(self) -> Callable[[], tuple[Any, Any]]:
+        terminal_info = self._invoker_live("terminal_info")
+        assert self._resolved is not None
+        account_info = self._resolved.module.account_info
+
+        def check() -> tuple[Any, Any]:
+            # The pipe must answer terminal_info (else raise); the account may legitimately
+            # be unreachable while the trade server is down, so its None is reported, not raised.
+            return terminal_info(), account_info()
+
+        return check
+
+    def get_connection_stats(self) -> ConnectionStats:
+        """A snapshot of counters, latencies and state (sync, cheap)."""
+        recorder = self._recorder
+        worker = self._worker
+        p50, p99 = recorder.percentiles_ms()
+        in_flight = worker.in_flight if worker is not None else None
+        retired = self._retired
+        return ConnectionStats(
+            state=self._state,
+            backend=self._description,
+            connected_since=self._connected_since,
+            uptime_seconds=(
+                time.perf_counter() - self._connected_at if self._connected_at is not None else 0.0
+            ),
+            connects=self._connects,
+            reconnects=max(self._connects - 1, 0),
+            calls=recorder.calls,
+            failures=recorder.failures,
+            timeouts=recorder.timeouts,
+            outcome_unknown=recorder.outcome_unknown,
+            abandoned=retired["abandoned"] + (worker.abandoned if worker else 0),
+            late_results=retired["late_results"] + (worker.late_results if worker else 0),
+            rejected_busy=retired["rejected_busy"] + (worker.rejected_busy if worker else 0),
+            latency_p50_ms=p50,
+            latency_p99_ms=p99,
+            last_error=recorder.last_error,
+            last_error_at=recorder.last_error_at,
+            worker_state=worker.state.value if worker is not None else "none",
+            in_flight=in_flight.function if in_flight is not None else None,
+            queued=worker.queued if worker is not None else 0,
+        )
+
+
+@asynccontextmanager
+async def mt5_connection(
+    settings: MT5Settings | None = None, **overrides: Any
+) -> AsyncIterator[AsyncMT5Connector]:
+    """A connected ``AsyncMT5Connector``, closed on exit.
+
+    Args:
+        settings: Base settings (default: from the environment).
+        **overrides: Setting fields to change, e.g. ``backend="sim"``, ``call_timeout=5``.
+
+    Example:
+        ```python
+        async with mt5_connection(backend="sim") as mt5:
+            print(await mt5.get_account_info())
+        ```
+    """
+    if overrides:
+        # Only fields given explicitly are carried over, so derived defaults (connect_timeout
+        # from timeout_ms) are recomputed from the overrides.
+        base = settings.model_dump(exclude_unset=True) if settings is not None else {}
+        settings = MT5Settings(**{**base, **overrides})
+    async with AsyncMT5Connector(settings) as connector:
+        yield connector
