@@ -1,0 +1,497 @@
+"""Paged history: bars and ticks of any size, read page by page under the terminal's ``maxbars``.
+
+MetaTrader5 refuses, as a whole, any request for ``maxbars`` bars or more ("Max. bars in chart",
+``terminal_info().maxbars``). ``fetch_rates`` and ``fetch_ticks`` split a request into pages that
+each stay below that limit and make **one** ``connector.call`` per page, so other calls queued on
+the connector's worker run between pages instead of waiting behind one huge read.
+
+Seams are exact by construction, not by de-duplication afterwards:
+
+* date ranges are cut into disjoint, adjacent windows ``[a, b]``, ``[b + 1, c]``... of whole
+  seconds; MT5 returns bars with ``a <= time <= b`` and ticks with ``a*1000 <= time_msc <=
+  b*1000 + 999``, so every row lands in exactly one page (ticks sharing a ``time_msc`` are in the
+  same second, hence the same page);
+* counts walk back from the newest bar with ``copy_rates_from(oldest - 1, n)``: each page holds
+  only bars strictly older than the previous one.
+
+A bar window never holds more than ``page`` bars: it spans ``page`` periods of the timeframe
+(MN1 counts 28-day months), whatever the trading hours. Tick windows adapt their length to the
+tick rate seen so far.
+
+Times in: aware datetimes only (MetaTrader5 reads naive ones in the machine's local zone).
+Times out: the arrays keep MT5's epoch columns (``time`` seconds, ``time_msc`` milliseconds),
+which are UTC (the broker's server clock, for real terminals).
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Final, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from ._errors import MT5CallError, MT5InvalidArgumentError
+from ._timeframe import Timeframe, TimeframeLike
+
+if TYPE_CHECKING:
+    from ._connector import AsyncMT5Connector
+
+__all__ = [
+    "RATES_DTYPE",
+    "TICKS_DTYPE",
+    "FetchProgress",
+    "ProgressCallback",
+    "TickFlagsLike",
+    "fetch_rates",
+    "fetch_ticks",
+    "prepare_symbol",
+    "terminal_maxbars",
+    "tick_flags",
+    "utc_seconds",
+]
+
+RATES_DTYPE: Final = np.dtype(
+    [
+        ("time", "<i8"),
+        ("open", "<f8"),
+        ("high", "<f8"),
+        ("low", "<f8"),
+        ("close", "<f8"),
+        ("tick_volume", "<u8"),
+        ("spread", "<i4"),
+        ("real_volume", "<u8"),
+    ]
+)
+"""MetaTrader5's packed ``copy_rates_*`` row (60 bytes); used for empty results."""
+
+TICKS_DTYPE: Final = np.dtype(
+    [
+        ("time", "<i8"),
+        ("bid", "<f8"),
+        ("ask", "<f8"),
+        ("last", "<f8"),
+        ("volume", "<u8"),
+        ("time_msc", "<i8"),
+        ("flags", "<u4"),
+        ("volume_real", "<f8"),
+    ]
+)
+"""MetaTrader5's packed ``copy_ticks_*`` row (60 bytes); used for empty results."""
+
+_INT32_MAX: Final = 2**31 - 1
+_MONTH_MIN_SECONDS: Final = 28 * 86400
+_TICK_WINDOW_START: Final = 3600
+_TICK_WINDOW_MAX: Final = 31 * 86400
+_TICK_FLAGS: Final = {"all": -1, "info": 1, "trade": 2}
+_INVALID_PARAMS: Final = -2
+
+TickFlagsLike = Literal["all", "info", "trade"] | int
+"""``"all"``/``"info"``/``"trade"`` or MetaTrader5's ``COPY_TICKS_*`` value (-1, 1, 2)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FetchProgress:
+    """How far a paged fetch has got; passed to the ``progress`` callback after every page.
+
+    Attributes:
+        symbol: The broker's symbol name.
+        rows: Rows received so far.
+        pages: Pages (terminal calls) made so far.
+        fraction: Share of the request done, in [0, 1] (by time for ranges, by rows for counts),
+            or None when the end is not known in advance.
+    """
+
+    symbol: str
+    rows: int
+    pages: int
+    fraction: float | None
+
+
+ProgressCallback = Callable[[FetchProgress], object]
+"""Called on the event loop after each page; keep it quick (it runs between pages)."""
+
+
+# --------------------------------------------------------------------------- argument checks
+
+
+def utc_seconds(name: str, value: object) -> int:
+    """Epoch seconds of an aware datetime within MetaTrader5's int32 range.
+
+    Raises:
+        MT5InvalidArgumentError: Not a datetime, naive, or outside 1970..2038-01-19.
+    """
+    if not isinstance(value, datetime):
+        raise MT5InvalidArgumentError(
+            f"{name} must be a timezone-aware datetime, got {type(value).__name__}"
+        )
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise MT5InvalidArgumentError(
+            f"{name}={value!r} is naive: MetaTrader5 would read it in this machine's local time "
+            "zone. Pass an aware datetime, e.g. datetime(2026, 3, 2, tzinfo=UTC)"
+        )
+    seconds = math.floor(value.timestamp())
+    if not 0 < seconds <= _INT32_MAX:
+        raise MT5InvalidArgumentError(
+            f"{name}={value.isoformat()} is outside MetaTrader5's range (1970 to 2038-01-19)"
+        )
+    return seconds
+
+
+def _count(name: str, value: object, *, allow_zero: bool = False) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < (0 if allow_zero else 1):
+        least = "0 or more" if allow_zero else "1 or more"
+        raise MT5InvalidArgumentError(f"{name} must be an int, {least}; got {value!r}")
+    return value
+
+
+def tick_flags(flags: TickFlagsLike) -> int:
+    """MetaTrader5's ``COPY_TICKS_*`` value for ``"all"``, ``"info"``, ``"trade"`` or an int.
+
+    Raises:
+        MT5InvalidArgumentError: Anything else.
+    """
+    if isinstance(flags, str) and flags.lower() in _TICK_FLAGS:
+        return _TICK_FLAGS[flags.lower()]
+    if not isinstance(flags, bool) and isinstance(flags, int) and flags in _TICK_FLAGS.values():
+        return flags
+    raise MT5InvalidArgumentError(
+        f"unknown tick flags {flags!r}: use 'all', 'info' (bid/ask changes), 'trade' "
+        "(last/volume changes), or COPY_TICKS_ALL (-1), COPY_TICKS_INFO (1), COPY_TICKS_TRADE (2)"
+    )
+
+
+def _page_size(maxbars: int, page_size: int | None) -> int:
+    # A request for maxbars rows or more fails as a whole: the largest safe page is maxbars - 1.
+    limit = max(maxbars - 1, 1)
+    if page_size is None:
+        return limit
+    return min(_count("page_size", page_size), limit)
+
+
+# --------------------------------------------------------------------------- per-connection facts
+
+# maxbars is a terminal setting: read once per connection (a reconnect gets a new worker).
+_MAXBARS: weakref.WeakKeyDictionary[object, int] = weakref.WeakKeyDictionary()
+
+
+async def terminal_maxbars(connector: AsyncMT5Connector) -> int:
+    """The terminal's ``maxbars``, read once per connection."""
+    worker = connector.worker
+    cached = _MAXBARS.get(worker) if worker is not None else None
+    if cached is not None:
+        return cached
+    info = await connector.call("terminal_info")
+    maxbars = int(info.maxbars)
+    if worker is not None:
+        _MAXBARS[worker] = maxbars
+    return maxbars
+
+
+async def prepare_symbol(connector: AsyncMT5Connector, symbol: str) -> str:
+    """Resolve ``symbol`` to the broker's name and make sure it is in the Market Watch.
+
+    MetaTrader5 fails bar and tick reads (-1) on symbols not selected in the Market Watch.
+
+    Raises:
+        MT5SymbolNotFoundError: No such symbol (or an ambiguous broker-decorated name).
+    """
+    name = await connector.find_symbol(symbol)
+    await connector.call("symbol_select", name, True)
+    return name
+
+
+async def _latest_tick_msc(connector: AsyncMT5Connector, symbol: str) -> int | None:
+    """``time_msc`` of the symbol's latest tick: the terminal's "now" for that symbol."""
+    try:
+        tick = await connector.call("symbol_info_tick", symbol)
+    except MT5CallError:
+        return None  # no quote yet: ranges are then not clamped, which only costs empty pages
+    return int(tick.time_msc)
+
+
+def _join(parts: list[npt.NDArray[np.void]], dtype: np.dtype[Any]) -> npt.NDArray[np.void]:
+    if not parts:
+        return np.empty(0, dtype=dtype)
+    if len(parts) == 1:
+        return parts[0]
+    return np.concatenate(parts)
+
+
+class _Pager:
+    """Counts pages and rows and reports progress."""
+
+    def __init__(self, symbol: str, progress: ProgressCallback | None) -> None:
+        self.symbol = symbol
+        self.progress = progress
+        self.pages = 0
+        self.rows = 0
+
+    def add(self, rows: int, fraction: float | None) -> None:
+        self.pages += 1
+        self.rows += rows
+        if self.progress is not None:
+            done = None if fraction is None else min(max(fraction, 0.0), 1.0)
+            self.progress(FetchProgress(self.symbol, self.rows, self.pages, done))
+
+
+# --------------------------------------------------------------------------- bars
+
+
+async def fetch_rates(
+    connector: AsyncMT5Connector,
+    symbol: str,
+    timeframe: TimeframeLike,
+    date_from: datetime | None = None,
+    date_to: datetime | None = None,
+    *,
+    count: int | None = None,
+    start_pos: int | None = None,
+    progress: ProgressCallback | None = None,
+    page_size: int | None = None,
+) -> npt.NDArray[np.void]:
+    """Bars of any size of request, paged under the terminal's ``maxbars``, oldest first.
+
+    One of these forms:
+
+    * ``date_from`` and ``date_to``: bars opened in ``[date_from, date_to]``;
+    * ``date_from`` alone: bars opened from ``date_from`` up to now;
+    * ``date_from`` and ``count``: the ``count`` bars ending at ``date_from`` (inclusive);
+    * ``count`` (and optionally ``start_pos``; 0 = the current bar): the latest bars.
+
+    Args:
+        connector: A connected ``AsyncMT5Connector``.
+        symbol: A symbol name; broker decorations are resolved (``EURUSD`` → ``EURUSD.m``).
+        timeframe: ``Timeframe.H1``, ``"H1"`` or MT5's integer.
+        date_from: Aware datetime.
+        date_to: Aware datetime.
+        count: Number of bars (may exceed ``maxbars``).
+        start_pos: Bars back from the current one; must lie within the terminal's chart buffer.
+        progress: Called with a ``FetchProgress`` after every page.
+        page_size: Bars per request (default and maximum: ``maxbars - 1``).
+
+    Returns:
+        MetaTrader5's packed structured array (``time`` in epoch seconds, UTC), no duplicate
+        or missing rows at page seams. Fewer than ``count`` rows when the history ends first.
+
+    Raises:
+        MT5InvalidArgumentError: An impossible combination, a naive datetime, a bad count.
+        MT5SymbolNotFoundError: No such symbol.
+        MT5Error: A page failed (the whole fetch fails; nothing partial is returned).
+    """
+    frame = int(Timeframe.parse(timeframe))
+    plan = _rates_plan(date_from, date_to, count, start_pos)
+    name = await prepare_symbol(connector, symbol)
+    maxbars = await terminal_maxbars(connector)
+    page = _page_size(maxbars, page_size)
+    pager = _Pager(name, progress)
+    if plan[0] == "range":
+        _, start, end = plan
+        latest = await _latest_tick_msc(connector, name)
+        if latest is not None:
+            end = min(end, latest // 1000)
+        return await _rates_range(connector, name, frame, start, end, page, pager)
+    _, anchor, total, position = plan
+    return await _rates_back(
+        connector, name, frame, (anchor, total, position), (page, maxbars), pager
+    )
+
+
+def _rates_plan(
+    date_from: datetime | None,
+    date_to: datetime | None,
+    count: int | None,
+    start_pos: int | None,
+) -> tuple[Literal["range"], int, int] | tuple[Literal["back"], int | None, int, int]:
+    """Check the arguments; ("range", start, end) or ("back", anchor_time, count, start_pos)."""
+    if start_pos is not None:
+        if date_from is not None or date_to is not None:
+            raise MT5InvalidArgumentError(
+                "start_pos counts bars back from now: do not combine it with dates"
+            )
+        if count is None:
+            raise MT5InvalidArgumentError("start_pos needs count= (how many bars)")
+        return "back", None, _count("count", count), _count("start_pos", start_pos, allow_zero=True)
+    if date_from is not None:
+        start = utc_seconds("date_from", date_from)
+        if count is not None:
+            if date_to is not None:
+                raise MT5InvalidArgumentError("give date_to or count, not both")
+            return "back", start, _count("count", count), 0
+        end = utc_seconds("date_to", date_to) if date_to is not None else _INT32_MAX
+        if end < start:
+            raise MT5InvalidArgumentError(
+                f"date_to ({date_to!r}) is before date_from ({date_from.isoformat()})"
+            )
+        return "range", start, end
+    if date_to is not None:
+        raise MT5InvalidArgumentError("date_to needs date_from")
+    if count is None:
+        raise MT5InvalidArgumentError(
+            "say which bars: count=N (latest), date_from (+ date_to), date_from + count, "
+            "or start_pos + count"
+        )
+    return "back", None, _count("count", count), 0
+
+
+def _window_seconds(frame: int, page: int) -> int:
+    """Length of a window that can hold at most ``page`` bars of ``frame``."""
+    timeframe = Timeframe(frame)
+    period = _MONTH_MIN_SECONDS if timeframe is Timeframe.MN1 else timeframe.seconds
+    return page * period
+
+
+async def _rates_range(
+    connector: AsyncMT5Connector,
+    symbol: str,
+    frame: int,
+    start: int,
+    end: int,
+    page: int,
+    pager: _Pager,
+) -> npt.NDArray[np.void]:
+    span = _window_seconds(frame, page)
+    parts: list[npt.NDArray[np.void]] = []
+    low = start
+    while low <= end:
+        high = min(low + span - 1, end)
+        bars = await connector.call("copy_rates_range", symbol, frame, low, high)
+        if len(bars):
+            parts.append(bars)
+        pager.add(len(bars), (high - start + 1) / (end - start + 1))
+        low = high + 1
+    return _join(parts, RATES_DTYPE)
+
+
+async def _rates_back(
+    connector: AsyncMT5Connector,
+    symbol: str,
+    frame: int,
+    request: tuple[int | None, int, int],
+    limits: tuple[int, int],
+    pager: _Pager,
+) -> npt.NDArray[np.void]:
+    """``total`` bars ending at ``anchor`` (a time) or at ``position`` bars back from now.
+
+    ``request`` is (anchor, total, position); ``limits`` is (page, maxbars).
+    """
+    anchor, total, position = request
+    page, maxbars = limits
+    parts: list[npt.NDArray[np.void]] = []
+    remaining = total
+    if anchor is None:
+        # copy_rates_from_pos only reaches maxbars deep (the chart buffer); older pages go by time.
+        first = min(remaining, page, maxbars - position)
+        if first < 1:
+            raise MT5InvalidArgumentError(
+                f"start_pos={position} lies beyond the terminal's chart buffer (maxbars): "
+                "ask by date instead (date_from + count)"
+            )
+        bars = await connector.call("copy_rates_from_pos", symbol, frame, position, first)
+    else:
+        first = min(remaining, page)
+        bars = await connector.call("copy_rates_from", symbol, frame, anchor, first)
+    while True:
+        if len(bars):
+            parts.append(bars)
+        remaining -= len(bars)
+        pager.add(len(bars), (total - remaining) / total)
+        if remaining <= 0 or len(bars) < first:
+            break  # done, or the history starts here
+        older = int(bars["time"][0]) - 1
+        first = min(remaining, page)
+        bars = await connector.call("copy_rates_from", symbol, frame, older, first)
+    parts.reverse()
+    return _join(parts, RATES_DTYPE)
+
+
+# --------------------------------------------------------------------------- ticks
+
+
+async def fetch_ticks(
+    connector: AsyncMT5Connector,
+    symbol: str,
+    date_from: datetime,
+    date_to: datetime | None = None,
+    *,
+    count: int | None = None,
+    flags: TickFlagsLike = "all",
+    progress: ProgressCallback | None = None,
+    page_size: int | None = None,
+) -> npt.NDArray[np.void]:
+    """Ticks from ``date_from``, paged by time, in ``time_msc`` order, no duplicates at seams.
+
+    ``date_to`` bounds the range (inclusive, to the second); ``count`` takes the first ``count``
+    ticks from ``date_from`` instead; with neither, ticks run up to now.
+
+    Pages are time windows of whole seconds whose length adapts so that each page holds about
+    ``page_size`` ticks; a window the terminal refuses as too large (-2) is halved and retried.
+
+    Args:
+        connector: A connected ``AsyncMT5Connector``.
+        symbol: A symbol name; broker decorations are resolved.
+        date_from: Aware datetime (second precision, as MetaTrader5).
+        date_to: Aware datetime.
+        count: At most this many ticks.
+        flags: ``"all"``, ``"info"`` (bid/ask changes) or ``"trade"`` (last/volume changes).
+        progress: Called with a ``FetchProgress`` after every page.
+        page_size: Target ticks per request (default: ``maxbars - 1``).
+
+    Raises:
+        MT5InvalidArgumentError: Naive datetimes, both ``date_to`` and ``count``, bad flags.
+        MT5SymbolNotFoundError: No such symbol.
+    """
+    start = utc_seconds("date_from", date_from)
+    copy_flags = tick_flags(flags)
+    if date_to is not None and count is not None:
+        raise MT5InvalidArgumentError("give date_to or count, not both")
+    end = utc_seconds("date_to", date_to) if date_to is not None else _INT32_MAX
+    if end < start:
+        raise MT5InvalidArgumentError(
+            f"date_to ({date_to!r}) is before date_from ({date_from.isoformat()})"
+        )
+    total = _count("count", count) if count is not None else None
+    name = await prepare_symbol(connector, symbol)
+    target = _page_size(await terminal_maxbars(connector), page_size)
+    latest = await _latest_tick_msc(connector, name)
+    if latest is not None:
+        end = min(end, latest // 1000)
+    pager = _Pager(name, progress)
+    parts: list[npt.NDArray[np.void]] = []
+    rows = 0
+    window = _TICK_WINDOW_START
+    low = start
+    while low <= end and (total is None or rows < total):
+        high = min(low + window - 1, end)
+        try:
+            ticks = await connector.call("copy_ticks_range", name, low, high, copy_flags)
+        except MT5CallError as exc:
+            if exc.code != _INVALID_PARAMS or high == low:
+                raise
+            window = max((high - low + 1) // 2, 1)
+            continue
+        if len(ticks):
+            parts.append(ticks)
+            rows += len(ticks)
+        if total is not None:
+            fraction: float | None = rows / total
+        else:
+            fraction = (high - start + 1) / (end - start + 1) if end < _INT32_MAX else None
+        pager.add(len(ticks), fraction)
+        window = _next_window(high - low + 1, len(ticks), target)
+        low = high + 1
+    result = _join(parts, TICKS_DTYPE)
+    return result[:total] if total is not None and len(result) > total else result
+
+
+def _next_window(seconds: int, ticks: int, target: int) -> int:
+    """A window length expected to hold about ``target`` ticks (grows at most 4x per page)."""
+    if ticks == 0:
+        return min(seconds * 4, _TICK_WINDOW_MAX)
+    # Aim below the target: tick rates vary within a day.
+    estimate = int(seconds * target * 0.8 / ticks)
+    return max(1, min(estimate, seconds * 4, _TICK_WINDOW_MAX))
