@@ -23,10 +23,7 @@ import weakref
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Final
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from ._backends import Backend, ResolvedBackend, backend_function, resolve_backend
 from ._backoff import backoff_delay
@@ -52,6 +49,10 @@ from ._stats import CallRecorder, ConnectionStats, HealthReport
 from ._timeframe import Timeframe, TimeframeLike
 from ._types import USE_DEFAULT, ConnectionState, MT5Struct, TimeoutArg, UseDefault
 from ._worker import Worker
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 __all__ = ["AsyncMT5Connector", "mt5_connection"]
 
