@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -136,14 +137,14 @@ def test_backend_url_is_parsed(settings_env: Path) -> None:
     ],
 )
 def test_invalid_settings_say_what_is_wrong(
-    settings_env: Path, fields: dict[str, object], message: str
+    settings_env: Path, fields: dict[str, Any], message: str
 ) -> None:
     with pytest.raises(ValidationError, match=message):
         MT5Settings(**fields)
 
 
 def test_sim_start_accepts_an_aware_iso_time(settings_env: Path) -> None:
-    settings = MT5Settings(sim_start="2026-03-02T10:00:00Z")  # type: ignore[arg-type]
+    settings = MT5Settings(sim_start="2026-03-02T10:00:00Z")
     assert settings.sim_start == datetime(2026, 3, 2, 10, tzinfo=UTC)
 
 
