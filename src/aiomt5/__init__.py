@@ -14,7 +14,6 @@ async with aiomt5.mt5_connection(backend="sim") as mt5:
 from __future__ import annotations
 
 import types
-from typing import Any
 
 from ._backoff import is_testing, set_testing
 from ._connector import AsyncMT5Connector, mt5_connection
@@ -93,7 +92,7 @@ for _member in [globals()[name] for name in __all__]:
 del _member
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> str:
     # The version is read lazily: importlib.metadata is slow to import.
     if name == "__version__":
         from importlib.metadata import version

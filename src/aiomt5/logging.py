@@ -20,7 +20,7 @@ from typing import IO, Final
 
 from ._log import set_structlog
 
-__all__ = ["DEFAULT_FORMAT", "configure", "unconfigure", "use_structlog"]
+__all__ = ["DEFAULT_FORMAT", "DailyFileHandler", "configure", "unconfigure", "use_structlog"]
 
 DEFAULT_FORMAT: Final = "%(asctime)s %(levelname)-8s %(name)s %(message)s"
 _MARK: Final = "_aiomt5_configured"
