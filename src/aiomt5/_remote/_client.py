@@ -1,0 +1,195 @@
+"""``RemoteTerminal``: a MetaTrader5-shaped object whose calls run on a remote terminal.
+
+The connector's worker calls it exactly as it calls the ``MetaTrader5`` module: same
+functions, same constants, same struct types and dtypes, and the same failure convention. A
+broken link is therefore not an exception but what the real package reports when its pipe to
+the terminal breaks: the function's failure value (``None``, ``False``...) with
+``last_error()`` at ``-10004`` (no connection), ``-10002`` (the request went out, no reply:
+it may have run) or ``-10001`` (it could not be sent). Like the real pipe, the link is only
+reopened by ``initialize()``, which the connector's supervisor calls when it reconnects.
+
+``last_error()`` needs no round trip: every reply carries the server's ``last_error()`` read
+right after the call.
+
+The transport (``aiomt5 serve`` or an mt5linux server) is a small object with ``open``,
+``call`` and ``close``; see ``_aiomt5`` and ``_mt5linux``.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Mapping
+from typing import Any, Final, Protocol
+
+from aiomt5.sim._constants import CONSTANTS
+from aiomt5.sim._structs import STRUCT_TYPES
+
+from ._wire import RAISABLE, SERVED_FUNCTIONS, WireError, decode, encode
+
+__all__ = [
+    "FAILURE_VALUES",
+    "NO_CONNECTION",
+    "LinkError",
+    "RemoteTerminal",
+    "Transport",
+]
+
+NO_CONNECTION: Final = (-10004, "No IPC connection")
+_SUCCESS: Final = (1, "Success")
+
+FAILURE_VALUES: Final[Mapping[str, Any]] = {
+    "initialize": False,
+    "login": False,
+    "symbol_select": False,
+    "market_book_add": False,
+    "market_book_release": False,
+    "version": (0, 0, ""),
+}
+"""What a function returns when the terminal cannot be reached (None for the others)."""
+
+_EXCEPTIONS: Final[dict[str, type[Exception]]] = {
+    "TypeError": TypeError,
+    "ValueError": ValueError,
+    "OverflowError": OverflowError,
+    "AttributeError": AttributeError,
+    "RuntimeError": RuntimeError,
+}
+assert set(_EXCEPTIONS) == set(RAISABLE)
+
+
+class LinkError(ConnectionError):
+    """The link to the remote terminal failed; ``code``/``text`` are what ``last_error()`` says.
+
+    Raised by transports, turned into a MetaTrader5-style failure by ``RemoteTerminal``.
+    """
+
+    def __init__(self, code: int, text: str) -> None:
+        super().__init__(text)
+        self.code = code
+        self.text = text
+
+
+class Transport(Protocol):
+    """One link to a remote terminal (not thread-safe; ``RemoteTerminal`` serializes it)."""
+
+    @property
+    def is_open(self) -> bool:
+        """Whether ``call`` can be tried."""
+
+    def open(self) -> None:
+        """Connect (and authenticate). Raises ``LinkError``."""
+
+    def call(self, name: str, args: Any, kwargs: Any) -> tuple[Any, ...]:
+        """Send one encoded call, return the raw reply tuple. Raises ``LinkError``."""
+
+    def close(self) -> None:
+        """Drop the link (idempotent)."""
+
+
+class RemoteTerminal:
+    """Every MetaTrader5 function, constant and struct type, answered by a remote terminal.
+
+    Args:
+        transport: The link (``aiomt5 serve`` or mt5linux).
+        description: How logs and ``repr`` name it, e.g. ``"aiomt5://127.0.0.1:18813"``.
+    """
+
+    def __init__(self, transport: Transport, description: str) -> None:
+        self._transport = transport
+        self._description = description
+        self._last_error: tuple[int, str] = _SUCCESS
+        self._lock = threading.Lock()
+        self.__dict__.update(CONSTANTS)
+        self.__dict__.update(STRUCT_TYPES)
+        for name in SERVED_FUNCTIONS - {"initialize", "shutdown", "last_error"}:
+            self.__dict__[name] = functools.partial(self._call, name)
+        self.__version__ = "5.0.6231"
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for names __init__ did not set: typed access for mypy, and a clear error.
+        raise AttributeError(f"remote MetaTrader5 terminal has no attribute {name!r}")
+
+    # ------------------------------------------------------------------ the special three
+
+    def initialize(self, *args: Any, **kwargs: Any) -> bool:
+        """(Re)open the link if needed, then ``initialize`` the remote terminal."""
+        with self._lock:
+            if not self._transport.is_open:
+                try:
+                    self._transport.open()
+                except LinkError as exc:
+                    self._last_error = (exc.code, exc.text)
+                    return False
+            return bool(self._send("initialize", args, kwargs))
+
+    def shutdown(self, *args: Any, **kwargs: Any) -> bool:
+        """``shutdown`` the remote terminal's connection and drop the link; always True."""
+        if args or kwargs:
+            raise TypeError("shutdown() takes no arguments")
+        with self._lock:
+            if self._transport.is_open:
+                self._send("shutdown", (), {})
+                self._transport.close()
+            self._last_error = _SUCCESS
+        return True
+
+    def last_error(self, *args: Any, **kwargs: Any) -> tuple[int, str]:
+        """The last error, as the server read it after the last call (no round trip)."""
+        if args or kwargs:
+            raise TypeError("last_error() takes no arguments")
+        return self._last_error
+
+    # ------------------------------------------------------------------ every other function
+
+    def _call(self, name: str, /, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            if not self._transport.is_open:
+                self._last_error = NO_CONNECTION
+                return FAILURE_VALUES.get(name)
+            return self._send(name, args, kwargs)
+
+    def _send(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        try:
+            wire_args, wire_kwargs = encode(args), encode(kwargs)
+        except WireError as exc:
+            raise TypeError(f"{name}(): {exc}") from None
+        try:
+            reply = self._transport.call(name, wire_args, wire_kwargs)
+            status, result, error = _parse_reply(reply)
+        except LinkError as exc:
+            self._transport.close()
+            self._last_error = (exc.code, exc.text)
+            return FAILURE_VALUES.get(name)
+        self._last_error = error
+        if status == "raise":
+            raise _EXCEPTIONS[result[0]](result[1])
+        return result
+
+    def __repr__(self) -> str:
+        state = "open" if self._transport.is_open else "closed"
+        return f"<RemoteTerminal {self._description} {state}>"
+
+
+def _parse_reply(reply: Any) -> tuple[str, Any, tuple[int, str]]:
+    """Check and decode a ``serve_call`` reply; malformed replies are link errors."""
+    try:
+        return _decode_reply(reply)
+    except WireError as exc:
+        raise LinkError(-10002, f"IPC recv failed: invalid reply from the server ({exc})") from None
+
+
+def _decode_reply(reply: Any) -> tuple[str, Any, tuple[int, str]]:
+    if type(reply) is not tuple or len(reply) not in (3, 4):
+        raise WireError("malformed reply")
+    error = reply[-1]
+    if type(error) is not tuple or len(error) != 2:
+        raise WireError("malformed last_error in reply")
+    if type(error[0]) is not int or type(error[1]) is not str:
+        raise WireError("malformed last_error in reply")
+    if reply[0] == "ok" and len(reply) == 3:
+        return "ok", decode(reply[1], STRUCT_TYPES, arrays=True), error
+    kind = reply[1]
+    if reply[0] == "raise" and len(reply) == 4 and type(kind) is str and kind in _EXCEPTIONS:
+        return "raise", (kind, str(reply[2])), error
+    raise WireError("malformed reply")
