@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 
 import numpy as np
@@ -81,7 +82,7 @@ def test_seed_changes_the_prices() -> None:
 
 
 def test_symbol_name_changes_the_path_for_the_same_parameters() -> None:
-    twin = SymbolSpec(**{**{f: getattr(FX, f) for f in FX.__slots__}, "name": "EURUSD.m"})
+    twin = dataclasses.replace(FX, name="EURUSD.m")
     span = (minute(MONDAY), minute(MONDAY) + 59)
     a, b = MarketModel(FX, SEED).m1(*span), MarketModel(twin, SEED).m1(*span)
     assert not np.allclose(np.diff(np.log(a["close"])), np.diff(np.log(b["close"])))
@@ -526,6 +527,6 @@ def test_negative_counts_are_a_clear_error(fx: MarketModel) -> None:
 
 
 def test_a_spec_without_sessions_is_refused() -> None:
-    closed = SymbolSpec(**{**{f: getattr(FX, f) for f in FX.__slots__}, "hours": TradingHours(())})
+    closed = dataclasses.replace(FX, hours=TradingHours(()))
     with pytest.raises(ValueError, match="no session"):
         MarketModel(closed, SEED)

@@ -26,7 +26,8 @@ it. The pieces, from coarse to fine:
   period start: epoch-aligned for M2..D1, Sunday 00:00 for W1, the 1st of the month for MN1.
 
 The hot path (complete bars) is vectorised across minutes and days; Python loops run per day at
-most. Recently used days are kept in small LRU caches, so polling "now" is cheap.
+most. Recently used days of bars and ticks are kept in small LRU caches, so polling "now" is
+cheap, and daily bars are kept per block of days, so D1/W1/MN1 history is generated once.
 """
 
 from __future__ import annotations
