@@ -1,0 +1,540 @@
+"""Live data as async iterators: ticks of several symbols, and closed bars, by polling the terminal.
+
+MetaTrader5 has no push API, so streams poll through the connector: each poll is one
+``connector.call`` per symbol, queued on the worker like any other call, so streams share the
+terminal fairly with the rest of the program.
+
+**Exactly once, by cursor.** A tick stream remembers, per symbol, the ``time_msc`` of the last
+tick it handed out and how many ticks with that same ``time_msc`` it handed out (several ticks
+can share a millisecond). The next poll reads from that second on and skips what the cursor
+covers, so nothing is repeated or skipped: not between polls, not when the consumer is slow,
+not across a broken pipe or a reconnect. A bar stream's cursor is the open time of the last bar
+it yielded.
+
+**Slow consumers (buffer policy).** A stream holds at most ``buffer`` ticks: one poll reads at
+most ``buffer // len(symbols)`` per symbol, and the stream does not poll again until the consumer
+has taken them all. A slow consumer therefore never makes memory grow and never loses ticks: it
+falls behind in time, and the ticks it has not seen yet stay in the terminal's history, from
+where the next polls read them (without sleeping) until the stream has caught up. While catching
+up across symbols, ticks are released only up to the oldest "last tick read" of the symbols that
+filled their share, so the stream is in ``time_msc`` order across symbols.
+
+**Connection trouble.** On a connection error or timeout the stream does not end: it waits
+until the connector is connected again (a ``StateChanged`` event, when the supervisor or the user
+reconnects), or, while the connector still believes it is connected, retries every
+``retry_interval`` seconds; then it re-selects its symbols and resumes from its cursors. Other
+errors (an unknown symbol, a closed connector) end the iteration by raising.
+
+**Stopping.** A stream runs no background task: polling happens inside ``__anext__``. Breaking
+out of ``async for``, cancelling the consuming task, or ``await stream.aclose()`` stops it with
+nothing left running. Sleeps go through the ``sleep`` argument (default ``asyncio.sleep``), so
+tests drive them with a simulated clock.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import calendar
+import collections
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, Self
+
+import numpy as np
+import numpy.typing as npt
+
+from ._errors import (
+    MT5CallError,
+    MT5ClosedError,
+    MT5ConnectionError,
+    MT5InvalidArgumentError,
+    MT5TimeoutError,
+)
+from ._events import ConnectorEvent, StateChanged
+from ._history import (
+    TickFlagsLike,
+    fetch_rates,
+    prepare_symbol,
+    terminal_maxbars,
+    tick_flags,
+    utc_seconds,
+)
+from ._log import get_logger
+from ._timeframe import Timeframe, TimeframeLike
+from ._types import ConnectionState
+
+if TYPE_CHECKING:
+    from ._connector import AsyncMT5Connector
+
+__all__ = [
+    "BarStream",
+    "Sleep",
+    "StreamBar",
+    "StreamTick",
+    "TickStream",
+    "stream_bars",
+    "stream_ticks",
+]
+
+log = get_logger("aiomt5.streams")
+
+Sleep = Callable[[float], Awaitable[object]]
+"""How a stream waits: ``asyncio.sleep`` or a test's simulated-clock sleep."""
+
+_RETRYABLE: Final = (MT5ConnectionError, MT5TimeoutError)
+_BAR_DEPTH: Final = 64
+
+
+class StreamTick(NamedTuple):
+    """One tick of a ``TickStream``: MetaTrader5's tick fields plus the symbol.
+
+    ``symbol`` is the name the stream was asked for (``"EURUSD"`` even when the broker calls it
+    ``"EURUSD.m"``). ``time`` is epoch seconds, ``time_msc`` epoch milliseconds, both UTC.
+    """
+
+    symbol: str
+    time: int
+    bid: float
+    ask: float
+    last: float
+    volume: int
+    time_msc: int
+    flags: int
+    volume_real: float
+
+    @property
+    def datetime(self) -> datetime:
+        """``time_msc`` as an aware UTC datetime."""
+        return datetime.fromtimestamp(self.time_msc / 1000, UTC)
+
+
+class StreamBar(NamedTuple):
+    """One closed bar of a ``BarStream``: MetaTrader5's rate fields plus the symbol."""
+
+    symbol: str
+    time: int
+    open: float
+    high: float
+    low: float
+    close: float
+    tick_volume: int
+    spread: int
+    real_volume: int
+
+    @property
+    def datetime(self) -> datetime:
+        """The bar's open time as an aware UTC datetime."""
+        return datetime.fromtimestamp(self.time, UTC)
+
+
+def _positive(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise MT5InvalidArgumentError(f"{name} must be a number > 0, got {value!r}")
+    return float(value)
+
+
+def _symbol_name(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise MT5InvalidArgumentError(f"a symbol must be a non-empty str, got {value!r}")
+    return value
+
+
+def _at_least(value: object, least: int) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int) and value >= least
+
+
+def _closed(connector: AsyncMT5Connector) -> bool:
+    return connector.state is ConnectionState.CLOSED
+
+
+async def _wait_until_usable(
+    connector: AsyncMT5Connector, sleep: Sleep, retry_interval: float
+) -> None:
+    """Return once the connector may work again; raise if it is closed for good."""
+    if _closed(connector):
+        raise MT5ClosedError("the connector was closed while a stream was reading")
+    if connector.is_connected():
+        # The pipe failed but nobody has noticed yet (the supervisor will): try again later.
+        await sleep(retry_interval)
+        return
+    changed = asyncio.Event()
+
+    def on_event(event: ConnectorEvent) -> None:
+        if isinstance(event, StateChanged):
+            changed.set()
+
+    connector.add_event_hook(on_event)
+    try:
+        while not connector.is_connected():
+            if _closed(connector):
+                raise MT5ClosedError("the connector was closed while a stream was waiting")
+            changed.clear()
+            await changed.wait()
+    finally:
+        connector.remove_event_hook(on_event)
+
+
+class _Polling(abc.ABC):
+    """What tick and bar streams share: retries across connection trouble, closing, iteration."""
+
+    def __init__(
+        self,
+        connector: AsyncMT5Connector,
+        *,
+        poll_interval: float,
+        retry_interval: float | None,
+        sleep: Sleep,
+    ) -> None:
+        self._connector = connector
+        self._poll_interval = _positive("poll_interval", poll_interval)
+        self._retry_interval = (
+            _positive("retry_interval", retry_interval)
+            if retry_interval is not None
+            else self._poll_interval
+        )
+        self._sleep = sleep
+        self._closed = False
+        self._ready = False  # symbols resolved and selected on the current connection
+        self.recoveries = 0
+        """How many times the stream waited out connection trouble and resumed."""
+
+    async def _resilient(self, operation: Callable[[], Awaitable[Any]]) -> Any:
+        while True:
+            try:
+                if not self._ready:
+                    await self._prepare()
+                    self._ready = True
+                return await operation()
+            except _RETRYABLE as exc:
+                log.warning(
+                    "aiomt5.streams.connection_lost", error=type(exc).__name__, detail=str(exc)
+                )
+                self._ready = False
+                await _wait_until_usable(self._connector, self._sleep, self._retry_interval)
+                self.recoveries += 1
+                log.info("aiomt5.streams.resuming")
+
+    @abc.abstractmethod
+    async def _prepare(self) -> None:
+        """Resolve and select the symbols on the current connection (and set the start)."""
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def aclose(self) -> None:
+        """Stop the stream; later iterations end at once (no call is made)."""
+        self._closed = True
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
+class TickStream(_Polling):
+    """Ticks of one or more symbols, in ``time_msc`` order, each exactly once.
+
+    Made by ``stream_ticks``; see the module docstring for the cursor, buffer and reconnect
+    rules.
+    """
+
+    def __init__(
+        self,
+        connector: AsyncMT5Connector,
+        symbols: tuple[str, ...],
+        *,
+        poll_interval: float,
+        buffer: int,
+        flags: TickFlagsLike,
+        since: datetime | None,
+        retry_interval: float | None,
+        sleep: Sleep,
+    ) -> None:
+        super().__init__(
+            connector, poll_interval=poll_interval, retry_interval=retry_interval, sleep=sleep
+        )
+        if not symbols:
+            raise MT5InvalidArgumentError("stream_ticks needs at least one symbol")
+        for symbol in symbols:
+            _symbol_name(symbol)
+        if not _at_least(buffer, len(symbols)):
+            raise MT5InvalidArgumentError(
+                f"buffer must be an int >= the number of symbols ({len(symbols)}), got {buffer!r}"
+            )
+        self._requested = tuple(dict.fromkeys(symbols))
+        self._flags = tick_flags(flags)
+        self._since_msc = utc_seconds("since", since) * 1000 if since is not None else None
+        self._share = buffer // len(self._requested)
+        self._broker: dict[str, str] = {}
+        self._cursors: dict[str, tuple[int, int]] = {}
+        self._pending: collections.deque[StreamTick] = collections.deque()
+        self._caught_up = False
+
+    @property
+    def cursors(self) -> dict[str, tuple[int, int]]:
+        """Per symbol: (``time_msc`` of the last tick handed out, ticks with that time_msc)."""
+        return dict(self._cursors)
+
+    @property
+    def buffered(self) -> int:
+        """Ticks read from the terminal and not handed out yet (at most ``buffer``)."""
+        return len(self._pending)
+
+    async def _prepare(self) -> None:
+        for symbol in self._requested:
+            self._broker[symbol] = await prepare_symbol(self._connector, symbol)
+            if symbol not in self._cursors:
+                self._cursors[symbol] = await self._start_cursor(self._broker[symbol])
+
+    async def _start_cursor(self, broker: str) -> tuple[int, int]:
+        if self._since_msc is not None:
+            return self._since_msc, 0
+        tick = await self._connector.call("symbol_info_tick", broker)
+        now = int(tick.time_msc)
+        second = now // 1000
+        same = await self._connector.call("copy_ticks_range", broker, second, second, self._flags)
+        # Start after every tick already at the latest millisecond.
+        return now, int(np.count_nonzero(same["time_msc"] == now))
+
+    async def __anext__(self) -> StreamTick:
+        while not self._pending:
+            if self._closed:
+                raise StopAsyncIteration
+            if self._caught_up:
+                await self._sleep(self._poll_interval)
+                if self._closed:
+                    raise StopAsyncIteration
+            await self._resilient(self._poll)
+        tick = self._pending.popleft()
+        last, seen = self._cursors[tick.symbol]
+        self._cursors[tick.symbol] = (tick.time_msc, seen + 1 if tick.time_msc == last else 1)
+        return tick
+
+    async def _poll(self) -> None:
+        fresh: list[tuple[str, npt.NDArray[np.void], bool]] = []
+        for symbol in self._requested:
+            rows, full = await self._read(symbol)
+            fresh.append((symbol, rows, full))
+        horizons = [int(rows["time_msc"][-1]) for _, rows, full in fresh if full]
+        horizon = min(horizons) if horizons else None
+        self._caught_up = horizon is None
+        self._queue(fresh, horizon)
+
+    async def _read(self, symbol: str) -> tuple[npt.NDArray[np.void], bool]:
+        """Ticks of ``symbol`` after its cursor (at most its share), and whether more may wait."""
+        last, seen = self._cursors[symbol]
+        limit = self._share
+        while True:
+            rows = await self._connector.call(
+                "copy_ticks_from", self._broker[symbol], last // 1000, limit, self._flags
+            )
+            times = rows["time_msc"]
+            before = int(np.searchsorted(times, last, "left"))
+            through = int(np.searchsorted(times, last, "right"))
+            new = rows[min(before + seen, through) :]
+            full = len(rows) >= limit
+            if len(new) or not full:
+                return new, full
+            # One second holds more ticks than the share: read a larger page of it.
+            limit *= 2
+
+    def _queue(
+        self, fresh: list[tuple[str, npt.NDArray[np.void], bool]], horizon: int | None
+    ) -> None:
+        times: list[npt.NDArray[np.int64]] = []
+        owners: list[npt.NDArray[np.intp]] = []
+        rows: list[tuple[Any, ...]] = []
+        names: list[str] = []
+        for index, (symbol, batch, _) in enumerate(fresh):
+            if horizon is not None:
+                batch = batch[batch["time_msc"] <= horizon]
+            times.append(batch["time_msc"])
+            owners.append(np.full(len(batch), index, dtype=np.intp))
+            rows.extend(batch.tolist())
+            names.extend([symbol] * len(batch))
+        if not rows:
+            return
+        # Stable: time_msc first, then the order the symbols were given in.
+        order = np.lexsort((np.concatenate(owners), np.concatenate(times)))
+        self._pending.extend(StreamTick(names[i], *rows[i]) for i in order.tolist())
+
+
+class BarStream(_Polling):
+    """Closed bars of one symbol and timeframe, each exactly once. Made by ``stream_bars``.
+
+    A bar counts as closed once a later bar exists or the symbol's latest tick is at or past the
+    bar's end. So the last bar before a market closure (a weekend) is yielded when the terminal's
+    clock shows it ended, which for quiet symbols may be the next session's first tick.
+    """
+
+    def __init__(
+        self,
+        connector: AsyncMT5Connector,
+        symbol: str,
+        timeframe: TimeframeLike,
+        *,
+        poll_interval: float,
+        retry_interval: float | None,
+        sleep: Sleep,
+    ) -> None:
+        super().__init__(
+            connector, poll_interval=poll_interval, retry_interval=retry_interval, sleep=sleep
+        )
+        self._symbol = _symbol_name(symbol)
+        self._timeframe = Timeframe.parse(timeframe)
+        self._broker = symbol
+        self._cursor: int | None = None
+        self._started = False
+        self._pending: collections.deque[StreamBar] = collections.deque()
+
+    @property
+    def cursor(self) -> int | None:
+        """Open time (epoch seconds) of the last bar handed out (or the start point)."""
+        return self._cursor
+
+    async def _prepare(self) -> None:
+        self._broker = await prepare_symbol(self._connector, self._symbol)
+        if not self._started:
+            rows = await self._latest()
+            closed = await self._closed_bars(rows)
+            if len(closed):
+                self._cursor = int(closed["time"][-1])
+            elif len(rows):
+                self._cursor = int(rows["time"][0]) - 1
+            self._started = True
+
+    async def _latest(self, depth: int = 2) -> npt.NDArray[np.void]:
+        # A request of maxbars bars or more fails as a whole.
+        depth = min(depth, max(await terminal_maxbars(self._connector) - 1, 1))
+        frame = int(self._timeframe)
+        rows: npt.NDArray[np.void] = await self._connector.call(
+            "copy_rates_from_pos", self._broker, frame, 0, depth
+        )
+        return rows
+
+    def _period_end(self, open_time: int) -> int:
+        if self._timeframe is not Timeframe.MN1:
+            return open_time + self._timeframe.seconds
+        start = datetime.fromtimestamp(open_time, UTC)
+        year, month = (start.year + 1, 1) if start.month == 12 else (start.year, start.month + 1)
+        return calendar.timegm((year, month, 1, 0, 0, 0))
+
+    async def _closed_bars(self, rows: npt.NDArray[np.void]) -> npt.NDArray[np.void]:
+        """``rows`` without the newest bar if that one is still forming."""
+        if not len(rows):
+            return rows
+        try:
+            tick = await self._connector.call("symbol_info_tick", self._broker)
+            now = int(tick.time_msc) // 1000
+        except MT5CallError:
+            now = 0  # no quote: only bars followed by a later bar count as closed
+        if now >= self._period_end(int(rows["time"][-1])):
+            return rows
+        return rows[:-1]
+
+    async def __anext__(self) -> StreamBar:
+        while not self._pending:
+            if self._closed:
+                raise StopAsyncIteration
+            if self._started:
+                await self._sleep(self._poll_interval)
+                if self._closed:
+                    raise StopAsyncIteration
+            await self._resilient(self._poll)
+        bar = self._pending.popleft()
+        self._cursor = bar.time
+        return bar
+
+    async def _poll(self) -> None:
+        rows = await self._latest(_BAR_DEPTH)
+        cursor = self._cursor
+        if cursor is not None:
+            newer = rows[rows["time"] > cursor]
+            if len(newer) and len(newer) == len(rows):
+                # Everything returned is new: bars between the cursor and them were missed
+                # (a long outage); read them by date.
+                gap = await fetch_rates(
+                    self._connector,
+                    self._broker,
+                    self._timeframe,
+                    datetime.fromtimestamp(cursor + 1, UTC),
+                    datetime.fromtimestamp(int(newer["time"][0]) - 1, UTC),
+                )
+                newer = np.concatenate([gap, newer])
+            rows = newer
+        closed = await self._closed_bars(rows)
+        self._pending.extend(StreamBar(self._symbol, *row) for row in closed.tolist())
+
+
+def stream_ticks(
+    connector: AsyncMT5Connector,
+    *symbols: str,
+    poll_interval: float = 0.25,
+    buffer: int = 10_000,
+    flags: TickFlagsLike = "all",
+    since: datetime | None = None,
+    retry_interval: float | None = None,
+    sleep: Sleep = asyncio.sleep,
+) -> TickStream:
+    """Ticks of ``symbols`` as they arrive: ``async for tick in stream_ticks(mt5, "EURUSD")``.
+
+    Args:
+        connector: A connected ``AsyncMT5Connector``.
+        *symbols: One or more symbol names (broker decorations are resolved).
+        poll_interval: Seconds between polls once the stream has caught up.
+        buffer: Most ticks held at once; a slow consumer falls behind instead (nothing is
+            dropped; see the module docstring).
+        flags: ``"all"``, ``"info"`` (bid/ask changes) or ``"trade"``.
+        since: Start at this aware datetime (inclusive) instead of after the latest tick.
+        retry_interval: Seconds between attempts while the terminal is unreachable (default:
+            ``poll_interval``).
+        sleep: The coroutine function used to wait (for tests: a simulated clock).
+
+    Returns:
+        A ``TickStream`` of ``StreamTick`` records (also an async context manager).
+    """
+    return TickStream(
+        connector,
+        symbols,
+        poll_interval=poll_interval,
+        buffer=buffer,
+        flags=flags,
+        since=since,
+        retry_interval=retry_interval,
+        sleep=sleep,
+    )
+
+
+def stream_bars(
+    connector: AsyncMT5Connector,
+    symbol: str,
+    timeframe: TimeframeLike,
+    *,
+    poll_interval: float = 1.0,
+    retry_interval: float | None = None,
+    sleep: Sleep = asyncio.sleep,
+) -> BarStream:
+    """Each bar of ``symbol`` that closes from now on, exactly once, oldest first.
+
+    Args:
+        connector: A connected ``AsyncMT5Connector``.
+        symbol: A symbol name (broker decorations are resolved).
+        timeframe: ``Timeframe.M1``, ``"M1"`` or MT5's integer.
+        poll_interval: Seconds between polls.
+        retry_interval: Seconds between attempts while the terminal is unreachable (default:
+            ``poll_interval``).
+        sleep: The coroutine function used to wait (for tests: a simulated clock).
+
+    Returns:
+        A ``BarStream`` of ``StreamBar`` records (also an async context manager).
+    """
+    return BarStream(
+        connector,
+        symbol,
+        timeframe,
+        poll_interval=poll_interval,
+        retry_interval=retry_interval,
+        sleep=sleep,
+    )

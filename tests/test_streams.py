@@ -1,0 +1,284 @@
+"""Tick and bar streams on the simulator, driven by its fixed clock (no real waiting)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pytest
+
+from aiomt5._connector import AsyncMT5Connector
+from aiomt5._errors import MT5ClosedError, MT5InvalidArgumentError
+from aiomt5._settings import MT5Settings
+from aiomt5._streams import StreamBar, StreamTick, stream_bars, stream_ticks
+from aiomt5.sim import SimClock, SimTerminal
+
+NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)  # a Monday: FX trades
+
+
+def msc(when: datetime) -> int:
+    return int(when.timestamp() * 1000)
+
+
+class SimSleep:
+    """A stream's ``sleep``: moves the simulator's clock instead of waiting."""
+
+    def __init__(self, term: SimTerminal) -> None:
+        self.term = term
+        self.slept: list[float] = []
+        self.before: Callable[[float], Awaitable[None]] | None = None
+
+    async def __call__(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        if self.before is not None:
+            await self.before(seconds)
+        self.term.clock.advance(seconds)
+        await asyncio.sleep(0)  # a scheduling point, as a real sleep is
+
+
+@pytest.fixture
+def term() -> SimTerminal:
+    return SimTerminal(seed=11, clock=SimClock.fixed(NOW), maxbars=5000)
+
+
+@pytest.fixture
+def oracle() -> SimTerminal:
+    """The same market, later: every tick the stream will see already exists here."""
+    later = SimTerminal(seed=11, clock=SimClock.fixed(NOW + timedelta(days=1)))
+    later.initialize()
+    return later
+
+
+@pytest.fixture
+def sleep(term: SimTerminal) -> SimSleep:
+    return SimSleep(term)
+
+
+@pytest.fixture
+async def mt5(term: SimTerminal) -> AsyncIterator[AsyncMT5Connector]:
+    settings = MT5Settings(_env_file=None, backend="sim", testing=True, call_timeout=10.0)
+    async with AsyncMT5Connector(settings, backend=term) as connector:
+        yield connector
+
+
+def oracle_ticks(oracle: SimTerminal, symbol: str, after_msc: int, n: int) -> list[Any]:
+    rows = oracle.copy_ticks_range(symbol, after_msc // 1000, after_msc // 1000 + 86400, -1)
+    rows = rows[rows["time_msc"] > after_msc][:n]
+    return [(symbol, *row) for row in rows.tolist()]
+
+
+async def take(stream: AsyncIterator[Any], n: int) -> list[Any]:
+    return [await anext(stream) for _ in range(n)]
+
+
+def start_msc(oracle: SimTerminal, symbol: str) -> int:
+    """time_msc of the latest tick at NOW: where a stream opened at NOW starts (exclusive)."""
+    rows = oracle.copy_ticks_range(symbol, 0 + int(NOW.timestamp()) - 600, int(NOW.timestamp()), -1)
+    return int(rows["time_msc"][rows["time_msc"] <= msc(NOW)][-1])
+
+
+# --------------------------------------------------------------------------- ticks
+
+
+async def test_tick_stream_yields_each_new_tick_once_in_order(
+    mt5: AsyncMT5Connector, oracle: SimTerminal, sleep: SimSleep
+) -> None:
+    stream = stream_ticks(mt5, "EURUSD", poll_interval=1.0, sleep=sleep)
+    got = await take(stream, 400)
+    assert all(isinstance(t, StreamTick) for t in got)
+    assert got == oracle_ticks(oracle, "EURUSD", start_msc(oracle, "EURUSD"), 400)
+    assert set(sleep.slept) == {1.0}
+
+
+async def test_tick_stream_merges_symbols_in_time_order(
+    mt5: AsyncMT5Connector, oracle: SimTerminal, sleep: SimSleep
+) -> None:
+    stream = stream_ticks(mt5, "EURUSD", "GBPUSD", poll_interval=2.0, sleep=sleep)
+    got = await take(stream, 600)
+    times = [t.time_msc for t in got]
+    assert times == sorted(times)
+    for symbol in ("EURUSD", "GBPUSD"):
+        mine = [t for t in got if t.symbol == symbol]
+        assert len(mine) > 100
+        assert mine == oracle_ticks(oracle, symbol, start_msc(oracle, symbol), len(mine))
+
+
+async def test_slow_consumer_stays_within_the_buffer_and_loses_nothing(
+    mt5: AsyncMT5Connector, oracle: SimTerminal, sleep: SimSleep
+) -> None:
+    stream = stream_ticks(mt5, "EURUSD", "USDJPY", poll_interval=1800.0, buffer=30, sleep=sleep)
+    got: list[StreamTick] = []
+    most = 0
+    for _ in range(1500):  # a consumer far slower than the market: 30 minutes per poll
+        got.append(await anext(stream))
+        most = max(most, stream.buffered)
+    assert most <= 30
+    times = [t.time_msc for t in got]
+    assert times == sorted(times)
+    for symbol in ("EURUSD", "USDJPY"):
+        mine = [t for t in got if t.symbol == symbol]
+        assert mine == oracle_ticks(oracle, symbol, start_msc(oracle, symbol), len(mine))
+
+
+async def test_since_starts_at_that_time_inclusive(
+    mt5: AsyncMT5Connector, oracle: SimTerminal, sleep: SimSleep
+) -> None:
+    since = NOW - timedelta(minutes=5)
+    stream = stream_ticks(mt5, "EURUSD", since=since, sleep=sleep)
+    got = await take(stream, 50)
+    assert got == oracle_ticks(oracle, "EURUSD", msc(since) - 1, 50)
+
+
+async def test_tick_stream_resumes_after_a_broken_pipe_without_gap_or_repeat(
+    mt5: AsyncMT5Connector, term: SimTerminal, oracle: SimTerminal, sleep: SimSleep
+) -> None:
+    stream = stream_ticks(mt5, "EURUSD", poll_interval=1.0, retry_interval=0.5, sleep=sleep)
+    got = await take(stream, 120)
+    term.faults.break_pipe()
+
+    async def reconnect(seconds: float) -> None:
+        if seconds == 0.5:  # the retry sleep: the outside world reconnects meanwhile
+            await mt5.disconnect()
+            await mt5.connect()
+
+    sleep.before = reconnect
+    got += await take(stream, 300)
+    assert stream.recoveries >= 1
+    assert 0.5 in sleep.slept  # it did wait out the broken pipe
+    assert got == oracle_ticks(oracle, "EURUSD", start_msc(oracle, "EURUSD"), 420)
+
+
+async def test_tick_stream_waits_for_the_connector_to_reconnect(
+    mt5: AsyncMT5Connector, term: SimTerminal, oracle: SimTerminal, sleep: SimSleep
+) -> None:
+    stream = stream_ticks(mt5, "EURUSD", poll_interval=1.0, sleep=sleep)
+    got = await take(stream, 50)
+    await mt5.disconnect()
+    consumer = asyncio.create_task(take(stream, 200))
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert not consumer.done()  # waiting, not spinning or failing
+    term.clock.advance(30)  # the market moves on while disconnected
+    await mt5.connect()
+    got += await consumer
+    assert got == oracle_ticks(oracle, "EURUSD", start_msc(oracle, "EURUSD"), 250)
+
+
+async def test_tick_stream_raises_when_the_connector_is_closed(
+    mt5: AsyncMT5Connector, sleep: SimSleep
+) -> None:
+    stream = stream_ticks(mt5, "EURUSD", sleep=sleep)
+    await take(stream, 5)
+    await mt5.close()
+    with pytest.raises(MT5ClosedError):
+        await take(stream, 10_000)
+
+
+async def test_cancelling_the_consumer_stops_polling(
+    mt5: AsyncMT5Connector, term: SimTerminal
+) -> None:
+    sleeping = asyncio.Event()
+
+    async def blocking_sleep(seconds: float) -> None:
+        sleeping.set()
+        await asyncio.Event().wait()  # never set: only cancellation ends it
+
+    stream = stream_ticks(mt5, "EURUSD", sleep=blocking_sleep)
+
+    async def consume() -> None:
+        async for _ in stream:
+            pass
+
+    task = asyncio.create_task(consume())
+    await sleeping.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    calls = sum(term.calls.values())
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert sum(term.calls.values()) == calls
+    assert asyncio.all_tasks() == {asyncio.current_task()}
+
+
+async def test_closed_stream_ends_without_calling(
+    mt5: AsyncMT5Connector, term: SimTerminal, sleep: SimSleep
+) -> None:
+    async with stream_ticks(mt5, "EURUSD", sleep=sleep) as stream:
+        await take(stream, 3)
+    calls = sum(term.calls.values())
+    with pytest.raises(StopAsyncIteration):
+        await anext(stream)
+    assert sum(term.calls.values()) == calls
+
+
+def test_bad_stream_arguments_are_refused(mt5: AsyncMT5Connector) -> None:
+    with pytest.raises(MT5InvalidArgumentError, match="at least one symbol"):
+        stream_ticks(mt5)
+    with pytest.raises(MT5InvalidArgumentError, match="buffer"):
+        stream_ticks(mt5, "EURUSD", "GBPUSD", buffer=1)
+    with pytest.raises(MT5InvalidArgumentError, match="poll_interval"):
+        stream_ticks(mt5, "EURUSD", poll_interval=0)
+    with pytest.raises(MT5InvalidArgumentError, match="timeframe"):
+        stream_bars(mt5, "EURUSD", "M7")
+
+
+def test_stream_tick_datetime_is_utc_milliseconds() -> None:
+    tick = StreamTick("EURUSD", 1772445599, 1.1, 1.2, 0.0, 0, 1772445599542, 6, 0.0)
+    assert tick.datetime == datetime(2026, 3, 2, 9, 59, 59, 542000, tzinfo=UTC)
+
+
+# --------------------------------------------------------------------------- bars
+
+
+async def test_bar_stream_yields_each_closed_bar_once(
+    mt5: AsyncMT5Connector, oracle: SimTerminal, sleep: SimSleep
+) -> None:
+    stream = stream_bars(mt5, "EURUSD", "M1", poll_interval=7.0, sleep=sleep)
+    got = await take(stream, 12)
+    # At NOW the 09:59 bar's last tick is the latest tick: nothing yet shows it is over, so it
+    # is the first bar the stream sees close.
+    first = int(NOW.timestamp()) - 60
+    want = oracle.copy_rates_range("EURUSD", 1, first, first + 660)
+    assert all(isinstance(b, StreamBar) for b in got)
+    assert got == [("EURUSD", *row) for row in want.tolist()]
+    # A bar is only yielded once its minute is over on the terminal's clock.
+    assert len(sleep.slept) * 7.0 >= 11 * 60
+
+
+async def test_bar_stream_fills_bars_missed_during_a_long_outage(
+    mt5: AsyncMT5Connector, term: SimTerminal, oracle: SimTerminal, sleep: SimSleep
+) -> None:
+    stream = stream_bars(mt5, "EURUSD", "M1", poll_interval=30.0, retry_interval=1.0, sleep=sleep)
+    got = await take(stream, 3)
+    term.faults.break_pipe()
+
+    async def outage(seconds: float) -> None:
+        if seconds == 1.0:
+            term.clock.advance(3 * 3600)  # more bars than one poll reads
+            await mt5.disconnect()
+            await mt5.connect()
+
+    sleep.before = outage
+    got += await take(stream, 300)
+    times = [bar.time for bar in got]
+    assert np.all(np.diff(times) == 60)
+    want = oracle.copy_rates_range("EURUSD", 1, int(NOW.timestamp()) - 60, times[-1])
+    assert got == [("EURUSD", *row) for row in want.tolist()]
+
+
+async def test_bar_stream_of_hours_yields_the_hour_when_it_closes(
+    mt5: AsyncMT5Connector, oracle: SimTerminal, sleep: SimSleep
+) -> None:
+    stream = stream_bars(mt5, "EURUSD", "H1", poll_interval=600.0, sleep=sleep)
+    before = await anext(stream)  # 09:00, seen closing at the first tick after 10:00
+    assert before.datetime == NOW - timedelta(hours=1)
+    assert sleep.slept == [600.0]
+    bar = await anext(stream)
+    assert bar.datetime == NOW
+    assert sleep.slept == [600.0] * 7
+    want = oracle.copy_rates_range("EURUSD", 16385, int(NOW.timestamp()), int(NOW.timestamp()))
+    assert bar == ("EURUSD", *want.tolist()[0])
