@@ -42,7 +42,7 @@ from __future__ import annotations
 import copy
 import functools
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
@@ -50,7 +50,7 @@ import numpy as np
 
 from . import _calc
 from . import _constants as c
-from ._account import AccountBook, SimDeal, SimOrder, SimPosition
+from ._account import AccountBook, SimAccount, SimDeal, SimOrder, SimPosition
 from ._structs import OrderCheckResult, OrderSendResult, StructSequence
 
 if TYPE_CHECKING:
@@ -189,7 +189,6 @@ class _Done(NamedTuple):
     order: int = 0
     volume: float = 0.0
     price: float = 0.0
-    symbol: str = ""
 
 
 class _Rejected(Exception):
@@ -213,24 +212,33 @@ class _Plan:
     """A validated request: ``apply`` executes it on a book (the real one or a scratch copy)."""
 
     apply: Callable[[AccountBook], _Done]
+    #: The only symbol whose orders and positions the plan touches.
+    symbol: str
     #: May raise the margin: the free margin after it is checked (10019).
     adds_margin: bool
+    #: Tickets of the open orders and positions it changes (the what-if copies only those).
+    touches: tuple[int, ...] = ()
 
 
 class _Scratch(AccountBook):
-    """A throwaway copy of a book's open orders and positions, to see a request's effect.
+    """A what-if book: a plan's symbol, with copies of the orders and positions it changes.
 
-    Its tickets are negative, so they never collide with the copied ones, and the real book's
-    ticket sequence is left untouched.
+    The symbol's other positions are the real book's objects and must only be read. New tickets
+    are negative, so they never collide with real ones, and the real book's ticket sequence is
+    left untouched.
     """
 
     __slots__ = ("_scratch_tickets",)
 
-    def __init__(self, book: AccountBook) -> None:
+    def __init__(self, book: AccountBook, plan: _Plan) -> None:
         super().__init__(
             book.account,
-            orders={t: copy.copy(o) for t, o in book.orders.items()},
-            positions={t: copy.copy(p) for t, p in book.positions.items()},
+            orders={t: copy.copy(book.orders[t]) for t in plan.touches if t in book.orders},
+            positions={
+                t: copy.copy(p) if t in plan.touches else p
+                for t, p in book.positions.items()
+                if p.symbol == plan.symbol
+            },
         )
         # Set after __post_init__, which replaces a zero balance by the account's initial one.
         self.balance = book.balance
@@ -269,6 +277,8 @@ class _Event:
     time: int
     kind: int
     ticket: int
+    #: Whose positions it changes ("" for a stop-out, which marks everything itself).
+    symbol: str
     run: Callable[[], object]
 
     @property
@@ -294,6 +304,8 @@ class TradingEngine:
         self._request_ids = itertools.count(1)
         # Per book (by identity, holding the book so the id is never reused): msc synced up to.
         self._synced: dict[int, tuple[AccountBook, int]] = {}
+        # Quotes by time by symbol, for the last few times asked (a sync reads two or three).
+        self._quote_memo: dict[int, dict[str, tuple[float, float] | None]] = {}
 
     # ================================================================== the contract
     def check(self, book: AccountBook, request: Any, now_msc: int) -> StructSequence:
@@ -329,12 +341,9 @@ class TradingEngine:
                 (rejected.retcode, 0, 0, 0.0, 0.0, bid, ask, _comment(rejected.retcode),
                  request_id, 0, request)
             )  # fmt: skip
-        bid = ask = 0.0
-        if done.deal:
-            tick = self.view.last_tick(done.symbol, now_msc)
-            if tick is not None:
-                bid, ask = tick[1], tick[2]
-        self._mark(book, now_msc)
+        quote = self._quotes(now_msc)
+        bid, ask = (quote(plan.symbol) or (0.0, 0.0)) if done.deal else (0.0, 0.0)
+        self._mark(book, now_msc, quote, only=plan.symbol)
         return OrderSendResult(
             (done.retcode, done.deal, done.order, done.volume, done.price, bid, ask,
              _comment(done.retcode), request_id, 0, request)
@@ -382,17 +391,28 @@ class TradingEngine:
 
     # ================================================================== what-if
     def _try(self, book: AccountBook, plan: _Plan, now_msc: int) -> tuple[float, AccountFigures]:
-        """Balance and figures after ``plan``, run on a scratch copy of ``book``.
+        """Balance and figures after ``plan``, run on a scratch copy of its symbol's trades.
+
+        ``book`` must be marked at ``now_msc`` (``sync`` does it). The other symbols' profit and
+        margin are the book's, unchanged by the plan.
 
         Raises:
             _Rejected: 10019 when the plan raises the margin beyond the free margin.
         """
-        scratch = _Scratch(book)
         quote = self._quotes(now_msc)
+        scratch = _Scratch(book, plan)
         margin_before = self._margin(scratch, quote)
         plan.apply(scratch)
-        self._mark(scratch, now_msc, quote)
-        after = self._figures(scratch, quote)
+        changed = [p for t, p in scratch.positions.items() if book.positions.get(t) is not p]
+        self._mark_positions(book.account, changed, quote)
+        others = [p for p in book.positions.values() if p.symbol != plan.symbol]
+        profit = sum((p.profit + p.swap for p in others), 0.0)
+        after = _figures(
+            scratch.account,
+            scratch.balance + scratch.credit,
+            profit + sum((p.profit + p.swap for p in scratch.positions.values()), 0.0),
+            self._margin_of(book, others, quote) + self._margin(scratch, quote),
+        )
         if plan.adds_margin and after.margin > margin_before + 1e-9 and after.margin_free < 0:
             raise _Rejected(c.TRADE_RETCODE_NO_MONEY, figures=after)
         return scratch.balance, after
@@ -466,7 +486,9 @@ class TradingEngine:
         if target is not None and book.account.fifo_close:
             _check_fifo(book, target)
         apply = functools.partial(self._apply_deal, req=req, price=price, now_msc=now_msc)
-        return _Plan(apply, adds_margin=opens)
+        changed = target or netted
+        touches = () if changed is None else (changed.ticket,)
+        return _Plan(apply, req.symbol, adds_margin=opens, touches=touches)
 
     def _check_requote(
         self, spec: SymbolSpec, req: _Request, price: float, bid: float, ask: float
@@ -518,7 +540,7 @@ class TradingEngine:
         _check_volume_limit(book, spec, buy, req.volume)
         self._check_convertible(book, spec, req.type, req.volume, req.price, now_msc)
         apply = functools.partial(self._apply_pending, req=req, now_msc=now_msc)
-        return _Plan(apply, adds_margin=False)
+        return _Plan(apply, req.symbol, adds_margin=False)
 
     def _plan_sltp(self, book: AccountBook, req: _Request, now_msc: int) -> _Plan:
         if req.position:
@@ -546,7 +568,7 @@ class TradingEngine:
         apply = functools.partial(
             _apply_sltp, ticket=position.ticket, sl=req.sl, tp=req.tp, now_msc=now_msc
         )
-        return _Plan(apply, adds_margin=False)
+        return _Plan(apply, position.symbol, adds_margin=False, touches=(position.ticket,))
 
     def _plan_modify(self, book: AccountBook, req: _Request, now_msc: int) -> _Plan:
         order = self._active_order(book, req)
@@ -568,7 +590,7 @@ class TradingEngine:
         _check_stops(spec, buy, _fill_level(order.type, req.price, stoplimit), req.sl, req.tp)
         _check_expiration(spec, req.type_time, req.expiration, now_msc)
         apply = functools.partial(_apply_modify, ticket=order.ticket, req=req, stoplimit=stoplimit)
-        return _Plan(apply, adds_margin=False)
+        return _Plan(apply, order.symbol, adds_margin=False, touches=(order.ticket,))
 
     def _plan_remove(self, book: AccountBook, req: _Request, now_msc: int) -> _Plan:
         order = self._active_order(book, req)
@@ -578,7 +600,7 @@ class TradingEngine:
         apply = functools.partial(
             _retire, ticket=order.ticket, state=c.ORDER_STATE_CANCELED, now_msc=now_msc
         )
-        return _Plan(apply, adds_margin=False)
+        return _Plan(apply, order.symbol, adds_margin=False, touches=(order.ticket,))
 
     @staticmethod
     def _active_order(book: AccountBook, req: _Request) -> SimOrder:
@@ -610,7 +632,8 @@ class TradingEngine:
             _check_fifo(book, position)
             _check_fifo(book, by)
         apply = functools.partial(self._apply_close_by, req=req, now_msc=now_msc)
-        return _Plan(apply, adds_margin=False)
+        touches = (position.ticket, by.ticket)
+        return _Plan(apply, position.symbol, adds_margin=False, touches=touches)
 
     # ================================================================== execution
     def _apply_deal(self, book: AccountBook, *, req: _Request, price: float, now_msc: int) -> _Done:
@@ -630,9 +653,7 @@ class TradingEngine:
             comment=req.comment,
         )
         deal = self._fill(book, order, price, now_msc, close=req.position)
-        return _Done(
-            c.TRADE_RETCODE_DONE, deal.ticket, order.ticket, deal.volume, price, req.symbol
-        )
+        return _Done(c.TRADE_RETCODE_DONE, deal.ticket, order.ticket, deal.volume, price)
 
     def _apply_pending(self, book: AccountBook, *, req: _Request, now_msc: int) -> _Done:
         order = SimOrder(
@@ -654,7 +675,7 @@ class TradingEngine:
             comment=req.comment,
         )
         book.orders[order.ticket] = order
-        return _Done(c.TRADE_RETCODE_PLACED, 0, order.ticket, req.volume, req.price, req.symbol)
+        return _Done(c.TRADE_RETCODE_PLACED, 0, order.ticket, req.volume, req.price)
 
     def _apply_close_by(self, book: AccountBook, *, req: _Request, now_msc: int) -> _Done:
         position = book.positions[req.position]
@@ -806,6 +827,10 @@ class TradingEngine:
             event.run()
             if event.kind == _STOP_OUT:
                 stop_out_from = event.time + 1
+            else:
+                # Keeps every position's price_current and profit a consistent pair, which the
+                # stop-out scan extrapolates from.
+                self._mark(book, event.time, only=event.symbol)
 
     def _events(
         self,
@@ -823,7 +848,7 @@ class TradingEngine:
                     _retire, book, ticket=order.ticket, state=c.ORDER_STATE_EXPIRED,
                     now_msc=max(expiry, cursor),
                 )  # fmt: skip
-                yield _Event(max(expiry, cursor), _EXPIRE, order.ticket, expire)
+                yield _Event(max(expiry, cursor), _EXPIRE, order.ticket, order.symbol, expire)
             series = ticks.get(order.symbol)
             if series is not None:
                 trigger = self._order_trigger(book, order, series, cursor)
@@ -840,7 +865,8 @@ class TradingEngine:
         if book.positions and scan_from <= to_msc:
             moment = self._stop_out_time(book, ticks, scan_from)
             if moment is not None:
-                yield _Event(moment, _STOP_OUT, 0, functools.partial(self._stop_out, book, moment))
+                stop_out = functools.partial(self._stop_out, book, moment)
+                yield _Event(moment, _STOP_OUT, 0, "", stop_out)
 
     def _order_trigger(
         self, book: AccountBook, order: SimOrder, series: _Ticks, cursor: int
@@ -863,7 +889,7 @@ class TradingEngine:
         else:
             price = float(series.ask[i] if buy else series.bid[i])
             run = functools.partial(self._trigger_pending, book, order.ticket, price, at)
-        return _Event(at, _TRIGGER, order.ticket, run)
+        return _Event(at, _TRIGGER, order.ticket, order.symbol, run)
 
     def _stops_trigger(
         self, book: AccountBook, position: SimPosition, series: _Ticks, cursor: int
@@ -886,18 +912,21 @@ class TradingEngine:
         by_sl = bool(sl_hit[index])
         price = float(prices[index])
         run = functools.partial(self._close_by_stop, book, position.ticket, price, at, by_sl)
-        return _Event(at, _STOPS, position.ticket, run)
+        return _Event(at, _STOPS, position.ticket, position.symbol, run)
 
     def _trigger_pending(self, book: AccountBook, ticket: int, price: float, at: int) -> None:
         """A pending order's price was reached: fill it, or reject it if it cannot be afforded."""
         order = book.orders.pop(ticket)
+        self._mark(book, at)  # the money check reads the other positions' marks
 
         def fill(target: AccountBook) -> _Done:
             filled = order if target is book else copy.copy(order)
             deal = self._fill(target, filled, price, at)
             return _Done(c.TRADE_RETCODE_DONE, deal.ticket, filled.ticket)
 
-        plan = _Plan(fill, adds_margin=True)
+        netted = None if book.hedging else _net_position(book, order.symbol)
+        touches = () if netted is None else (netted.ticket,)
+        plan = _Plan(fill, order.symbol, adds_margin=True, touches=touches)
         try:
             self._try(book, plan, at)
         except _Rejected:
@@ -949,8 +978,10 @@ class TradingEngine:
     ) -> int | None:
         """First tick time at or after ``from_msc`` when the margin level is at stop-out.
 
-        Vectorised over the ticks: each position's profit is linear in its closing price at the
-        conversion rates of ``from_msc``; ``_stop_out`` re-checks exactly before closing.
+        Vectorised over the ticks. Each position's profit is extrapolated from its mark
+        (``price_current``/``profit``) along its symbol's profit per lot and price unit at
+        the rates before ``from_msc``, and the margin is held at its value then; ``_stop_out``
+        re-checks exactly before closing anything.
         """
         moving = {
             symbol: (series, start)
@@ -969,45 +1000,37 @@ class TradingEngine:
             if account.margin_so_mode == c.ACCOUNT_STOPOUT_MODE_PERCENT
             else account.margin_so_so
         )
-        self._mark(book, from_msc - 1, quote)
-        equity = self._figures(book, quote).equity
+        equity = book.balance + book.credit + sum(p.profit for p in book.positions.values())
         times: list[npt.NDArray[np.int64]] = []
         moves: list[npt.NDArray[np.float64]] = []
         for symbol, positions in _by_symbol(book.positions.values()).items():
             if symbol not in moving:
                 continue
             series, start = moving[symbol]
-            spec = self._spec(symbol)
-            slope_bid = slope_ask = 0.0
-            for p in positions:
-                slope = self._profit_slope(book, spec, p, quote)
-                if _position_is_buy(p):
-                    slope_bid += slope
-                else:
-                    slope_ask += slope
-            bid0, ask0 = _marks(positions)
+            move = np.zeros(len(series.time) - start, dtype=np.float64)
+            for buy, prices in ((True, series.bid[start:]), (False, series.ask[start:])):
+                side = [p for p in positions if _position_is_buy(p) == buy]
+                if side:
+                    # Profit change = slope * sum(volume * (price - mark)).
+                    volume = sum(p.volume for p in side)
+                    marked = sum(p.volume * p.price_current for p in side)
+                    slope = self._profit_slope(book, side[0], quote)
+                    move += slope * (volume * prices - marked)
             times.append(series.time[start:])
-            moves.append(
-                slope_bid * (series.bid[start:] - bid0) + slope_ask * (series.ask[start:] - ask0)
-            )
+            moves.append(move)
         if not times:
             return None
         moments, total = _merge_steps(times, moves)
         index = _first(equity + total <= threshold)
         return None if index is None else int(moments[index])
 
-    def _profit_slope(
-        self,
-        book: AccountBook,
-        spec: SymbolSpec,
-        position: SimPosition,
-        quote: _calc.Quote,
-    ) -> float:
-        """Profit change of ``position`` per unit rise of its closing price."""
+    def _profit_slope(self, book: AccountBook, position: SimPosition, quote: _calc.Quote) -> float:
+        """Profit of one lot of ``position``'s type per unit rise of its closing price."""
+        spec = self._spec(position.symbol)
         step = max(spec.point * 100.0, abs(position.price_open) * 1e-3)
         base = position.price_current or position.price_open
         profit = _calc.profit(
-            spec, position.type, position.volume, base, base + step,
+            spec, position.type, 1.0, base, base + step,
             account_currency=book.account.currency, quote=quote, suffix=self.symbol_suffix,
         )  # fmt: skip
         return 0.0 if profit is None else profit / step
@@ -1034,59 +1057,93 @@ class TradingEngine:
 
     # ================================================================== money
     def _quotes(self, at_msc: int) -> _calc.Quote:
-        """``(bid, ask)`` of any symbol at ``at_msc`` (for conversions and marking)."""
+        """``(bid, ask)`` of any symbol at ``at_msc`` (for conversions and marking).
+
+        Memoised for the last few ``at_msc``: a request reads the same quotes many times.
+        """
+        if len(self._quote_memo) > 4 and at_msc not in self._quote_memo:
+            self._quote_memo.clear()
+        memo = self._quote_memo.setdefault(at_msc, {})
 
         def quote(symbol: str) -> tuple[float, float] | None:
-            tick = self.view.last_tick(symbol, at_msc)
-            return None if tick is None else (tick[1], tick[2])
+            if symbol not in memo:
+                tick = self.view.last_tick(symbol, at_msc)
+                memo[symbol] = None if tick is None else (tick[1], tick[2])
+            return memo[symbol]
 
         return quote
 
-    def _mark(self, book: AccountBook, now_msc: int, quote: _calc.Quote | None = None) -> None:
-        """Set the current price and profit of every open position and order."""
+    def _mark(
+        self,
+        book: AccountBook,
+        now_msc: int,
+        quote: _calc.Quote | None = None,
+        *,
+        only: str | None = None,
+    ) -> None:
+        """Set the current price and profit of every open position and order (of ``only``)."""
         if not book.positions and not book.orders:
             return
         quote = quote or self._quotes(now_msc)
-        digits = book.account.currency_digits
-        for position in book.positions.values():
-            prices = quote(position.symbol)
-            if prices is None:
-                continue
-            close = prices[0] if _position_is_buy(position) else prices[1]
-            position.price_current = close
-            profit = _calc.profit(
-                self._spec(position.symbol), position.type, position.volume,
-                position.price_open, close, account_currency=book.account.currency,
-                quote=quote, suffix=self.symbol_suffix,
-            )  # fmt: skip
-            position.profit = round(profit or 0.0, digits)
+        positions = book.positions.values()
+        self._mark_positions(
+            book.account,
+            positions if only is None else [p for p in positions if p.symbol == only],
+            quote,
+        )
         for order in book.orders.values():
+            if only is not None and order.symbol != only:
+                continue
             prices = quote(order.symbol)
             if prices is not None:
                 order.price_current = prices[1] if _calc.is_buy(order.type) else prices[0]
 
+    def _mark_positions(
+        self, account: SimAccount, positions: Iterable[SimPosition], quote: _calc.Quote
+    ) -> None:
+        """Set ``price_current`` (the closing side of the quote) and ``profit`` of positions."""
+        for symbol, group in _by_symbol(positions).items():
+            prices = quote(symbol)
+            if prices is None:
+                continue
+            spec = self._spec(symbol)
+            for position in group:
+                close = prices[0] if position.type == c.POSITION_TYPE_BUY else prices[1]
+                position.price_current = close
+                profit = _calc.profit(
+                    spec, position.type, position.volume, position.price_open, close,
+                    account_currency=account.currency, quote=quote, suffix=self.symbol_suffix,
+                )  # fmt: skip
+                position.profit = round(profit or 0.0, account.currency_digits)
+
     def _figures(self, book: AccountBook, quote: _calc.Quote) -> AccountFigures:
         """The figures from the positions' current marks."""
-        digits = book.account.currency_digits
-        profit = round(sum((p.profit + p.swap for p in book.positions.values()), 0.0), digits)
-        equity = round(book.balance + book.credit + profit, digits)
-        margin = round(self._margin(book, quote), digits)
-        level = round(equity / margin * 100.0, 2) if margin > 0.0 else 0.0
-        return AccountFigures(profit, equity, margin, round(equity - margin, digits), level)
+        return _figures(
+            book.account,
+            book.balance + book.credit,
+            sum((p.profit + p.swap for p in book.positions.values()), 0.0),
+            self._margin(book, quote),
+        )
 
     def _margin(self, book: AccountBook, quote: _calc.Quote) -> float:
-        """Margin of the open positions; hedged volume is charged once (see module docs)."""
+        """Margin of the open positions of ``book``."""
+        return self._margin_of(book, book.positions.values(), quote)
+
+    def _margin_of(
+        self, book: AccountBook, positions: Iterable[SimPosition], quote: _calc.Quote
+    ) -> float:
+        """Margin of ``positions``; hedged volume is charged once (see module docs)."""
         total = 0.0
-        for symbol, positions in _by_symbol(book.positions.values()).items():
+        for symbol, group in _by_symbol(positions).items():
             spec = self._spec(symbol)
             sides = {True: [0.0, 0.0], False: [0.0, 0.0]}  # buy?: [volume, margin]
-            for p in positions:
+            for p in group:
                 value = _calc.margin(
                     spec, p.type, p.volume, p.price_open, leverage=book.account.leverage,
                     account_currency=book.account.currency, quote=quote,
                     suffix=self.symbol_suffix,
                 )  # fmt: skip
-                side = sides[_position_is_buy(p)]
+                side = sides[p.type == c.POSITION_TYPE_BUY]
                 side[0] += p.volume
                 side[1] += value or 0.0
             total += _net_margin(spec, *sides[True], *sides[False])
@@ -1101,6 +1158,17 @@ class TradingEngine:
 
 
 # ====================================================================== validation helpers
+def _figures(
+    account: SimAccount, balance_and_credit: float, profit: float, margin: float
+) -> AccountFigures:
+    digits = account.currency_digits
+    profit = round(profit, digits)
+    equity = round(balance_and_credit + profit, digits)
+    margin = round(margin, digits)
+    level = round(equity / margin * 100.0, 2) if margin > 0.0 else 0.0
+    return AccountFigures(profit, equity, margin, round(equity - margin, digits), level)
+
+
 def _check_result(
     retcode: int, balance: float, figures: AccountFigures, request: Any
 ) -> StructSequence:
@@ -1273,18 +1341,11 @@ def _net_position(book: AccountBook, symbol: str) -> SimPosition | None:
     return next((p for p in book.positions.values() if p.symbol == symbol), None)
 
 
-def _by_symbol(positions: Any) -> dict[str, list[SimPosition]]:
+def _by_symbol(positions: Iterable[SimPosition]) -> dict[str, list[SimPosition]]:
     grouped: dict[str, list[SimPosition]] = {}
     for position in positions:
         grouped.setdefault(position.symbol, []).append(position)
     return grouped
-
-
-def _marks(positions: list[SimPosition]) -> tuple[float, float]:
-    """The ``(bid, ask)`` the positions of one symbol are marked at (0 where unknown)."""
-    bid = next((p.price_current for p in positions if _position_is_buy(p)), 0.0)
-    ask = next((p.price_current for p in positions if not _position_is_buy(p)), 0.0)
-    return bid, ask
 
 
 def _net_margin(
