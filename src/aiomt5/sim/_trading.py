@@ -22,6 +22,8 @@ Decisions where MT5 leaves room, or where the simulator simplifies:
   second at its own open price, so the pair realises exactly the locked-in difference.
 * A triggered stop-limit order keeps its ticket and becomes the limit order at its stop-limit price.
   A triggered pending order the account cannot afford is rejected (``ORDER_STATE_REJECTED``).
+  SL, TP and stop-out closes are server orders and deals with reason SL/TP/SO, the position's
+  magic, and comments ``[sl 1.09500]``, ``[tp 1.10500]``, ``[so 29.10%/321.00/1103.00]``.
 * Margin: each position at its open price through ``_calc.margin`` (so a lone position's margin is
   ``order_calc_margin`` of it), conversion at current prices. On a hedging account the overlapping
   buy/sell volume of a symbol is charged once, scaled by ``margin_hedged`` (per contract size, or
@@ -29,8 +31,13 @@ Decisions where MT5 leaves room, or where the simulator simplifies:
   Pending orders take no margin. Swaps and commissions are 0.
 * Stop-out: at the first tick where the margin level falls to ``margin_so_so`` (percent, or equity
   in money mode) the positions with the largest loss are closed (deal reason SO) until it is above.
-  Ticks are scanned with each position's profit linearised at the start of the scan; the exact
-  level is recomputed before anything is closed.
+  Ticks are scanned with each position's profit extrapolated linearly from its last mark; the
+  exact level is recomputed before anything is closed.
+* A trade whose margin cannot be converted to the account currency (no quotes for a conversion
+  pair) is refused with 10021 (no quotes), like one on a symbol without prices.
+* ``check`` runs the request on a what-if copy of what it changes: success is retcode 0 with
+  comment ``"Done"`` and the account figures after the request; a refusal has the retcode, its
+  broker comment and the current figures (the figures after it for 10019, no money).
 * The terminal refuses requests itself while the trade server is down (``-1`` call failed); the
   engine answers ``TRADE_RETCODE_CONNECTION`` (10031) if it is ever asked while disconnected.
   An unknown symbol, or one not in the Market Watch, is an invalid request (10013).
