@@ -20,7 +20,7 @@ import threading
 import time
 import warnings
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Final
@@ -68,10 +68,13 @@ _CLOSE_TIMEOUT: Final = 5.0
 _INT32_MAX: Final = 2**31 - 1
 
 
-def _mt5_failed(function: str, result: Any) -> bool:
-    if function == "version":  # (0, 0, "") with last_error set, never None
-        return not result or result[0] == 0
+def _failed(result: Any) -> bool:
     return result is None or result is False
+
+
+def _version_failed(result: Any) -> bool:
+    # version() answers (0, 0, "") with last_error set; it never returns None.
+    return not result or result[0] == 0
 
 
 def _utc_timestamp(name: str, value: object) -> int:
@@ -371,6 +374,7 @@ class AsyncMT5Connector:
             max_queued=settings.max_queued_calls,
             on_event=_weak_emitter(self),
             idle_spin=settings.worker_idle_spin,
+            recorder=self._recorder,
         )
         worker.start()
         self._worker = worker
@@ -602,11 +606,13 @@ class AsyncMT5Connector:
             return method
         last_error = backend.last_error
 
+        failed = _version_failed if function == "version" else _failed
+
         def invoke(*args: Any, **kwargs: Any) -> Any:
             # Runs on the worker thread. last_error() is read in this same job, right after the
             # call: nothing else can run on the terminal in between and reset it.
             result = method(*args, **kwargs)
-            if _mt5_failed(function, result):
+            if failed(result):
                 code, message = last_error()
                 error = error_from_last_error(
                     function, code, message, args_summary=summarize_call(function, args, kwargs)
@@ -626,26 +632,18 @@ class AsyncMT5Connector:
 
         return invoke
 
-    async def _run(
+    def _run(
         self,
         function: str,
         fn: Callable[..., Any],
         args: tuple[Any, ...] = (),
         kwargs: dict[str, Any] | None = None,
         timeout: TimeoutArg = USE_DEFAULT,
-    ) -> Any:
+    ) -> Coroutine[Any, Any, Any]:
+        """The worker call, as a coroutine for the caller to await (no extra frame on the way)."""
         worker = self._live_worker(function)
         seconds = self._settings.call_timeout if isinstance(timeout, UseDefault) else timeout
-        started = time.perf_counter()
-        try:
-            result = await worker.run(function, fn, args, kwargs, timeout=seconds)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            self._recorder.failed(exc, time.perf_counter() - started)
-            raise
-        self._recorder.succeeded(time.perf_counter() - started)
-        return result
+        return worker.run(function, fn, args, kwargs, timeout=seconds)
 
     async def call(
         self, function: str, /, *args: Any, timeout: TimeoutArg = USE_DEFAULT, **kwargs: Any
@@ -672,8 +670,10 @@ class AsyncMT5Connector:
                 f"{function}() is managed by the connector: use connect()/disconnect()",
                 function=function,
             )
-        self._live_worker(function)
-        return await self._run(function, self._invoker(function), args, kwargs, timeout)
+        worker = self._live_worker(function)
+        invoker = self._invokers.get(function) or self._invoker(function)
+        seconds = self._settings.call_timeout if isinstance(timeout, UseDefault) else timeout
+        return await worker.run(function, invoker, args, kwargs or None, timeout=seconds)
 
     # ------------------------------------------------------------------ typed API
 

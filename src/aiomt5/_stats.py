@@ -19,6 +19,7 @@ _LATENCY_WINDOW: Final = 4096
 class ConnectionStats:
     """A snapshot of a connector's life (``connector.get_connection_stats()``).
 
+    ``calls`` counts every terminal call the connector made, connect handshakes included.
     Latency percentiles cover the last 4096 completed calls, measured from the caller's side
     (queueing included); None before the first call.
     """

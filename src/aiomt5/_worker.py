@@ -49,6 +49,7 @@ from ._errors import (
 )
 from ._events import ConnectorEvent, LateResult, WorkerWedged
 from ._log import get_logger
+from ._stats import CallRecorder
 
 __all__ = ["WRITE_FUNCTIONS", "InFlightCall", "Worker", "WorkerState"]
 
@@ -201,6 +202,7 @@ class Worker:
             fast with ``MT5WorkerBusyError``.
         max_queued: Calls allowed to wait at once; more fail with ``MT5WorkerBusyError``.
         on_event: Receives ``LateResult`` and ``WorkerWedged`` events, on the caller's loop.
+        recorder: Counts calls, failures and latencies as their callers see them.
         idle_spin: Seconds the idle thread polls for the next call (yielding the CPU and the
             GIL) before it goes to sleep; it halves the latency of back-to-back calls. 0 disables.
         clock: Monotonic clock (tests may pass a fake one).
@@ -214,10 +216,12 @@ class Worker:
         max_queued: int = 10_000,
         on_event: Callable[[ConnectorEvent], None] | None = None,
         idle_spin: float = 0.0001,
+        recorder: CallRecorder | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._name = name
         self._idle_spin = idle_spin
+        self._recorder = recorder
         self._wedged_after = wedged_after
         self._max_queued = max_queued
         self._on_event = on_event
@@ -442,17 +446,26 @@ class Worker:
             )
         job = self._submit(asyncio.get_running_loop(), function, fn, args, kwargs, write, timeout)
         future = job.future
+        recorder = self._recorder
+        started = time.perf_counter()
         try:
-            return await future  # type: ignore[no-any-return]  # the job's fn returns T
+            result: T = await future
         except asyncio.CancelledError:
             if future.cancelled():
                 self._give_up(job, None)
             elif future.done():
                 future.exception()  # a timeout raced the cancellation: mark it retrieved
             raise
+        except Exception as exc:
+            if recorder is not None:
+                recorder.failed(exc, time.perf_counter() - started)
+            raise
         finally:
             if job.timer is not None:
                 job.timer.cancel()
+        if recorder is not None:
+            recorder.succeeded(time.perf_counter() - started)
+        return result
 
     def _submit(
         self,

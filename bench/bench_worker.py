@@ -1,0 +1,162 @@
+"""How much does getting off the event loop cost? The connector's worker vs the usual ways.
+
+The same simulator call (``symbol_info_tick("EURUSD")`` on an initialized ``SimTerminal`` with a
+frozen clock) is made:
+
+* directly, on one thread (the floor: what the call itself costs);
+* with ``asyncio.to_thread`` (the default executor: what most MT5 wrappers do);
+* with ``anyio.to_thread.run_sync``;
+* through ``AsyncMT5Connector.call`` (dedicated worker thread, default timeout armed).
+
+Two measurements, every mode in the same run, rounds interleaved, medians reported:
+
+1. **latency**: one task awaiting calls back to back. "Added" = per-call time minus the floor.
+   Goal: connector added ÷ to_thread added <= 0.5.
+2. **throughput**: 1000 concurrent tasks. Goal: connector >= 3x to_thread, with per-call
+   p50/p99 latency as the callers see it.
+
+Usage::
+
+    .venv/bin/python bench/bench_worker.py [--calls N] [--tasks N] [--per-task N] [--rounds N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import anyio.to_thread
+
+from aiomt5 import AsyncMT5Connector, MT5Settings
+from aiomt5.sim import SimClock, SimTerminal
+
+SYMBOL = "EURUSD"
+Call = Callable[[], Awaitable[object]]
+
+
+@dataclass
+class Sample:
+    per_call: float  # seconds, total time / calls
+    p50: float
+    p99: float
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    return sorted_values[round(q * (len(sorted_values) - 1))]
+
+
+def direct_floor(terminal: SimTerminal, calls: int) -> float:
+    tick = terminal.symbol_info_tick
+    for _ in range(200):
+        tick(SYMBOL)
+    start = time.perf_counter()
+    for _ in range(calls):
+        tick(SYMBOL)
+    return (time.perf_counter() - start) / calls
+
+
+async def sequential(call: Call, calls: int) -> Sample:
+    for _ in range(100):  # warm-up: threads started, caches hot
+        await call()
+    latencies = []
+    start = time.perf_counter()
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        await call()
+        latencies.append(time.perf_counter() - t0)
+    total = time.perf_counter() - start
+    latencies.sort()
+    return Sample(total / calls, percentile(latencies, 0.5), percentile(latencies, 0.99))
+
+
+async def concurrent(call: Call, tasks: int, per_task: int) -> Sample:
+    latencies: list[float] = []
+
+    async def client() -> None:
+        for _ in range(per_task):
+            t0 = time.perf_counter()
+            await call()
+            latencies.append(time.perf_counter() - t0)
+
+    start = time.perf_counter()
+    async with asyncio.TaskGroup() as group:
+        for _ in range(tasks):
+            group.create_task(client())
+    total = time.perf_counter() - start
+    latencies.sort()
+    return Sample(
+        total / (tasks * per_task), percentile(latencies, 0.5), percentile(latencies, 0.99)
+    )
+
+
+def median_sample(samples: list[Sample]) -> Sample:
+    return Sample(
+        statistics.median(s.per_call for s in samples),
+        statistics.median(s.p50 for s in samples),
+        statistics.median(s.p99 for s in samples),
+    )
+
+
+async def main(args: argparse.Namespace) -> None:
+    terminal = SimTerminal(seed=0, clock=SimClock.fixed("2026-03-02T10:00:00Z"))
+    settings = MT5Settings(_env_file=None, backend="sim")  # default call_timeout: timers armed
+    async with AsyncMT5Connector(settings, backend=terminal) as mt5:
+        tick = terminal.symbol_info_tick
+        modes: dict[str, Call] = {
+            "asyncio.to_thread": lambda: asyncio.to_thread(tick, SYMBOL),
+            "anyio.to_thread": lambda: anyio.to_thread.run_sync(tick, SYMBOL),
+            "connector": lambda: mt5.call("symbol_info_tick", SYMBOL),
+        }
+        floors: list[float] = []
+        latency: dict[str, list[Sample]] = {name: [] for name in modes}
+        throughput: dict[str, list[Sample]] = {name: [] for name in modes}
+        for _ in range(args.rounds):
+            floors.append(direct_floor(terminal, args.calls))
+            for name, call in modes.items():
+                latency[name].append(await sequential(call, args.calls))
+            for name, call in modes.items():
+                throughput[name].append(await concurrent(call, args.tasks, args.per_task))
+
+    floor = statistics.median(floors)
+    seq = {name: median_sample(samples) for name, samples in latency.items()}
+    par = {name: median_sample(samples) for name, samples in throughput.items()}
+
+    us = 1e6
+    print(f"symbol_info_tick on SimTerminal, {args.rounds} interleaved rounds, medians\n")
+    print(f"direct call (floor): {floor * us:7.1f} us/call\n")
+    print("latency, one task, back-to-back calls")
+    print(f"  {'mode':18} {'us/call':>9} {'added us':>9} {'p50 us':>8} {'p99 us':>8}")
+    for name, s in seq.items():
+        print(
+            f"  {name:18} {s.per_call * us:9.1f} {(s.per_call - floor) * us:9.1f} "
+            f"{s.p50 * us:8.1f} {s.p99 * us:8.1f}"
+        )
+    print(f"\nthroughput, {args.tasks} concurrent tasks x {args.per_task} calls")
+    print(f"  {'mode':18} {'calls/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
+    for name, s in par.items():
+        print(f"  {name:18} {1 / s.per_call:9.0f} {s.p50 * 1e3:8.2f} {s.p99 * 1e3:8.2f}")
+
+    added_ratio = (seq["connector"].per_call - floor) / (seq["asyncio.to_thread"].per_call - floor)
+    speedup = par["asyncio.to_thread"].per_call / par["connector"].per_call
+    anyio_ratio = (seq["connector"].per_call - floor) / (seq["anyio.to_thread"].per_call - floor)
+    print("\nratios (same run)")
+    print(f"  added latency connector / to_thread : {added_ratio:5.2f}  (goal <= 0.5)")
+    print(f"  added latency connector / anyio     : {anyio_ratio:5.2f}")
+    print(f"  throughput connector / to_thread    : {speedup:5.2f}x (goal >= 3)")
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=3000, help="sequential calls per round")
+    parser.add_argument("--tasks", type=int, default=1000, help="concurrent tasks")
+    parser.add_argument("--per-task", type=int, default=10, help="calls per concurrent task")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (median)")
+    return parser.parse_args()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(parse_args()))
