@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Final
 
-
 TIMEFRAME_M1: Final = 1
 TIMEFRAME_M2: Final = 2
 TIMEFRAME_M3: Final = 3

@@ -1,0 +1,590 @@
+"""The ``aiomt5`` command line: demo, diagnose, symbols, rates, ticks, account, positions.
+
+Built on typer (with rich): typed options from annotations, rich tables and progress bars, and
+``typer.testing.CliRunner`` for in-process tests. Every command opens one ``AsyncMT5Connector``,
+does its work, and closes it. User errors print one line and a hint and exit non-zero; only bugs
+show a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import enum
+import json
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any, Final, TypeVar
+
+from ._connector import AsyncMT5Connector
+from ._errors import MT5Error, MT5InvalidArgumentError
+from ._settings import MT5Settings
+from ._timeframe import Timeframe
+
+_MISSING_EXTRA: Final = (
+    "the aiomt5 command line needs its extra: pip install 'aiomt5[cli]' (typer and rich)"
+)
+
+try:
+    import typer
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+except ImportError:  # pragma: no cover - the [cli] extra is missing
+    _HAVE_CLI = False
+else:
+    _HAVE_CLI = True
+
+__all__ = ["main"]
+
+_T = TypeVar("_T")
+_HINTS: Final[dict[int, str]] = {
+    -10003: "the terminal was not found or did not start: check MT5_PATH (terminal64.exe), and "
+    "run as the same Windows user as the terminal (not as a service)",
+    -10004: "no connection to the terminal: is it running, and was initialize() successful?",
+    -10005: "the terminal did not connect to the trade server in time: check MT5_SERVER and the "
+    "terminal's connection, or raise MT5_TIMEOUT_MS",
+    -6: "the account was rejected: check MT5_LOGIN, MT5_PASSWORD and MT5_SERVER",
+    -7: "the account needs OTP or a certificate password: log in once in the terminal",
+    -8: "Python trading is disabled: Tools > Options > Expert Advisors, untick 'Disable "
+    "automated trading via external Python API'",
+}
+
+
+class _Output:
+    """Rich output for people, JSON for machines (``--json``)."""
+
+    def __init__(self, *, as_json: bool) -> None:
+        self.as_json = as_json
+        self.console = Console(highlight=False, soft_wrap=False)
+        self.errors = Console(stderr=True, highlight=False)
+
+    def data(self, payload: Any, render: Callable[[], None]) -> None:
+        if self.as_json:
+            sys.stdout.write(json.dumps(_plain(payload), default=_json_default, indent=2) + "\n")
+        else:
+            render()
+
+    def fail(self, message: str, hint: str | None = None) -> None:
+        self.errors.print(f"[bold red]error:[/] {message}")
+        if hint:
+            self.errors.print(f"[yellow]hint:[/] {hint}")
+
+
+def _plain(value: Any) -> Any:
+    """Structs (tuples with ``_asdict``) and dataclasses as dicts, recursively, for JSON."""
+    if hasattr(value, "_asdict"):
+        return {k: _plain(v) for k, v in value._asdict().items()}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, enum.Enum):
+        return value.name
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)
+
+
+def _hint_for(exc: MT5Error) -> str | None:
+    code = getattr(exc, "code", None)
+    if isinstance(code, int) and code in _HINTS:
+        return _HINTS[code]
+    if isinstance(exc, MT5InvalidArgumentError):
+        return "see `aiomt5 COMMAND --help`"
+    return None
+
+
+def _run(out: _Output, work: Callable[[], Awaitable[_T]]) -> _T:
+    """Run one command's coroutine; MT5 errors become one line, a hint and exit code 1."""
+    try:
+        return asyncio.run(work())  # type: ignore[arg-type]
+    except MT5Error as exc:
+        out.fail(str(exc), _hint_for(exc))
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+
+
+def _settings(backend: str | None) -> MT5Settings:
+    try:
+        return MT5Settings() if backend is None else MT5Settings(backend=backend)
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+        raise MT5InvalidArgumentError(f"invalid settings: {exc}") from None
+
+
+def _parse_when(value: str | None, name: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise MT5InvalidArgumentError(
+            f"--{name} {value!r} is not an ISO date, e.g. 2026-03-02 or 2026-03-02T10:00Z"
+        ) from None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def _struct_table(title: str, record: Any, fields: tuple[str, ...] | None = None) -> Table:
+    table = Table(title=title, show_header=False, title_justify="left")
+    values = record._asdict() if hasattr(record, "_asdict") else dataclasses.asdict(record)
+    for key, value in values.items():
+        if fields is None or key in fields:
+            table.add_row(key, str(value))
+    return table
+
+
+def _records_table(title: str, records: Any, columns: tuple[str, ...]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(column)
+    for record in records:
+        table.add_row(*(str(record[c]) for c in columns))
+    return table
+
+
+# ====================================================================== the demo
+_DEMO_SYMBOL: Final = "EURUSD"
+_DEMO_DAYS: Final = 30
+
+
+async def _demo(out: _Output, stream_seconds: float) -> None:
+    from .sim import SimClock, SimTerminal
+
+    terminal = SimTerminal(seed=42, clock=SimClock.wall())
+    settings = MT5Settings(backend="sim", call_timeout=10.0)
+    out.console.rule("[bold]aiomt5 demo[/] on the built-in simulated terminal")
+    async with AsyncMT5Connector(settings, backend=terminal) as mt5:
+        health = await mt5.health_check()
+        account = await mt5.get_account_info()
+        info = await mt5.get_terminal_info()
+        out.console.print(
+            f"connected: [green]{health.ok}[/]  account {account.login} on {account.server} "
+            f"({account.currency} {account.balance:,.2f}, leverage 1:{account.leverage})  "
+            f"build {info.build}  ping {health.ping_ms:.1f} ms"
+        )
+        symbol = await mt5.find_symbol(_DEMO_SYMBOL)
+        await _demo_history(out, mt5, symbol)
+        await _demo_stream(out, mt5, symbol, stream_seconds)
+        await _demo_order(out, mt5, symbol)
+        stats = mt5.get_connection_stats()
+    out.console.print(
+        _struct_table(
+            "connection stats",
+            stats,
+            ("state", "uptime_seconds", "calls", "failures", "latency_p50_ms", "latency_p99_ms"),
+        )
+    )
+    out.console.rule("[bold green]demo finished")
+
+
+async def _demo_history(out: _Output, mt5: AsyncMT5Connector, symbol: str) -> None:
+    end = datetime.now(UTC).replace(second=0, microsecond=0)
+    start = end - timedelta(days=_DEMO_DAYS)
+    total = 0
+    with Progress(
+        TextColumn("history {task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} days, {task.fields[bars]:,} M1 bars"),
+        TimeElapsedColumn(),
+        console=out.console,
+    ) as progress:
+        task = progress.add_task(symbol, total=_DEMO_DAYS, bars=0)
+        for day in range(_DEMO_DAYS):
+            day_start = start + timedelta(days=day)
+            rates = await mt5.get_rates(
+                symbol, Timeframe.M1, day_start, day_start + timedelta(days=1, seconds=-1)
+            )
+            total += len(rates)
+            progress.update(task, advance=1, bars=total)
+    out.console.print(f"downloaded {total:,} M1 bars of {symbol} ({_DEMO_DAYS} days)")
+
+
+async def _demo_stream(out: _Output, mt5: AsyncMT5Connector, symbol: str, seconds: float) -> None:
+    await mt5.call("symbol_select", symbol, True)
+    table = Table(title=f"live ticks of {symbol} ({seconds:g} s)", title_justify="left")
+    for column in ("time (UTC)", "bid", "ask", "spread"):
+        table.add_column(column)
+    last_msc = 0
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        tick = await mt5.call("symbol_info_tick", symbol)
+        if tick.time_msc != last_msc:
+            last_msc = tick.time_msc
+            stamp = datetime.fromtimestamp(tick.time_msc / 1000, UTC).strftime("%H:%M:%S.%f")[:-3]
+            table.add_row(stamp, f"{tick.bid:.5f}", f"{tick.ask:.5f}", f"{tick.ask - tick.bid:.5f}")
+        await asyncio.sleep(0.1)
+    out.console.print(table)
+
+
+async def _demo_order(out: _Output, mt5: AsyncMT5Connector, symbol: str) -> None:
+    info = await mt5.get_symbol_info(symbol)
+    filling = 0 if info.filling_mode & 1 else 1  # FOK if allowed, else IOC
+    tick = await mt5.call("symbol_info_tick", symbol)
+    request: dict[str, Any] = {
+        "action": 1,  # TRADE_ACTION_DEAL
+        "symbol": symbol,
+        "volume": 0.1,
+        "type": 0,  # ORDER_TYPE_BUY
+        "price": tick.ask,
+        "deviation": 20,
+        "type_filling": filling,
+        "magic": 20261124,
+        "comment": "aiomt5 demo",
+    }
+    opened = await mt5.call("order_send", request)
+    out.console.print(
+        f"bought 0.1 {symbol} at {opened.price} (retcode {opened.retcode}, deal {opened.deal})"
+    )
+    positions = await mt5.call("positions_get", symbol=symbol)
+    position = next(p for p in positions if p.magic == request["magic"])
+    tick = await mt5.call("symbol_info_tick", symbol)
+    closing = {
+        **request,
+        "type": 1,  # ORDER_TYPE_SELL
+        "price": tick.bid,
+        "position": position.ticket,
+    }
+    closed = await mt5.call("order_send", closing)
+    deals = await mt5.call("history_deals_get", position=position.ticket)
+    profit = sum(d.profit for d in deals)
+    out.console.print(
+        f"closed position {position.ticket} at {closed.price} (retcode {closed.retcode}), "
+        f"profit {profit:+.2f}"
+    )
+
+
+# ====================================================================== the app
+def _build_app() -> typer.Typer:
+    app = typer.Typer(
+        name="aiomt5",
+        help="asyncio MetaTrader 5 client: diagnostics, symbols, history, and a simulated demo.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+    state: dict[str, Any] = {}
+
+    @app.callback()
+    def _global(
+        backend: Annotated[
+            str | None,
+            typer.Option(
+                help="auto | metatrader5 | sim | mt5linux://host:port | aiomt5://host:port "
+                "(default: MT5_BACKEND)"
+            ),
+        ] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    ) -> None:
+        state["backend"] = backend
+        state["out"] = _Output(as_json=as_json)
+
+    @app.command()
+    def demo(
+        seconds: Annotated[float, typer.Option(help="How long to stream live ticks.")] = 3.0,
+    ) -> None:
+        """Connect to the simulated terminal and show what aiomt5 does (no MetaTrader 5 needed)."""
+        out: _Output = state["out"]
+        _run(out, lambda: _demo(out, seconds))
+
+    @app.command()
+    def diagnose() -> None:
+        """Check the backend, terminal, account, trade permissions, ping and latency."""
+        out: _Output = state["out"]
+        _run(out, lambda: _diagnose(out, _settings(state["backend"])))
+
+    @app.command()
+    def symbols(
+        pattern: Annotated[
+            str | None, typer.Argument(help='MT5 group syntax, e.g. "*USD*,!*JPY*".')
+        ] = None,
+        info: Annotated[str | None, typer.Option(help="Show every field of one symbol.")] = None,
+        find: Annotated[
+            str | None, typer.Option(help="Resolve a name to the broker's (suffixes).")
+        ] = None,
+    ) -> None:
+        """List symbols (filtered by an MT5 group pattern), show one, or resolve a name."""
+        out: _Output = state["out"]
+        _run(out, lambda: _symbols(out, _settings(state["backend"]), pattern, info, find))
+
+    @app.command()
+    def rates(
+        symbol: str,
+        timeframe: Annotated[str, typer.Argument(help="M1 ... MN1")],
+        date_from: Annotated[str | None, typer.Option("--from", help="ISO date (UTC).")] = None,
+        date_to: Annotated[str | None, typer.Option("--to", help="ISO date (UTC).")] = None,
+        count: Annotated[int | None, typer.Option(help="Number of bars.")] = None,
+        out_file: Annotated[
+            Path | None, typer.Option("--out", help="Write .csv or .parquet instead of printing.")
+        ] = None,
+    ) -> None:
+        """Download bars (by range, or the latest --count) and print or save them."""
+        out: _Output = state["out"]
+        settings = _settings(state["backend"])
+        _run(
+            out,
+            lambda: _rates(out, settings, symbol, timeframe, date_from, date_to, count, out_file),
+        )
+
+    @app.command()
+    def ticks(
+        symbol: str,
+        date_from: Annotated[str, typer.Option("--from", help="ISO date/time (UTC).")],
+        date_to: Annotated[str | None, typer.Option("--to", help="ISO date/time (UTC).")] = None,
+        count: Annotated[int | None, typer.Option(help="Number of ticks from --from.")] = None,
+        flags: Annotated[str, typer.Option(help="all | info | trade")] = "all",
+        out_file: Annotated[
+            Path | None, typer.Option("--out", help="Write .csv or .parquet instead of printing.")
+        ] = None,
+    ) -> None:
+        """Download ticks (a range, or --count from --from) and print or save them."""
+        out: _Output = state["out"]
+        settings = _settings(state["backend"])
+        _run(
+            out,
+            lambda: _ticks(out, settings, symbol, date_from, date_to, count, flags, out_file),
+        )
+
+    @app.command()
+    def account() -> None:
+        """Show the logged-in account."""
+        out: _Output = state["out"]
+        _run(out, lambda: _account(out, _settings(state["backend"])))
+
+    @app.command()
+    def positions() -> None:
+        """List open positions."""
+        out: _Output = state["out"]
+        _run(out, lambda: _positions(out, _settings(state["backend"])))
+
+    return app
+
+
+async def _diagnose(out: _Output, settings: MT5Settings) -> None:
+    async with AsyncMT5Connector(settings) as mt5:
+        health = await mt5.health_check()
+        terminal = await mt5.get_terminal_info()
+        total = await mt5.call("symbols_total")
+        started = time.perf_counter()
+        for _ in range(20):
+            await mt5.call("terminal_info")
+        latency_ms = (time.perf_counter() - started) / 20 * 1000
+        report = {
+            "backend": settings.backend,
+            "health": health,
+            "terminal_build": terminal.build,
+            "symbols": total,
+            "call_latency_ms": round(latency_ms, 3),
+        }
+    problems = []
+    if not health.terminal_connected:
+        problems.append("terminal not connected to the trade server")
+    if not health.trade_allowed:
+        problems.append("AutoTrading is off in the terminal (trades get retcode 10027)")
+    if terminal.tradeapi_disabled:
+        problems.append(_HINTS[-8])
+    report["verdict"] = "ok" if not problems else "problems"
+    report["problems"] = problems
+
+    def render() -> None:
+        out.console.print(_struct_table("health", health))
+        out.console.print(
+            f"backend {settings.backend}, build {terminal.build}, {total} symbols, "
+            f"call latency {latency_ms:.3f} ms"
+        )
+        if problems:
+            for problem in problems:
+                out.console.print(f"[yellow]problem:[/] {problem}")
+        else:
+            out.console.print("[bold green]verdict: ok[/]")
+
+    out.data(report, render)
+    if problems:
+        raise typer.Exit(2)
+
+
+async def _symbols(
+    out: _Output,
+    settings: MT5Settings,
+    pattern: str | None,
+    info: str | None,
+    find: str | None,
+) -> None:
+    async with AsyncMT5Connector(settings) as mt5:
+        if find is not None:
+            name = await mt5.find_symbol(find)
+            out.data({"query": find, "symbol": name}, lambda: out.console.print(name))
+            return
+        if info is not None:
+            record = await mt5.get_symbol_info(await mt5.find_symbol(info))
+            out.data(record, lambda: out.console.print(_struct_table(record.name, record)))
+            return
+        found = (
+            await mt5.call("symbols_get", group=pattern)
+            if pattern
+            else await mt5.call("symbols_get")
+        )
+    rows = [
+        {"name": s.name, "description": s.description, "digits": s.digits, "path": s.path}
+        for s in found
+    ]
+    out.data(
+        rows,
+        lambda: out.console.print(
+            _records_table(f"{len(rows)} symbols", rows, ("name", "description", "digits", "path"))
+        ),
+    )
+
+
+async def _rates(
+    out: _Output,
+    settings: MT5Settings,
+    symbol: str,
+    timeframe: str,
+    date_from: str | None,
+    date_to: str | None,
+    count: int | None,
+    out_file: Path | None,
+) -> None:
+    start, end = _parse_when(date_from, "from"), _parse_when(date_to, "to")
+    if start is None and count is None:
+        raise MT5InvalidArgumentError("give --from (and --to) or --count")
+    async with AsyncMT5Connector(settings) as mt5:
+        name = await mt5.find_symbol(symbol)
+        await mt5.call("symbol_select", name, True)
+        if start is not None and end is None and count is None:
+            end = datetime.now(UTC)
+        bars = await mt5.get_rates(name, timeframe, start, end, count=count)
+    if out_file is not None:
+        _write_array(bars, out_file)
+        out.data(
+            {"symbol": name, "bars": len(bars), "file": str(out_file)},
+            lambda: out.console.print(f"wrote {len(bars):,} bars of {name} to {out_file}"),
+        )
+        return
+    rows = _rows(bars)
+    for row in rows:
+        row["time"] = datetime.fromtimestamp(row["time"], UTC).isoformat()
+    out.data(
+        rows,
+        lambda: out.console.print(
+            _records_table(
+                f"{len(rows)} {timeframe} bars of {name}",
+                rows,
+                ("time", "open", "high", "low", "close", "tick_volume", "spread"),
+            )
+        ),
+    )
+
+
+_TICK_FLAGS: Final = {"all": -1, "info": 1, "trade": 2}
+
+
+async def _ticks(
+    out: _Output,
+    settings: MT5Settings,
+    symbol: str,
+    date_from: str,
+    date_to: str | None,
+    count: int | None,
+    flags: str,
+    out_file: Path | None,
+) -> None:
+    start, end = _parse_when(date_from, "from"), _parse_when(date_to, "to")
+    assert start is not None  # --from is a required option
+    if flags not in _TICK_FLAGS:
+        raise MT5InvalidArgumentError(f"--flags {flags!r}: use one of {', '.join(_TICK_FLAGS)}")
+    async with AsyncMT5Connector(settings) as mt5:
+        name = await mt5.find_symbol(symbol)
+        await mt5.call("symbol_select", name, True)
+        if count is not None:
+            found = await mt5.call("copy_ticks_from", name, start, count, _TICK_FLAGS[flags])
+        else:
+            until = end if end is not None else datetime.now(UTC)
+            found = await mt5.call("copy_ticks_range", name, start, until, _TICK_FLAGS[flags])
+    if out_file is not None:
+        _write_array(found, out_file)
+        out.data(
+            {"symbol": name, "ticks": len(found), "file": str(out_file)},
+            lambda: out.console.print(f"wrote {len(found):,} ticks of {name} to {out_file}"),
+        )
+        return
+    rows = _rows(found)
+    for row in rows:
+        row["time"] = datetime.fromtimestamp(row["time_msc"] / 1000, UTC).isoformat()
+    out.data(
+        rows,
+        lambda: out.console.print(
+            _records_table(
+                f"{len(rows)} ticks of {name}", rows, ("time", "bid", "ask", "last", "flags")
+            )
+        ),
+    )
+
+
+def _rows(array: Any) -> list[dict[str, Any]]:
+    names = array.dtype.names or ()
+    return [{n: record[n].item() for n in names} for record in array]
+
+
+def _write_array(bars: Any, path: Path) -> None:
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        import numpy as np
+
+        names = bars.dtype.names or ()
+        np.savetxt(
+            path,
+            np.column_stack([bars[n].astype(float) for n in names]) if len(bars) else [],
+            delimiter=",",
+            header=",".join(names),
+            comments="",
+            fmt="%.10g",
+        )
+    elif suffix == ".parquet":
+        try:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+        except ImportError:
+            raise MT5InvalidArgumentError(
+                "writing .parquet needs pyarrow: pip install pyarrow"
+            ) from None
+        table = pa.table({n: bars[n] for n in bars.dtype.names or ()})
+        pq.write_table(table, path)
+    else:
+        raise MT5InvalidArgumentError(f"--out {path}: use a .csv or .parquet file name")
+
+
+async def _account(out: _Output, settings: MT5Settings) -> None:
+    async with AsyncMT5Connector(settings) as mt5:
+        record = await mt5.get_account_info()
+    out.data(record, lambda: out.console.print(_struct_table("account", record)))
+
+
+async def _positions(out: _Output, settings: MT5Settings) -> None:
+    async with AsyncMT5Connector(settings) as mt5:
+        found = await mt5.call("positions_get")
+    rows = [p._asdict() for p in found]
+    columns = ("ticket", "symbol", "type", "volume", "price_open", "price_current", "profit")
+    out.data(
+        rows, lambda: out.console.print(_records_table(f"{len(rows)} positions", rows, columns))
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``aiomt5`` command (and ``python -m aiomt5``)."""
+    if not _HAVE_CLI:
+        sys.stderr.write(f"error: {_MISSING_EXTRA}\n")
+        raise SystemExit(2)
+    _build_app()(args=argv, prog_name="aiomt5")

@@ -1,0 +1,171 @@
+"""The aiomt5 command line, through its real entry points (subprocess, pty) and typer's runner."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import re
+import select
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from aiomt5._cli import _build_app
+
+RUNNER = CliRunner()
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "aiomt5", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+
+
+def invoke(*args: str):
+    return RUNNER.invoke(_build_app(), list(args))
+
+
+def test_python_m_aiomt5_lists_symbols_as_json() -> None:
+    result = run_cli("--backend", "sim", "--json", "symbols", "*USD*,!*JPY*")
+    assert result.returncode == 0, result.stderr
+    names = {row["name"] for row in json.loads(result.stdout)}
+    assert "EURUSD" in names
+    assert not any("JPY" in n for n in names)
+
+
+def test_backend_defaults_to_mt5_backend_env() -> None:
+    result = run_cli("--json", "account", env={"MT5_BACKEND": "sim"})
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["currency"] == "USD"
+
+
+def test_user_errors_print_one_line_and_a_hint_without_traceback() -> None:
+    result = run_cli("--backend", "sim", "symbols", "--find", "NOSUCH")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "error:" in result.stderr
+    assert "NOSUCH" in result.stderr
+
+
+def test_auto_backend_on_linux_explains_the_alternatives() -> None:
+    result = run_cli("--backend", "auto", "account")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "sim" in result.stderr
+
+
+def test_demo_runs_in_a_pseudo_terminal_and_finishes() -> None:
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "aiomt5", "demo", "--seconds", "0.5"],
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        close_fds=True,
+    )
+    os.close(follower)
+    output = b""
+    try:
+        while True:
+            ready, _, _ = select.select([leader], [], [], 60)
+            if not ready:
+                break
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            output += chunk
+    finally:
+        returncode = process.wait(timeout=60)
+        os.close(leader)
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", output.decode(errors="replace"))
+    assert returncode == 0, text
+    assert "\x1b[" in output.decode(errors="replace")  # a terminal gets colours
+    for expected in (
+        "connected: True",
+        "downloaded",
+        "live ticks",
+        "bought 0.1",
+        "closed position",
+    ):
+        assert expected in text
+    assert "demo finished" in text
+
+
+def test_symbols_info_and_find() -> None:
+    found = invoke("--backend", "sim", "--json", "symbols", "--find", "EURUSD")
+    assert found.exit_code == 0, found.output
+    assert json.loads(found.output) == {"query": "EURUSD", "symbol": "EURUSD"}
+    info = invoke("--backend", "sim", "--json", "symbols", "--info", "XAUUSD")
+    assert info.exit_code == 0, info.output
+    assert json.loads(info.output)["digits"] == 2
+
+
+def test_rates_by_count_as_json() -> None:
+    result = invoke("--backend", "sim", "--json", "rates", "EURUSD", "H1", "--count", "5")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    assert len(rows) == 5
+    assert rows[0]["time"] < rows[-1]["time"]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_rates_written_to_a_file(tmp_path: Path, suffix: str) -> None:
+    target = tmp_path / f"bars{suffix}"
+    result = invoke(
+        "--backend", "sim", "rates", "EURUSD", "M5",
+        "--from", "2026-03-02", "--to", "2026-03-03", "--out", str(target),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert target.stat().st_size > 0
+    if suffix == ".csv":
+        lines = target.read_text().splitlines()
+        assert lines[0].startswith("time,open,high,low,close")
+        assert len(lines) == 1 + 289  # 24 h of M5 bars, both ends included
+
+
+def test_rates_rejects_a_bad_request() -> None:
+    result = invoke("--backend", "sim", "rates", "EURUSD", "H1")
+    assert result.exit_code == 1
+    assert "--count" in result.output
+    bad_tf = invoke("--backend", "sim", "rates", "EURUSD", "H7", "--count", "3")
+    assert bad_tf.exit_code == 1
+    bad_out = invoke("--backend", "sim", "rates", "EURUSD", "H1", "--count", "3", "--out", "x.txt")
+    assert bad_out.exit_code == 1
+
+
+def test_ticks_by_range() -> None:
+    result = invoke(
+        "--backend", "sim", "--json", "ticks", "EURUSD",
+        "--from", "2026-03-04T12:00Z", "--to", "2026-03-04T12:01Z",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    assert rows
+    assert all(r["bid"] <= r["ask"] for r in rows)
+
+
+def test_diagnose_gives_a_verdict() -> None:
+    result = invoke("--backend", "sim", "--json", "diagnose")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["verdict"] == "ok"
+    assert report["health"]["ok"] is True
+    assert report["symbols"] >= 30
+
+
+def test_positions_of_a_fresh_account_are_empty() -> None:
+    result = invoke("--backend", "sim", "--json", "positions")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == []
