@@ -747,10 +747,21 @@ async def test_auto_backend_without_metatrader5_explains_the_alternatives(
     assert connector.state is ConnectionState.DISCONNECTED
 
 
-@pytest.mark.parametrize("url", ["mt5linux://localhost:18812", "aiomt5://10.0.0.5:8765"])
-async def test_remote_backends_are_parsed_but_not_available_yet(url: str) -> None:
-    connector = AsyncMT5Connector(sim_settings(backend=url))
-    with pytest.raises(MT5NotAvailableError, match="aiomt5 serve"):
+@pytest.mark.parametrize("url", ["aiomt5://127.0.0.1:9"])
+async def test_remote_backend_urls_build_a_remote_terminal(url: str) -> None:
+    connector = AsyncMT5Connector(sim_settings(backend=url, max_retries=1))
+    with pytest.raises(MT5ConnectionError):  # nothing listens on the discard port
+        await connector.connect()
+    assert connector.get_connection_stats().backend == f"remote({url})"
+    assert connector.state is ConnectionState.DISCONNECTED
+
+
+async def test_remote_backend_without_rpyc_says_which_extra_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(__import__("sys").modules, "aiomt5._remote", None)  # import fails
+    connector = AsyncMT5Connector(sim_settings(backend="aiomt5://127.0.0.1:9"))
+    with pytest.raises(MT5NotAvailableError, match=r"aiomt5\[remote\]"):
         await connector.connect()
 
 

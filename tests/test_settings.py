@@ -153,6 +153,7 @@ def test_password_never_appears_in_repr_str_dump_or_errors(
 ) -> None:
     secret = "Very-Secret-42"
     monkeypatch.setenv("MT5_PASSWORD", secret)
+    monkeypatch.setenv("MT5_REMOTE_TOKEN", secret)
     monkeypatch.setenv("MT5_LOGIN", "7")
     settings = MT5Settings()
     texts = [
@@ -167,6 +168,7 @@ def test_password_never_appears_in_repr_str_dump_or_errors(
     texts.append(str(info.value))
     assert not [text for text in texts if secret in text]
     assert settings.safe_summary()["password_set"] is True
+    assert settings.safe_summary()["remote_token_set"] is True
 
 
 def test_settings_are_frozen_and_compare_by_value(settings_env: Path) -> None:

@@ -2,7 +2,8 @@
 
 A backend is anything with MetaTrader5's functions, calling conventions and return types: the
 real C extension (Windows), the built-in simulator (``aiomt5.sim.SimTerminal``), a remote
-terminal client, or a test double passed as ``backend=``. Only the worker thread ever calls it.
+terminal client (``aiomt5://host:port`` for ``aiomt5 serve``, ``mt5linux://host:port``), or a
+test double passed as ``backend=``. Only the worker thread ever calls it.
 
 This is the only module allowed to import ``MetaTrader5`` (ruff TID251 enforces it).
 """
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Protocol, cast
 
 from ._errors import MT5ConfigurationError, MT5NotAvailableError
-from ._settings import MT5Settings, parse_backend_url
+from ._settings import BackendURL, MT5Settings, parse_backend_url
 
 __all__ = [
     "REQUIRED_FUNCTIONS",
@@ -116,7 +117,7 @@ def resolve_backend(backend: object | None, settings: MT5Settings) -> ResolvedBa
 
     Raises:
         MT5NotAvailableError: The MetaTrader5 package is missing, or a remote backend was asked
-            for (remote terminals arrive with ``aiomt5 serve``).
+            for without the ``remote`` extra (rpyc) installed.
         MT5ConfigurationError: ``backend`` is neither a known name nor a MetaTrader5-like object.
     """
     if backend is None:
@@ -134,12 +135,17 @@ def resolve_backend(backend: object | None, settings: MT5Settings) -> ResolvedBa
         url = parse_backend_url(backend.strip())
     except ValueError as exc:
         raise MT5ConfigurationError(str(exc)) from exc
-    # Parsed and validated, so a typo is reported now; the transport itself is not shipped yet.
-    raise MT5NotAvailableError(
-        f"remote backends arrive with `aiomt5 serve`; {url} cannot be used by this version. "
-        "Until then run the connector on the Windows machine with the terminal, or use "
-        "backend='sim'"
-    )
+    return _remote(url, settings)
+
+
+def _remote(url: BackendURL, settings: MT5Settings) -> ResolvedBackend:
+    try:
+        from ._remote import remote_backend  # rpyc: the optional `remote` extra
+    except ImportError as exc:
+        raise MT5NotAvailableError(
+            f"backend {url} needs the remote extra: pip install 'aiomt5[remote]'"
+        ) from exc
+    return ResolvedBackend(cast(Backend, remote_backend(url, settings)), f"remote({url})")
 
 
 def constant_name(backend: object, prefix: str, value: int) -> str:

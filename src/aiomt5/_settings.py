@@ -156,6 +156,15 @@ class MT5Settings(BaseSettings):
         default=300.0, ge=0, description="Seconds find_symbol() remembers answers (0: no cache)."
     )
 
+    # -- remote terminals (backend="aiomt5://host:port" or "mt5linux://host:port")
+    remote_token: SecretStr | None = Field(
+        default=None, description="Token of the `aiomt5 serve` server (secret)."
+    )
+    remote_tls: bool = Field(default=False, description="Use TLS to reach `aiomt5 serve`.")
+    remote_tls_ca: str | None = Field(
+        default=None, description="CA file (or the server's certificate) to verify TLS with."
+    )
+
     # -- the built-in simulator (backend="sim")
     sim_seed: int = Field(default=0, description="Simulator random seed.")
     sim_start: datetime | None = Field(
@@ -173,7 +182,7 @@ class MT5Settings(BaseSettings):
     def _words_mean_none(cls, value: Any) -> Any:
         return _none_if_word(value)
 
-    @field_validator("server", "path", mode="before")
+    @field_validator("server", "path", "remote_tls_ca", mode="before")
     @classmethod
     def _blank_means_none(cls, value: Any) -> Any:
         if isinstance(value, str) and not value.strip():
@@ -217,7 +226,8 @@ class MT5Settings(BaseSettings):
         return None
 
     def safe_summary(self) -> dict[str, Any]:
-        """The settings as a dict fit for logs: the password reduced to whether it is set."""
-        data = self.model_dump(exclude={"password"})
+        """The settings as a dict fit for logs: secrets reduced to whether they are set."""
+        data = self.model_dump(exclude={"password", "remote_token"})
         data["password_set"] = self.password is not None
+        data["remote_token_set"] = self.remote_token is not None
         return data
