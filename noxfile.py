@@ -40,7 +40,7 @@ def typing(session: nox.Session) -> None:
 def docs(session: nox.Session) -> None:
     """Build the documentation site with --strict."""
     session.install("-e", ".[docs]")
-    session.run("mkdocs", "build", "--strict")
+    session.run("zensical", "build", "--strict", "--clean")
 
 
 @nox.session
