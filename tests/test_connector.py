@@ -839,3 +839,35 @@ def test_testing_mode_zeroes_backoff() -> None:
         assert is_testing()
         assert backoff_delay(3, initial=1.0, maximum=8.0, rng=rng) == 0.0
     assert not is_testing()
+
+
+# ---------------------------------------------------------------- timeframes
+
+
+def test_timeframe_values_are_metatrader5_constants(term: SimTerminal) -> None:
+    for member in Timeframe:
+        assert getattr(term, f"TIMEFRAME_{member.name}") == member.value
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("H1", Timeframe.H1),
+        ("m15", Timeframe.M15),
+        ("TIMEFRAME_D1", Timeframe.D1),
+        (49153, Timeframe.MN1),
+    ],
+)
+def test_timeframe_parse_accepts_names_and_values(value: str | int, expected: Timeframe) -> None:
+    assert Timeframe.parse(value) is expected
+
+
+@pytest.mark.parametrize("value", [True, 7, "H5", 1.5, None])
+def test_timeframe_parse_rejects_everything_else_listing_the_valid_names(value: Any) -> None:
+    with pytest.raises(MT5InvalidArgumentError, match="M1, M2"):
+        Timeframe.parse(value)
+
+
+def test_timeframe_seconds() -> None:
+    assert (Timeframe.M5.seconds, Timeframe.H4.seconds, Timeframe.D1.seconds) == (300, 14400, 86400)
+    assert Timeframe.W1.seconds == 7 * 86400
