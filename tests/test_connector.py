@@ -224,6 +224,39 @@ async def test_cancelled_connect_cleans_up_and_can_be_retried(term: SimTerminal)
     await connector.close()
 
 
+class RetryScheduled(logging.Handler):
+    """Sets an event when the connector starts waiting before its next connect attempt."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen = asyncio.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.__dict__.get("event") == "aiomt5.connector.connect_retry_scheduled":
+            self.seen.set()
+
+
+async def test_close_interrupts_a_connect_that_keeps_retrying(term: SimTerminal) -> None:
+    term.faults.fail("initialize", -10003, times=None)
+    settings = sim_settings(max_retries=None, testing=False, retry_delay=60, retry_max_delay=60)
+    connector = AsyncMT5Connector(settings, backend=term)
+    watcher = RetryScheduled()
+    logger = logging.getLogger("aiomt5.connector")
+    logger.addHandler(watcher)
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        connecting = asyncio.create_task(connector.connect())
+        await watcher.seen.wait()  # now sleeping 30-60 s before the next attempt
+        await connector.close()
+    finally:
+        logger.removeHandler(watcher)
+        logger.setLevel(level)
+    assert connecting.cancelled()
+    assert connector.state is ConnectionState.CLOSED
+    assert worker_threads() == []
+
+
 async def test_hung_initialize_times_out_as_an_ipc_timeout(
     term: SimTerminal, recorder: Recorder
 ) -> None:

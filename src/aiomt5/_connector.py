@@ -208,6 +208,7 @@ class AsyncMT5Connector:
         self._state = ConnectionState.DISCONNECTED
         self._lifecycle = asyncio.Lock()
         self._worker: Worker | None = None
+        self._connecting: asyncio.Task[Any] | None = None
         self._invokers: dict[str, Callable[..., Any]] = {}
         self._recorder = CallRecorder()
         self._rng = random.Random()
@@ -354,12 +355,15 @@ class AsyncMT5Connector:
             if self._state in _LIVE:
                 return
             self._set_state(ConnectionState.CONNECTING, "connect()")
+            self._connecting = asyncio.current_task()
             try:
                 await self._open()
             except BaseException:
                 self._set_state(ConnectionState.DISCONNECTED, "connect failed")
                 await self._retire_worker(shutdown=True)
                 raise
+            finally:
+                self._connecting = None
             self._connects += 1
             self._connected_at = time.perf_counter()
             self._connected_since = datetime.now(UTC)
@@ -521,8 +525,10 @@ class AsyncMT5Connector:
     async def disconnect(self) -> None:
         """Shut the terminal session down and stop the worker; ``connect()`` may follow.
 
-        Calls still running finish; new calls fail with ``MT5NotConnectedError``.
+        Calls still running finish; new calls fail with ``MT5NotConnectedError``. A
+        ``connect()`` still retrying in another task is cancelled.
         """
+        self._interrupt_connect("disconnect()")
         async with self._lifecycle:
             if self._state in (ConnectionState.DISCONNECTED, ConnectionState.CLOSED):
                 return
@@ -530,7 +536,11 @@ class AsyncMT5Connector:
             await self._retire_worker(shutdown=True)
 
     async def close(self) -> None:
-        """Disconnect for good: the state becomes ``CLOSED`` and the connector cannot reopen."""
+        """Disconnect for good: the state becomes ``CLOSED`` and the connector cannot reopen.
+
+        A ``connect()`` still retrying in another task is cancelled.
+        """
+        self._interrupt_connect("close()")
         async with self._lifecycle:
             if self._state is ConnectionState.CLOSED:
                 return
@@ -538,6 +548,13 @@ class AsyncMT5Connector:
             await self._retire_worker(shutdown=True)
 
     aclose = close
+
+    def _interrupt_connect(self, reason: str) -> None:
+        # A connect() may retry for a long time (max_retries=None: forever); shutting down must
+        # not wait for it. It cleans up on the cancellation, then the lock is ours.
+        task = self._connecting
+        if task is not None and task is not asyncio.current_task():
+            task.cancel(f"aiomt5: {reason} while connecting")
 
     async def _retire_worker(self, *, shutdown: bool) -> None:
         """Detach the worker now (new calls fail fast), then shut it down, shielded."""
