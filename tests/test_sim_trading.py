@@ -1249,7 +1249,9 @@ def _walk(rng: random.Random, desk: Desk, symbol: str) -> None:
     tick = desk.market.last_tick(symbol, desk.now)
     assert tick is not None
     spec = desk.market.specs[symbol]
-    bid = round(tick[1] + rng.randint(-30, 30) * spec.point, spec.digits)
+    # Mostly small steps, now and then a gap that jumps stops and strains the margin.
+    reach = 1_500 if rng.random() < 0.01 else 30
+    bid = round(tick[1] + rng.randint(-reach, reach) * spec.point, spec.digits)
     desk.tick(symbol, bid, round(bid + rng.randint(5, 20) * spec.point, spec.digits),
               after=rng.randint(1, 5000))  # fmt: skip
 
@@ -1286,23 +1288,43 @@ def _assert_invariants(desk: Desk, mode: str) -> None:
     assert times == sorted(times), "deals out of time order"
 
 
-@pytest.mark.parametrize("mode", ["hedging", "netting"])
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_random_order_flow_keeps_the_books_consistent(mode: str, seed: int) -> None:
+def _random_flow(mode: str, seed: int, steps: int, balance: float) -> tuple[Desk, Counter[int]]:
+    """A seeded stream of random requests and price moves, with the invariants after each."""
     rng = random.Random(seed)
-    desk = Desk(**(NETTING if mode == "netting" else {}), balance=100_000.0)
+    desk = Desk(**(NETTING if mode == "netting" else {}), balance=balance)
     outcomes: Counter[int] = Counter()
-    for _ in range(400):
+    for _ in range(steps):
         _walk(rng, desk, rng.choice(["EURUSD", "USDJPY"]))
         if rng.random() < 0.6:
             outcomes[desk.send(**_random_request(rng, desk)).retcode] += 1
         desk.sync()
         _assert_invariants(desk, mode)
+    return desk, outcomes
+
+
+@pytest.mark.parametrize("mode", ["hedging", "netting"])
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_random_order_flow_keeps_the_books_consistent(mode: str, seed: int) -> None:
+    desk, outcomes = _random_flow(mode, seed, steps=400, balance=100_000.0)
     assert outcomes[c.TRADE_RETCODE_DONE] > 50
     assert outcomes[c.TRADE_RETCODE_PLACED] > 20
     assert any(d.reason in (c.DEAL_REASON_SL, c.DEAL_REASON_TP) for d in desk.book.deals)
-    assert any(o.state == c.ORDER_STATE_FILLED and o.type in range(2, 8) for o in
-               desk.book.history_orders)  # fmt: skip
+    assert any(
+        o.state == c.ORDER_STATE_FILLED and o.type in PENDING_TYPES
+        for o in desk.book.history_orders
+    )
+
+
+@pytest.mark.soak
+@pytest.mark.parametrize("mode", ["hedging", "netting"])
+@pytest.mark.parametrize("seed", range(10, 20))
+def test_long_random_order_flow_on_a_small_account_keeps_the_books_consistent(
+    mode: str, seed: int
+) -> None:
+    # A small balance brings refusals for money and stop-outs into the mix.
+    _, outcomes = _random_flow(mode, seed, steps=2_000, balance=3_000.0)
+    assert outcomes[c.TRADE_RETCODE_DONE] > 300
+    assert outcomes[c.TRADE_RETCODE_NO_MONEY] > 0
 
 
 def test_symbol_suffix_lets_conversion_find_its_pairs() -> None:
