@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from aiomt5._backoff import backoff_delay, is_testing, set_testing
-from aiomt5._connector import AsyncMT5Connector, mt5_connection, pick_symbol
+from aiomt5._connector import AsyncMT5Connector, mt5_connection
 from aiomt5._errors import (
     MT5CallError,
     MT5ClosedError,
@@ -31,6 +31,7 @@ from aiomt5._errors import (
 )
 from aiomt5._events import ConnectorEvent, LateResult, StateChanged, WorkerWedged
 from aiomt5._settings import MT5Settings
+from aiomt5._symbols import pick_symbol
 from aiomt5._timeframe import Timeframe
 from aiomt5._types import ConnectionState
 from aiomt5.sim import DEFAULT_LOGIN, DEFAULT_PASSWORD, DEFAULT_SERVER, SimClock, SimTerminal

@@ -20,11 +20,12 @@ import threading
 import time
 import warnings
 import weakref
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
+from ._arguments import check_symbol, rates_request
 from ._backends import Backend, ResolvedBackend, backend_function, resolve_backend
 from ._backoff import backoff_delay
 from ._errors import (
@@ -46,6 +47,7 @@ from ._events import ConnectorEvent, EventHook, StateChanged
 from ._log import get_logger
 from ._settings import MT5Settings
 from ._stats import CallRecorder, ConnectionStats, HealthReport
+from ._symbols import pick_symbol
 from ._timeframe import Timeframe, TimeframeLike
 from ._types import USE_DEFAULT, ConnectionState, MT5Struct, TimeoutArg, UseDefault
 from ._worker import Worker
@@ -62,10 +64,9 @@ worker_log = get_logger("aiomt5.worker")
 _LIVE: Final = frozenset({ConnectionState.CONNECTED, ConnectionState.DEGRADED})
 # Owned by connect()/disconnect(): calling them behind the connector's back desyncs its state.
 _LIFECYCLE_FUNCTIONS: Final = frozenset({"initialize", "shutdown"})
-# Returns MT5 documents as "cannot fail"; everything else fails with None or False.
+# MT5 documents these as never failing; every other function fails with None or False.
 _NEVER_FAILS: Final = frozenset({"last_error", "shutdown"})
 _CLOSE_TIMEOUT: Final = 5.0
-_INT32_MAX: Final = 2**31 - 1
 
 
 def _failed(result: Any) -> bool:
@@ -75,81 +76,6 @@ def _failed(result: Any) -> bool:
 def _version_failed(result: Any) -> bool:
     # version() answers (0, 0, "") with last_error set; it never returns None.
     return not result or result[0] == 0
-
-
-def _utc_timestamp(name: str, value: object) -> int:
-    """Epoch seconds of an aware datetime; anything else is refused with what to pass instead."""
-    if not isinstance(value, datetime):
-        raise MT5InvalidArgumentError(
-            f"{name} must be a timezone-aware datetime, got {type(value).__name__}"
-        )
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise MT5InvalidArgumentError(
-            f"{name}={value!r} is naive: MetaTrader5 would read it in this machine's local time "
-            "zone. Pass an aware datetime, e.g. datetime(2026, 3, 2, tzinfo=UTC)"
-        )
-    seconds = int(value.timestamp())
-    if not 0 < seconds <= _INT32_MAX:
-        raise MT5InvalidArgumentError(
-            f"{name}={value.isoformat()} is outside MetaTrader5's range (1970 to 2038-01-19)"
-        )
-    return seconds
-
-
-def _positive_int(name: str, value: object, *, allow_zero: bool = False) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < (0 if allow_zero else 1):
-        least = "0 or more" if allow_zero else "1 or more"
-        raise MT5InvalidArgumentError(f"{name} must be an int, {least}; got {value!r}")
-    return value
-
-
-def _check_symbol(symbol: object) -> str:
-    if not isinstance(symbol, str) or not symbol.strip():
-        raise MT5InvalidArgumentError(f"symbol must be a non-empty str, got {symbol!r}")
-    return symbol
-
-
-def _is_decoration(text: str) -> bool:
-    """Broker decorations around a symbol: ``.m``, ``_i``, ``#``, ``m``, ``pro``, ``-ECN``..."""
-    if not 0 < len(text) <= 6:
-        return False
-    return not text.isalnum() or text == text.lower()
-
-
-def pick_symbol(name: str, names: Sequence[str]) -> str:
-    """Resolve ``name`` among the broker's ``names`` (exact match already failed).
-
-    A case-insensitive exact match wins; otherwise a unique broker-decorated form
-    (``EURUSD`` → ``EURUSD.m``, ``EURUSDm`` or ``#EURUSD``).
-
-    Raises:
-        MT5SymbolNotFoundError: No match, or several (``candidates`` lists them).
-    """
-    wanted = name.upper()
-    same = [n for n in names if n.upper() == wanted]
-    if len(same) == 1:
-        return same[0]
-    decorated = same or [
-        n
-        for n in names
-        if (n.upper().startswith(wanted) and _is_decoration(n[len(wanted) :]))
-        or (n.upper().endswith(wanted) and _is_decoration(n[: len(n) - len(wanted)]))
-    ]
-    if len(decorated) == 1:
-        return decorated[0]
-    if decorated:
-        raise MT5SymbolNotFoundError(
-            f"{name!r} is ambiguous on this server: it could be {', '.join(sorted(decorated))}; "
-            "pass the exact name",
-            function="find_symbol",
-            candidates=sorted(decorated),
-        )
-    close = difflib.get_close_matches(name, list(names), n=5, cutoff=0.6)
-    hint = f"; did you mean {', '.join(close)}?" if close else ""
-    raise MT5SymbolNotFoundError(
-        f"no symbol {name!r} on this server (nor a broker-decorated form of it){hint}",
-        function="find_symbol",
-    )
 
 
 def _weak_emitter(connector: AsyncMT5Connector) -> Callable[[ConnectorEvent], None]:
@@ -714,7 +640,7 @@ class AsyncMT5Connector:
         Raises:
             MT5SymbolNotFoundError: The server has no such symbol (try ``find_symbol``).
         """
-        _check_symbol(symbol)
+        check_symbol(symbol)
         info: MT5Struct = await self._run(
             "symbol_info", self._invoker_live("symbol_info"), (symbol,), timeout=timeout
         )
@@ -769,7 +695,7 @@ class AsyncMT5Connector:
             MT5SymbolNotFoundError: No such symbol, or several candidates (listed in the error
                 and in ``.candidates``).
         """
-        _check_symbol(name)
+        check_symbol(name)
         ttl = self._settings.symbol_cache_ttl
         now = time.monotonic()
         cached = self._symbol_cache.get(name)
@@ -827,55 +753,13 @@ class AsyncMT5Connector:
             MT5InvalidArgumentError: An impossible combination, a naive datetime, a bad count.
             MT5CallError: The terminal refused (e.g. more bars than "Max bars in chart").
         """
-        _check_symbol(symbol)
+        check_symbol(symbol)
         frame = int(Timeframe.parse(timeframe))
-        function, args = self._rates_request(symbol, frame, date_from, date_to, count, start_pos)
+        function, args = rates_request(symbol, frame, date_from, date_to, count, start_pos)
         rates: npt.NDArray[np.void] = await self._run(
             function, self._invoker_live(function), args, timeout=timeout
         )
         return rates
-
-    @staticmethod
-    def _rates_request(
-        symbol: str,
-        frame: int,
-        date_from: datetime | None,
-        date_to: datetime | None,
-        count: int | None,
-        start_pos: int | None,
-    ) -> tuple[str, tuple[Any, ...]]:
-        if start_pos is not None:
-            if date_from is not None or date_to is not None:
-                raise MT5InvalidArgumentError(
-                    "start_pos counts bars back from now: do not combine it with dates"
-                )
-            if count is None:
-                raise MT5InvalidArgumentError("start_pos needs count= (how many bars)")
-            position = _positive_int("start_pos", start_pos, allow_zero=True)
-            return "copy_rates_from_pos", (symbol, frame, position, _positive_int("count", count))
-        if date_from is not None and date_to is not None:
-            if count is not None:
-                raise MT5InvalidArgumentError("give date_to or count, not both")
-            start = _utc_timestamp("date_from", date_from)
-            end = _utc_timestamp("date_to", date_to)
-            if end < start:
-                raise MT5InvalidArgumentError(
-                    f"date_to ({date_to.isoformat()}) is before date_from ({date_from.isoformat()})"
-                )
-            return "copy_rates_range", (symbol, frame, start, end)
-        if date_to is not None:
-            raise MT5InvalidArgumentError("date_to needs date_from")
-        if date_from is not None:
-            if count is None:
-                raise MT5InvalidArgumentError("date_from needs date_to or count=")
-            start = _utc_timestamp("date_from", date_from)
-            return "copy_rates_from", (symbol, frame, start, _positive_int("count", count))
-        if count is None:
-            raise MT5InvalidArgumentError(
-                "say which bars: count=N (latest), date_from + date_to, date_from + count, "
-                "or start_pos + count"
-            )
-        return "copy_rates_from_pos", (symbol, frame, 0, _positive_int("count", count))
 
     # ------------------------------------------------------------------ health and stats
 

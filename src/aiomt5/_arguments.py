@@ -1,0 +1,93 @@
+"""Checks of connector method arguments, done before anything is sent to the terminal."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Final
+
+from ._errors import MT5InvalidArgumentError
+
+__all__ = ["check_symbol", "positive_int", "rates_request", "utc_timestamp"]
+
+_INT32_MAX: Final = 2**31 - 1
+
+
+def utc_timestamp(name: str, value: object) -> int:
+    """Epoch seconds of an aware datetime; anything else is refused with what to pass instead."""
+    if not isinstance(value, datetime):
+        raise MT5InvalidArgumentError(
+            f"{name} must be a timezone-aware datetime, got {type(value).__name__}"
+        )
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise MT5InvalidArgumentError(
+            f"{name}={value!r} is naive: MetaTrader5 would read it in this machine's local time "
+            "zone. Pass an aware datetime, e.g. datetime(2026, 3, 2, tzinfo=UTC)"
+        )
+    seconds = int(value.timestamp())
+    if not 0 < seconds <= _INT32_MAX:
+        raise MT5InvalidArgumentError(
+            f"{name}={value.isoformat()} is outside MetaTrader5's range (1970 to 2038-01-19)"
+        )
+    return seconds
+
+
+def positive_int(name: str, value: object, *, allow_zero: bool = False) -> int:
+    """``value`` if it is an int >= 1 (>= 0 with ``allow_zero``); bools are refused."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < (0 if allow_zero else 1):
+        least = "0 or more" if allow_zero else "1 or more"
+        raise MT5InvalidArgumentError(f"{name} must be an int, {least}; got {value!r}")
+    return value
+
+
+def check_symbol(symbol: object) -> str:
+    """``symbol`` if it is a non-empty str."""
+    if not isinstance(symbol, str) or not symbol.strip():
+        raise MT5InvalidArgumentError(f"symbol must be a non-empty str, got {symbol!r}")
+    return symbol
+
+
+def rates_request(
+    symbol: str,
+    frame: int,
+    date_from: datetime | None,
+    date_to: datetime | None,
+    count: int | None,
+    start_pos: int | None,
+) -> tuple[str, tuple[Any, ...]]:
+    """Choose the ``copy_rates_*`` function and its arguments for ``get_rates``' parameters.
+
+    Raises:
+        MT5InvalidArgumentError: An impossible combination, a naive datetime or a bad count.
+    """
+    if start_pos is not None:
+        if date_from is not None or date_to is not None:
+            raise MT5InvalidArgumentError(
+                "start_pos counts bars back from now: do not combine it with dates"
+            )
+        if count is None:
+            raise MT5InvalidArgumentError("start_pos needs count= (how many bars)")
+        position = positive_int("start_pos", start_pos, allow_zero=True)
+        return "copy_rates_from_pos", (symbol, frame, position, positive_int("count", count))
+    if date_from is not None and date_to is not None:
+        if count is not None:
+            raise MT5InvalidArgumentError("give date_to or count, not both")
+        start = utc_timestamp("date_from", date_from)
+        end = utc_timestamp("date_to", date_to)
+        if end < start:
+            raise MT5InvalidArgumentError(
+                f"date_to ({date_to.isoformat()}) is before date_from ({date_from.isoformat()})"
+            )
+        return "copy_rates_range", (symbol, frame, start, end)
+    if date_to is not None:
+        raise MT5InvalidArgumentError("date_to needs date_from")
+    if date_from is not None:
+        if count is None:
+            raise MT5InvalidArgumentError("date_from needs date_to or count=")
+        start = utc_timestamp("date_from", date_from)
+        return "copy_rates_from", (symbol, frame, start, positive_int("count", count))
+    if count is None:
+        raise MT5InvalidArgumentError(
+            "say which bars: count=N (latest), date_from + date_to, date_from + count, "
+            "or start_pos + count"
+        )
+    return "copy_rates_from_pos", (symbol, frame, 0, positive_int("count", count))
