@@ -370,3 +370,19 @@ def test_calls_and_threads_are_recorded(term: SimTerminal) -> None:
     assert term.calls["terminal_info"] == 1
     assert term.calls["initialize"] == 1
     assert sum(term.thread_names.values()) == sum(term.calls.values())
+
+
+def test_trading_works_with_a_broker_suffix() -> None:
+    term = SimTerminal(seed=1, clock=SimClock.fixed(NOW), symbol_suffix=".m")
+    assert term.initialize()
+    tick = term.symbol_info_tick("EURUSD.m")
+    result = term.order_send(
+        action=term.TRADE_ACTION_DEAL,
+        symbol="EURUSD.m",
+        volume=0.1,
+        type=term.ORDER_TYPE_BUY,
+        price=tick.ask,
+        type_filling=term.ORDER_FILLING_IOC,
+    )
+    assert result.retcode == term.TRADE_RETCODE_DONE
+    assert term.positions_get(symbol="EURUSD.m")[0].volume == 0.1

@@ -161,7 +161,7 @@ class SimTerminal:
         self.tradeapi_disabled = False
         """Options > Expert Advisors > "Disable automated trading via external Python API"."""
         self.faults = Faults(on_break_pipe=self._break_pipe, on_trade_server=self._set_trade_server)
-        self.engine = TradingEngine(self, seed=seed)
+        self.engine = TradingEngine(self, seed=seed, symbol_suffix=symbol_suffix)
         self.thread_names: collections.Counter[str] = collections.Counter()
         """How many API calls each thread made (by thread name)."""
         self.calls: collections.Counter[str] = collections.Counter()
