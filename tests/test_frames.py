@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,8 +14,17 @@ import pandas as pd
 import polars as pl
 import pytest
 
+from aiomt5._connector import AsyncMT5Connector
 from aiomt5._errors import MT5ConfigurationError, MT5InvalidArgumentError
-from aiomt5._frames import rates_to_frame, resolve_engine, ticks_to_frame
+from aiomt5._frames import (
+    fetch_rates_frame,
+    fetch_ticks_frame,
+    rates_to_frame,
+    resolve_engine,
+    ticks_to_frame,
+)
+from aiomt5._history import FetchProgress, fetch_rates, fetch_ticks
+from aiomt5._settings import MT5Settings
 from aiomt5.sim import SimClock, SimTerminal
 
 NOW = "2026-03-02T10:00:00Z"
@@ -131,3 +142,92 @@ def test_ticks_array_is_not_accepted_as_rates(ticks: npt.NDArray[np.void]) -> No
         rates_to_frame(ticks)
     with pytest.raises(MT5InvalidArgumentError, match="ticks"):
         ticks_to_frame(np.zeros(3))
+
+
+# --------------------------------------------------------------------------- fetch_*_frame
+
+
+@pytest.fixture
+async def mt5() -> AsyncIterator[tuple[AsyncMT5Connector, SimTerminal]]:
+    terminal = SimTerminal(seed=3, clock=SimClock.fixed(NOW), maxbars=700)
+    settings = MT5Settings(_env_file=None, backend="sim", testing=True, call_timeout=10.0)
+    async with AsyncMT5Connector(settings, backend=terminal) as connector:
+        yield connector, terminal
+
+
+RANGE = (datetime(2026, 2, 20, tzinfo=UTC), datetime(2026, 2, 24, 12, tzinfo=UTC))
+
+
+@pytest.mark.parametrize("engine", ["pandas", "polars"])
+async def test_paged_rates_frame_equals_the_frame_of_the_paged_array(
+    mt5: tuple[AsyncMT5Connector, SimTerminal], engine: Any
+) -> None:
+    connector, _ = mt5
+    frame = await fetch_rates_frame(connector, "EURUSD", "M1", *RANGE, engine=engine)
+    want = rates_to_frame(await fetch_rates(connector, "EURUSD", "M1", *RANGE), engine)
+    assert len(frame) > 3000
+    if engine == "pandas":
+        pd.testing.assert_frame_equal(frame, want)
+    else:
+        assert frame.equals(want)
+
+
+async def test_rates_frame_by_count_equals_the_frame_of_the_array(
+    mt5: tuple[AsyncMT5Connector, SimTerminal],
+) -> None:
+    connector, _ = mt5
+    frame = await fetch_rates_frame(connector, "EURUSD", "M5", count=2000, engine="pandas")
+    want = rates_to_frame(await fetch_rates(connector, "EURUSD", "M5", count=2000), "pandas")
+    pd.testing.assert_frame_equal(frame, want)
+    assert frame.index.is_monotonic_increasing
+
+
+async def test_paged_ticks_frame_equals_the_frame_of_the_paged_array(
+    mt5: tuple[AsyncMT5Connector, SimTerminal],
+) -> None:
+    connector, _ = mt5
+    start = datetime(2026, 2, 26, 8, tzinfo=UTC)
+    frame = await fetch_ticks_frame(connector, "EURUSD", start, count=5000, engine="pandas")
+    ticks = await fetch_ticks(connector, "EURUSD", start, count=5000)
+    pd.testing.assert_frame_equal(frame, ticks_to_frame(ticks, "pandas"))
+    assert len(frame) == 5000
+
+
+async def test_empty_download_gives_an_empty_frame(
+    mt5: tuple[AsyncMT5Connector, SimTerminal],
+) -> None:
+    connector, _ = mt5
+    saturday = datetime(2026, 2, 28, 3, tzinfo=UTC)
+    frame = await fetch_rates_frame(connector, "EURUSD", "M1", saturday, saturday, engine="polars")
+    assert len(frame) == 0
+    assert frame.columns[0] == "time"
+
+
+async def test_missing_engine_is_reported_before_downloading(
+    mt5: tuple[AsyncMT5Connector, SimTerminal], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    connector, term = mt5
+
+    def nothing(name: str, package: str | None = None) -> Any:
+        raise ImportError(name)
+
+    monkeypatch.setattr(importlib, "import_module", nothing)
+    with pytest.raises(MT5ConfigurationError):
+        await fetch_rates_frame(connector, "EURUSD", "M1", count=10)
+    assert not any(name.startswith("copy_") for name in term.calls)
+
+
+async def test_failing_progress_callback_stops_and_abandons_the_prefetched_page(
+    mt5: tuple[AsyncMT5Connector, SimTerminal],
+) -> None:
+    connector, term = mt5
+
+    def explode(progress: FetchProgress) -> None:
+        raise RuntimeError("stop here")
+
+    with pytest.raises(RuntimeError, match="stop here"):
+        await fetch_rates_frame(connector, "EURUSD", "M1", *RANGE, progress=explode)
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert asyncio.all_tasks() == {asyncio.current_task()}
+    assert term.calls["copy_rates_range"] <= 2

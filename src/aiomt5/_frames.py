@@ -11,6 +11,9 @@ values) and marked UTC.
 * ticks: ``time`` from ``time_msc`` (millisecond precision, UTC); ``time_msc`` stays as an int
   column (it is the natural cursor); MT5's second-resolution ``time`` column is dropped.
 
+``fetch_rates_frame``/``fetch_ticks_frame`` download with paging and build the frame straight
+from the pages, so a large download is copied once (into the columns), not twice.
+
 pandas and polars are optional (extras ``aiomt5[pandas]``, ``aiomt5[polars]``); asking for one
 that is not installed raises ``MT5ConfigurationError`` saying what to install.
 """
@@ -18,14 +21,35 @@ that is not installed raises ``MT5ConfigurationError`` saying what to install.
 from __future__ import annotations
 
 import importlib
-from typing import Any, Final, Literal
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from ._errors import MT5ConfigurationError, MT5InvalidArgumentError
+from ._history import (
+    RATES_DTYPE,
+    TICKS_DTYPE,
+    ProgressCallback,
+    TickFlagsLike,
+    rate_pages,
+    tick_pages,
+)
+from ._timeframe import TimeframeLike
 
-__all__ = ["FrameEngine", "rates_to_frame", "resolve_engine", "ticks_to_frame"]
+if TYPE_CHECKING:
+    from ._connector import AsyncMT5Connector
+
+__all__ = [
+    "FrameEngine",
+    "fetch_rates_frame",
+    "fetch_ticks_frame",
+    "rates_to_frame",
+    "resolve_engine",
+    "ticks_to_frame",
+]
 
 FrameEngine = Literal["pandas", "polars"]
 """The data frame libraries a frame can be built with."""
@@ -77,10 +101,16 @@ def _check(array: object, needed: frozenset[str], what: str) -> npt.NDArray[np.v
     return array
 
 
-def _columns(array: npt.NDArray[np.void], skip: str) -> dict[str, npt.NDArray[Any]]:
-    names = array.dtype.names or ()
-    # One vectorised copy per column out of the packed rows.
-    return {name: np.ascontiguousarray(array[name]) for name in names if name != skip}
+def _column(pages: Sequence[npt.NDArray[np.void]], name: str) -> npt.NDArray[Any]:
+    # One vectorised copy per column, straight out of the packed rows of every page.
+    if len(pages) == 1:
+        return np.ascontiguousarray(pages[0][name])
+    return np.concatenate([page[name] for page in pages])
+
+
+def _columns(pages: Sequence[npt.NDArray[np.void]], skip: str) -> dict[str, npt.NDArray[Any]]:
+    names = pages[0].dtype.names or ()
+    return {name: _column(pages, name) for name in names if name != skip}
 
 
 def _frame(
@@ -113,10 +143,50 @@ def rates_to_frame(array: npt.NDArray[np.void], engine: FrameEngine | None = Non
         MT5ConfigurationError: The engine is not installed.
         MT5InvalidArgumentError: ``array`` is not a rates array.
     """
-    rates = _check(array, _RATES_FIELDS, "rates")
-    chosen = resolve_engine(engine)
-    epoch = np.ascontiguousarray(rates["time"])
-    return _frame(epoch, "s", _columns(rates, "time"), chosen)
+    return _rates_frame([_check(array, _RATES_FIELDS, "rates")], resolve_engine(engine))
+
+
+def _rates_frame(pages: Sequence[npt.NDArray[np.void]], engine: FrameEngine) -> Any:
+    return _frame(_column(pages, "time"), "s", _columns(pages, "time"), engine)
+
+
+class _ColumnSink:
+    """Copies pages into column buffers as they arrive (a ``PageSink``).
+
+    With a known upper bound the buffers are allocated once (untouched memory past the end is
+    never written, so the OS does not commit it) and every page is copied once, while the next
+    page downloads. Without one, the pages are joined at the end instead.
+    """
+
+    def __init__(self, dtype: np.dtype[Any]) -> None:
+        self._dtype = dtype
+        self._buffers: dict[str, npt.NDArray[Any]] | None = None
+        self._capacity = 0
+        self.rows = 0
+
+    def reserve(self, rows: int) -> None:
+        names = self._dtype.names or ()
+        self._buffers = {name: np.empty(rows, dtype=self._dtype[name]) for name in names}
+        self._capacity = rows
+
+    def add(self, page: npt.NDArray[np.void]) -> None:
+        buffers = self._buffers
+        end = self.rows + len(page)
+        if buffers is None or end > self._capacity:
+            self._buffers = None  # no (or a wrong) bound: fall back to joining the pages
+            return
+        for name, buffer in buffers.items():
+            buffer[self.rows : end] = page[name]
+        self.rows = end
+
+    def columns(self, pages: Sequence[npt.NDArray[np.void]]) -> dict[str, npt.NDArray[Any]]:
+        """The columns of ``pages`` (the sink's buffers when it saw every page)."""
+        buffers = self._buffers
+        if buffers is not None and self.rows == sum(len(page) for page in pages):
+            return {name: buffer[: self.rows] for name, buffer in buffers.items()}
+        if not pages:
+            pages = [np.empty(0, dtype=self._dtype)]
+        return {name: _column(pages, name) for name in self._dtype.names or ()}
 
 
 def ticks_to_frame(array: npt.NDArray[np.void], engine: FrameEngine | None = None) -> Any:
@@ -130,7 +200,77 @@ def ticks_to_frame(array: npt.NDArray[np.void], engine: FrameEngine | None = Non
         MT5ConfigurationError: The engine is not installed.
         MT5InvalidArgumentError: ``array`` is not a ticks array.
     """
-    ticks = _check(array, _TICKS_FIELDS, "ticks")
+    return _ticks_frame([_check(array, _TICKS_FIELDS, "ticks")], resolve_engine(engine))
+
+
+def _ticks_frame(pages: Sequence[npt.NDArray[np.void]], engine: FrameEngine) -> Any:
+    return _frame(_column(pages, "time_msc"), "ms", _columns(pages, "time"), engine)
+
+
+async def fetch_rates_frame(
+    connector: AsyncMT5Connector,
+    symbol: str,
+    timeframe: TimeframeLike,
+    date_from: datetime | None = None,
+    date_to: datetime | None = None,
+    *,
+    count: int | None = None,
+    start_pos: int | None = None,
+    engine: FrameEngine | None = None,
+    progress: ProgressCallback | None = None,
+    page_size: int | None = None,
+) -> Any:
+    """``fetch_rates`` as a frame (see ``rates_to_frame``), built straight from the pages.
+
+    The engine is checked before anything is downloaded.
+    """
     chosen = resolve_engine(engine)
-    epoch = np.ascontiguousarray(ticks["time_msc"])
-    return _frame(epoch, "ms", _columns(ticks, "time"), chosen)
+    sink = _ColumnSink(RATES_DTYPE)
+    pages = await rate_pages(
+        connector,
+        symbol,
+        timeframe,
+        date_from,
+        date_to,
+        count=count,
+        start_pos=start_pos,
+        progress=progress,
+        page_size=page_size,
+        sink=sink,
+    )
+    columns = sink.columns(pages)
+    return _frame(columns.pop("time"), "s", columns, chosen)
+
+
+async def fetch_ticks_frame(
+    connector: AsyncMT5Connector,
+    symbol: str,
+    date_from: datetime,
+    date_to: datetime | None = None,
+    *,
+    count: int | None = None,
+    flags: TickFlagsLike = "all",
+    engine: FrameEngine | None = None,
+    progress: ProgressCallback | None = None,
+    page_size: int | None = None,
+) -> Any:
+    """``fetch_ticks`` as a frame (see ``ticks_to_frame``), built straight from the pages.
+
+    The engine is checked before anything is downloaded.
+    """
+    chosen = resolve_engine(engine)
+    sink = _ColumnSink(TICKS_DTYPE)
+    pages = await tick_pages(
+        connector,
+        symbol,
+        date_from,
+        date_to,
+        count=count,
+        flags=flags,
+        progress=progress,
+        page_size=page_size,
+        sink=sink,
+    )
+    columns = sink.columns(pages)
+    del columns["time"]
+    return _frame(columns["time_msc"], "ms", columns, chosen)

@@ -25,12 +25,13 @@ which are UTC (the broker's server clock, for real terminals).
 
 from __future__ import annotations
 
+import asyncio
 import math
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -45,13 +46,17 @@ __all__ = [
     "RATES_DTYPE",
     "TICKS_DTYPE",
     "FetchProgress",
+    "PageSink",
     "ProgressCallback",
     "TickFlagsLike",
     "fetch_rates",
     "fetch_ticks",
+    "join_pages",
     "prepare_symbol",
+    "rate_pages",
     "terminal_maxbars",
     "tick_flags",
+    "tick_pages",
     "utc_seconds",
 ]
 
@@ -214,7 +219,8 @@ async def _latest_tick_msc(connector: AsyncMT5Connector, symbol: str) -> int | N
     return int(tick.time_msc)
 
 
-def _join(parts: list[npt.NDArray[np.void]], dtype: np.dtype[Any]) -> npt.NDArray[np.void]:
+def join_pages(parts: list[npt.NDArray[np.void]], dtype: np.dtype[Any]) -> npt.NDArray[np.void]:
+    """One array of the pages (no copy for a single page)."""
     if not parts:
         return np.empty(0, dtype=dtype)
     if len(parts) == 1:
@@ -222,18 +228,38 @@ def _join(parts: list[npt.NDArray[np.void]], dtype: np.dtype[Any]) -> npt.NDArra
     return np.concatenate(parts)
 
 
-class _Pager:
-    """Counts pages and rows and reports progress."""
+class PageSink(Protocol):
+    """Receives pages as they arrive (frames copy them into their columns meanwhile)."""
 
-    def __init__(self, symbol: str, progress: ProgressCallback | None) -> None:
+    def reserve(self, rows: int) -> None:
+        """At most ``rows`` rows will follow (called before the first page, when known)."""
+
+    def add(self, page: npt.NDArray[np.void]) -> None:
+        """The next page, in order (only date ranges feed a sink: count-form pages arrive
+        newest first, and are only returned)."""
+
+
+class _Pager:
+    """Counts pages and rows, feeds the sink and reports progress."""
+
+    def __init__(
+        self, symbol: str, progress: ProgressCallback | None, sink: PageSink | None
+    ) -> None:
         self.symbol = symbol
         self.progress = progress
+        self.sink = sink
         self.pages = 0
         self.rows = 0
 
-    def add(self, rows: int, fraction: float | None) -> None:
+    def reserve(self, rows: int) -> None:
+        if self.sink is not None:
+            self.sink.reserve(rows)
+
+    def add(self, page: npt.NDArray[np.void], fraction: float | None) -> None:
         self.pages += 1
-        self.rows += rows
+        self.rows += len(page)
+        if self.sink is not None and len(page):
+            self.sink.add(page)
         if self.progress is not None:
             done = None if fraction is None else min(max(fraction, 0.0), 1.0)
             self.progress(FetchProgress(self.symbol, self.rows, self.pages, done))
@@ -283,12 +309,44 @@ async def fetch_rates(
         MT5SymbolNotFoundError: No such symbol.
         MT5Error: A page failed (the whole fetch fails; nothing partial is returned).
     """
+    pages = await rate_pages(
+        connector,
+        symbol,
+        timeframe,
+        date_from,
+        date_to,
+        count=count,
+        start_pos=start_pos,
+        progress=progress,
+        page_size=page_size,
+    )
+    return join_pages(pages, RATES_DTYPE)
+
+
+async def rate_pages(
+    connector: AsyncMT5Connector,
+    symbol: str,
+    timeframe: TimeframeLike,
+    date_from: datetime | None = None,
+    date_to: datetime | None = None,
+    *,
+    count: int | None = None,
+    start_pos: int | None = None,
+    progress: ProgressCallback | None = None,
+    page_size: int | None = None,
+    sink: PageSink | None = None,
+) -> list[npt.NDArray[np.void]]:
+    """``fetch_rates``, but the non-empty pages, oldest first, not joined.
+
+    Frames are built from the pages directly, saving the copy a joined array would cost;
+    ``sink`` receives range pages as they arrive, so that copy overlaps the next download.
+    """
     frame = int(Timeframe.parse(timeframe))
     plan = _rates_plan(date_from, date_to, count, start_pos)
     name = await prepare_symbol(connector, symbol)
     maxbars = await terminal_maxbars(connector)
     page = _page_size(maxbars, page_size)
-    pager = _Pager(name, progress)
+    pager = _Pager(name, progress, sink)
     if plan[0] == "range":
         _, start, end = plan
         latest = await _latest_tick_msc(connector, name)
@@ -353,18 +411,41 @@ async def _rates_range(
     end: int,
     page: int,
     pager: _Pager,
-) -> npt.NDArray[np.void]:
+) -> list[npt.NDArray[np.void]]:
     span = _window_seconds(frame, page)
+    windows = [(low, min(low + span - 1, end)) for low in range(start, end + 1, span)]
+    pager.reserve(len(windows) * page)
     parts: list[npt.NDArray[np.void]] = []
-    low = start
-    while low <= end:
-        high = min(low + span - 1, end)
-        bars = await connector.call("copy_rates_range", symbol, frame, low, high)
-        if len(bars):
-            parts.append(bars)
-        pager.add(len(bars), (high - start + 1) / (end - start + 1))
-        low = high + 1
-    return _join(parts, RATES_DTYPE)
+    upcoming: asyncio.Task[Any] | None = None
+    try:
+        for index, (low, high) in enumerate(windows):
+            if upcoming is None:
+                upcoming = asyncio.ensure_future(
+                    connector.call("copy_rates_range", symbol, frame, low, high)
+                )
+            bars = await upcoming
+            upcoming = None
+            if index + 1 < len(windows):
+                # Queue the next page before handling this one: the terminal works on it while
+                # the loop copies this page (only one page waits ahead of other callers).
+                after_low, after_high = windows[index + 1]
+                upcoming = asyncio.ensure_future(
+                    connector.call("copy_rates_range", symbol, frame, after_low, after_high)
+                )
+            if len(bars):
+                parts.append(bars)
+            pager.add(bars, (high - start + 1) / (end - start + 1))
+    finally:
+        if upcoming is not None:
+            _abandon(upcoming)
+    return parts
+
+
+def _abandon(task: asyncio.Task[Any]) -> None:
+    """Cancel a prefetched page nobody will read (a queued read never runs)."""
+    task.cancel()
+    # Retrieve its outcome so a failure is not reported as "never retrieved".
+    task.add_done_callback(lambda done: done.cancelled() or done.exception())
 
 
 async def _rates_back(
@@ -374,7 +455,7 @@ async def _rates_back(
     request: tuple[int | None, int, int],
     limits: tuple[int, int],
     pager: _Pager,
-) -> npt.NDArray[np.void]:
+) -> list[npt.NDArray[np.void]]:
     """``total`` bars ending at ``anchor`` (a time) or at ``position`` bars back from now.
 
     ``request`` is (anchor, total, position); ``limits`` is (page, maxbars).
@@ -395,18 +476,19 @@ async def _rates_back(
     else:
         first = min(remaining, page)
         bars = await connector.call("copy_rates_from", symbol, frame, anchor, first)
+    pager.sink = None  # pages arrive newest first: the caller gets them from the list
     while True:
         if len(bars):
             parts.append(bars)
         remaining -= len(bars)
-        pager.add(len(bars), (total - remaining) / total)
+        pager.add(bars, (total - remaining) / total)
         if remaining <= 0 or len(bars) < first:
             break  # done, or the history starts here
         older = int(bars["time"][0]) - 1
         first = min(remaining, page)
         bars = await connector.call("copy_rates_from", symbol, frame, older, first)
     parts.reverse()
-    return _join(parts, RATES_DTYPE)
+    return parts
 
 
 # --------------------------------------------------------------------------- ticks
@@ -445,6 +527,33 @@ async def fetch_ticks(
         MT5InvalidArgumentError: Naive datetimes, both ``date_to`` and ``count``, bad flags.
         MT5SymbolNotFoundError: No such symbol.
     """
+    pages = await tick_pages(
+        connector,
+        symbol,
+        date_from,
+        date_to,
+        count=count,
+        flags=flags,
+        progress=progress,
+        page_size=page_size,
+    )
+    return join_pages(pages, TICKS_DTYPE)
+
+
+async def tick_pages(
+    connector: AsyncMT5Connector,
+    symbol: str,
+    date_from: datetime,
+    date_to: datetime | None = None,
+    *,
+    count: int | None = None,
+    flags: TickFlagsLike = "all",
+    progress: ProgressCallback | None = None,
+    page_size: int | None = None,
+    sink: PageSink | None = None,
+) -> list[npt.NDArray[np.void]]:
+    """``fetch_ticks``, but the non-empty pages, oldest first, not joined (``sink``: as in
+    ``rate_pages``)."""
     start = utc_seconds("date_from", date_from)
     copy_flags = tick_flags(flags)
     if date_to is not None and count is not None:
@@ -460,7 +569,7 @@ async def fetch_ticks(
     latest = await _latest_tick_msc(connector, name)
     if latest is not None:
         end = min(end, latest // 1000)
-    pager = _Pager(name, progress)
+    pager = _Pager(name, progress, sink)
     parts: list[npt.NDArray[np.void]] = []
     rows = 0
     window = _TICK_WINDOW_START
@@ -474,6 +583,8 @@ async def fetch_ticks(
                 raise
             window = max((high - low + 1) // 2, 1)
             continue
+        if total is not None and rows + len(ticks) > total:
+            ticks = ticks[: total - rows]
         if len(ticks):
             parts.append(ticks)
             rows += len(ticks)
@@ -481,11 +592,10 @@ async def fetch_ticks(
             fraction: float | None = rows / total
         else:
             fraction = (high - start + 1) / (end - start + 1) if end < _INT32_MAX else None
-        pager.add(len(ticks), fraction)
+        pager.add(ticks, fraction)
         window = _next_window(high - low + 1, len(ticks), target)
         low = high + 1
-    result = _join(parts, TICKS_DTYPE)
-    return result[:total] if total is not None and len(result) > total else result
+    return parts
 
 
 def _next_window(seconds: int, ticks: int, target: int) -> int:
