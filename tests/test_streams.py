@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from aiomt5._connector import AsyncMT5Connector
-from aiomt5._errors import MT5ClosedError, MT5InvalidArgumentError
+from aiomt5._errors import MT5CallError, MT5ClosedError, MT5InvalidArgumentError
 from aiomt5._settings import MT5Settings
 from aiomt5._streams import StreamBar, StreamTick, stream_bars, stream_ticks
 from aiomt5.sim import SimClock, SimTerminal
@@ -282,3 +282,33 @@ async def test_bar_stream_of_hours_yields_the_hour_when_it_closes(
     assert sleep.slept == [600.0] * 7
     want = oracle.copy_rates_range("EURUSD", 16385, int(NOW.timestamp()), int(NOW.timestamp()))
     assert bar == ("EURUSD", *want.tolist()[0])
+
+
+async def test_tick_stream_waits_out_a_trade_server_outage(
+    mt5: AsyncMT5Connector, term: SimTerminal, oracle: SimTerminal, sleep: SimSleep
+) -> None:
+    stream = stream_ticks(mt5, "EURUSD", poll_interval=1.0, retry_interval=5.0, sleep=sleep)
+    got = await take(stream, 60)
+    term.faults.drop_trade_server()
+    outage: list[float] = []
+
+    async def restore_later(seconds: float) -> None:
+        if seconds == 5.0:
+            outage.append(seconds)
+            if len(outage) == 3:
+                term.faults.restore_trade_server()
+
+    sleep.before = restore_later
+    got += await take(stream, 200)
+    assert len(outage) == 3
+    assert got == oracle_ticks(oracle, "EURUSD", start_msc(oracle, "EURUSD"), 260)
+
+
+async def test_tick_stream_raises_other_call_errors(
+    mt5: AsyncMT5Connector, term: SimTerminal, sleep: SimSleep
+) -> None:
+    stream = stream_ticks(mt5, "EURUSD", poll_interval=1.0, sleep=sleep)
+    await take(stream, 5)
+    term.faults.fail("copy_ticks_from", -2, times=None)
+    with pytest.raises(MT5CallError):
+        await take(stream, 10_000)

@@ -22,8 +22,10 @@ filled their share, so the stream is in ``time_msc`` order across symbols.
 **Connection trouble.** On a connection error or timeout the stream does not end: it waits
 until the connector is connected again (a ``StateChanged`` event, when the supervisor or the user
 reconnects), or, while the connector still believes it is connected, retries every
-``retry_interval`` seconds; then it re-selects its symbols and resumes from its cursors. Other
-errors (an unknown symbol, a closed connector) end the iteration by raising.
+``retry_interval`` seconds; then it re-selects its symbols and resumes from its cursors. A
+failed read while ``terminal_info().connected`` is False (the terminal lost its trade server) is
+retried every ``retry_interval`` too. Other errors (an unknown symbol, a closed connector) end
+the iteration by raising.
 
 **Stopping.** A stream runs no background task: polling happens inside ``__anext__``. Breaking
 out of ``async for``, cancelling the consuming task, or ``await stream.aclose()`` stops it with
@@ -212,8 +214,21 @@ class _Polling(abc.ABC):
                 )
                 self._ready = False
                 await _wait_until_usable(self._connector, self._sleep, self._retry_interval)
-                self.recoveries += 1
-                log.info("aiomt5.streams.resuming")
+            except MT5CallError as exc:
+                if not await self._trade_server_down():
+                    raise
+                # Market reads fail (-1) while the terminal has lost its trade server.
+                log.warning("aiomt5.streams.trade_server_down", detail=str(exc))
+                await self._sleep(self._retry_interval)
+            self.recoveries += 1
+            log.info("aiomt5.streams.resuming")
+
+    async def _trade_server_down(self) -> bool:
+        try:
+            info = await self._connector.call("terminal_info")
+        except (*_RETRYABLE, MT5CallError):
+            return False  # cannot tell: the original error stands
+        return not info.connected
 
     @abc.abstractmethod
     async def _prepare(self) -> None:
