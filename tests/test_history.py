@@ -12,6 +12,8 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import numpy.typing as npt
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from aiomt5._connector import AsyncMT5Connector
 from aiomt5._errors import MT5InvalidArgumentError, MT5SymbolNotFoundError
@@ -413,3 +415,29 @@ async def test_ticks_sharing_a_time_msc_at_page_seams_are_kept_once() -> None:
     )
     assert len(fake.windows) > 10
     assert np.array_equal(got, fake.ticks)
+
+
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    start_minute=st.integers(0, 20 * 1440),
+    minutes=st.integers(0, 6 * 1440),
+    page_size=st.integers(1, 2 * MAXBARS),
+    timeframe=st.sampled_from(["M1", "M3", "M10", "H1"]),
+)
+async def test_any_range_and_page_size_match_one_unlimited_call(
+    mt5: AsyncMT5Connector,
+    oracle: SimTerminal,
+    start_minute: int,
+    minutes: int,
+    page_size: int,
+    timeframe: str,
+) -> None:
+    start = datetime(2026, 2, 1, tzinfo=UTC) + timedelta(minutes=start_minute)
+    end = start + timedelta(minutes=minutes)
+    got = await fetch_rates(mt5, "EURUSD", timeframe, start, end, page_size=page_size)
+    frame = int(Timeframe.parse(timeframe))
+    assert np.array_equal(got, oracle.copy_rates_range("EURUSD", frame, ts(start), ts(end)))
