@@ -17,7 +17,8 @@ has taken them all. A slow consumer therefore never makes memory grow and never 
 falls behind in time, and the ticks it has not seen yet stay in the terminal's history, from
 where the next polls read them (without sleeping) until the stream has caught up. While catching
 up across symbols, ticks are released only up to the oldest "last tick read" of the symbols that
-filled their share, so the stream is in ``time_msc`` order across symbols.
+filled their share, so the stream is in ``time_msc`` order across symbols. (A single second
+holding more ticks than a symbol's share is read whole, so it can exceed ``buffer`` once.)
 
 **Connection trouble.** On a connection error or timeout the stream does not end: it waits
 until the connector is connected again (a ``StateChanged`` event, when the supervisor or the user
