@@ -387,11 +387,14 @@ class BurstTicks:
         self.ticks = np.array(rows, dtype=TICKS_DTYPE)
         self.worker = FakeWorker()
         self.windows: list[tuple[int, int]] = []
+        self.timeouts: set[Any] = set()
 
-    async def find_symbol(self, name: str) -> str:
+    async def find_symbol(self, name: str, *, timeout: Any) -> str:
+        self.timeouts.add(timeout)
         return name
 
-    async def call(self, function: str, *args: Any) -> Any:
+    async def call(self, function: str, *args: Any, timeout: Any) -> Any:
+        self.timeouts.add(timeout)
         if function == "terminal_info":
             return SimpleNamespace(maxbars=1000)
         if function == "symbol_select":
@@ -412,9 +415,11 @@ async def test_ticks_sharing_a_time_msc_at_page_seams_are_kept_once() -> None:
         "X",
         datetime.fromtimestamp(1_700_000_000, UTC),
         page_size=7,
+        timeout=12.5,
     )
     assert len(fake.windows) > 10
     assert np.array_equal(got, fake.ticks)
+    assert fake.timeouts == {12.5}  # every call of the fetch got the caller's timeout
 
 
 @settings(

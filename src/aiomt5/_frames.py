@@ -38,6 +38,7 @@ from ._history import (
     tick_pages,
 )
 from ._timeframe import TimeframeLike
+from ._types import USE_DEFAULT, TimeoutArg
 
 if TYPE_CHECKING:
     from ._connector import AsyncMT5Connector
@@ -219,6 +220,7 @@ async def fetch_rates_frame(
     engine: FrameEngine | None = None,
     progress: ProgressCallback | None = None,
     page_size: int | None = None,
+    timeout: TimeoutArg = USE_DEFAULT,
 ) -> Any:
     """``fetch_rates`` as a frame (see ``rates_to_frame``), built straight from the pages.
 
@@ -237,6 +239,7 @@ async def fetch_rates_frame(
         progress=progress,
         page_size=page_size,
         sink=sink,
+        timeout=timeout,
     )
     columns = sink.columns(pages)
     return _frame(columns.pop("time"), "s", columns, chosen)
@@ -253,6 +256,7 @@ async def fetch_ticks_frame(
     engine: FrameEngine | None = None,
     progress: ProgressCallback | None = None,
     page_size: int | None = None,
+    timeout: TimeoutArg = USE_DEFAULT,
 ) -> Any:
     """``fetch_ticks`` as a frame (see ``ticks_to_frame``), built straight from the pages.
 
@@ -270,6 +274,7 @@ async def fetch_ticks_frame(
         progress=progress,
         page_size=page_size,
         sink=sink,
+        timeout=timeout,
     )
     columns = sink.columns(pages)
     del columns["time"]

@@ -38,6 +38,7 @@ import numpy.typing as npt
 
 from ._errors import MT5CallError, MT5InvalidArgumentError
 from ._timeframe import Timeframe, TimeframeLike
+from ._types import USE_DEFAULT, TimeoutArg
 
 if TYPE_CHECKING:
     from ._connector import AsyncMT5Connector
@@ -184,20 +185,24 @@ def _page_size(maxbars: int, page_size: int | None) -> int:
 _MAXBARS: weakref.WeakKeyDictionary[object, int] = weakref.WeakKeyDictionary()
 
 
-async def terminal_maxbars(connector: AsyncMT5Connector) -> int:
+async def terminal_maxbars(
+    connector: AsyncMT5Connector, *, timeout: TimeoutArg = USE_DEFAULT
+) -> int:
     """The terminal's ``maxbars``, read once per connection."""
     worker = connector.worker
     cached = _MAXBARS.get(worker) if worker is not None else None
     if cached is not None:
         return cached
-    info = await connector.call("terminal_info")
+    info = await connector.call("terminal_info", timeout=timeout)
     maxbars = int(info.maxbars)
     if worker is not None:
         _MAXBARS[worker] = maxbars
     return maxbars
 
 
-async def prepare_symbol(connector: AsyncMT5Connector, symbol: str) -> str:
+async def prepare_symbol(
+    connector: AsyncMT5Connector, symbol: str, *, timeout: TimeoutArg = USE_DEFAULT
+) -> str:
     """Resolve ``symbol`` to the broker's name and make sure it is in the Market Watch.
 
     MetaTrader5 fails bar and tick reads (-1) on symbols not selected in the Market Watch.
@@ -205,15 +210,26 @@ async def prepare_symbol(connector: AsyncMT5Connector, symbol: str) -> str:
     Raises:
         MT5SymbolNotFoundError: No such symbol (or an ambiguous broker-decorated name).
     """
-    name = await connector.find_symbol(symbol)
-    await connector.call("symbol_select", name, True)
+    name = await connector.find_symbol(symbol, timeout=timeout)
+    await connector.call("symbol_select", name, True, timeout=timeout)
     return name
 
 
-async def _latest_tick_msc(connector: AsyncMT5Connector, symbol: str) -> int | None:
+class _Calls:
+    """``connector.call`` with the fetch's timeout, for every page."""
+
+    def __init__(self, connector: AsyncMT5Connector, timeout: TimeoutArg) -> None:
+        self.connector = connector
+        self.timeout = timeout
+
+    async def __call__(self, function: str, *args: Any) -> Any:
+        return await self.connector.call(function, *args, timeout=self.timeout)
+
+
+async def _latest_tick_msc(call: _Calls, symbol: str) -> int | None:
     """``time_msc`` of the symbol's latest tick: the terminal's "now" for that symbol."""
     try:
-        tick = await connector.call("symbol_info_tick", symbol)
+        tick = await call("symbol_info_tick", symbol)
     except MT5CallError:
         return None  # no quote yet: ranges are then not clamped, which only costs empty pages
     return int(tick.time_msc)
@@ -279,6 +295,7 @@ async def fetch_rates(
     start_pos: int | None = None,
     progress: ProgressCallback | None = None,
     page_size: int | None = None,
+    timeout: TimeoutArg = USE_DEFAULT,
 ) -> npt.NDArray[np.void]:
     """Bars of any size of request, paged under the terminal's ``maxbars``, oldest first.
 
@@ -299,6 +316,7 @@ async def fetch_rates(
         start_pos: Bars back from the current one; must lie within the terminal's chart buffer.
         progress: Called with a ``FetchProgress`` after every page.
         page_size: Bars per request (default and maximum: ``maxbars - 1``).
+        timeout: Seconds per page (``None``: no limit; default: the connector's).
 
     Returns:
         MetaTrader5's packed structured array (``time`` in epoch seconds, UTC), no duplicate
@@ -319,6 +337,7 @@ async def fetch_rates(
         start_pos=start_pos,
         progress=progress,
         page_size=page_size,
+        timeout=timeout,
     )
     return join_pages(pages, RATES_DTYPE)
 
@@ -335,6 +354,7 @@ async def rate_pages(
     progress: ProgressCallback | None = None,
     page_size: int | None = None,
     sink: PageSink | None = None,
+    timeout: TimeoutArg = USE_DEFAULT,
 ) -> list[npt.NDArray[np.void]]:
     """``fetch_rates``, but the non-empty pages, oldest first, not joined.
 
@@ -343,20 +363,19 @@ async def rate_pages(
     """
     frame = int(Timeframe.parse(timeframe))
     plan = _rates_plan(date_from, date_to, count, start_pos)
-    name = await prepare_symbol(connector, symbol)
-    maxbars = await terminal_maxbars(connector)
+    call = _Calls(connector, timeout)
+    name = await prepare_symbol(connector, symbol, timeout=timeout)
+    maxbars = await terminal_maxbars(connector, timeout=timeout)
     page = _page_size(maxbars, page_size)
     pager = _Pager(name, progress, sink)
     if plan[0] == "range":
         _, start, end = plan
-        latest = await _latest_tick_msc(connector, name)
+        latest = await _latest_tick_msc(call, name)
         if latest is not None:
             end = min(end, latest // 1000)
-        return await _rates_range(connector, name, frame, start, end, page, pager)
+        return await _rates_range(call, name, frame, start, end, page, pager)
     _, anchor, total, position = plan
-    return await _rates_back(
-        connector, name, frame, (anchor, total, position), (page, maxbars), pager
-    )
+    return await _rates_back(call, name, frame, (anchor, total, position), (page, maxbars), pager)
 
 
 def _rates_plan(
@@ -404,7 +423,7 @@ def _window_seconds(frame: int, page: int) -> int:
 
 
 async def _rates_range(
-    connector: AsyncMT5Connector,
+    call: _Calls,
     symbol: str,
     frame: int,
     start: int,
@@ -420,9 +439,7 @@ async def _rates_range(
     try:
         for index, (low, high) in enumerate(windows):
             if upcoming is None:
-                upcoming = asyncio.ensure_future(
-                    connector.call("copy_rates_range", symbol, frame, low, high)
-                )
+                upcoming = asyncio.ensure_future(call("copy_rates_range", symbol, frame, low, high))
             bars = await upcoming
             upcoming = None
             if index + 1 < len(windows):
@@ -430,7 +447,7 @@ async def _rates_range(
                 # the loop copies this page (only one page waits ahead of other callers).
                 after_low, after_high = windows[index + 1]
                 upcoming = asyncio.ensure_future(
-                    connector.call("copy_rates_range", symbol, frame, after_low, after_high)
+                    call("copy_rates_range", symbol, frame, after_low, after_high)
                 )
             if len(bars):
                 parts.append(bars)
@@ -449,7 +466,7 @@ def _abandon(task: asyncio.Task[Any]) -> None:
 
 
 async def _rates_back(
-    connector: AsyncMT5Connector,
+    call: _Calls,
     symbol: str,
     frame: int,
     request: tuple[int | None, int, int],
@@ -472,10 +489,10 @@ async def _rates_back(
                 f"start_pos={position} lies beyond the terminal's chart buffer (maxbars): "
                 "ask by date instead (date_from + count)"
             )
-        bars = await connector.call("copy_rates_from_pos", symbol, frame, position, first)
+        bars = await call("copy_rates_from_pos", symbol, frame, position, first)
     else:
         first = min(remaining, page)
-        bars = await connector.call("copy_rates_from", symbol, frame, anchor, first)
+        bars = await call("copy_rates_from", symbol, frame, anchor, first)
     pager.sink = None  # pages arrive newest first: the caller gets them from the list
     while True:
         if len(bars):
@@ -486,7 +503,7 @@ async def _rates_back(
             break  # done, or the history starts here
         older = int(bars["time"][0]) - 1
         first = min(remaining, page)
-        bars = await connector.call("copy_rates_from", symbol, frame, older, first)
+        bars = await call("copy_rates_from", symbol, frame, older, first)
     parts.reverse()
     return parts
 
@@ -504,6 +521,7 @@ async def fetch_ticks(
     flags: TickFlagsLike = "all",
     progress: ProgressCallback | None = None,
     page_size: int | None = None,
+    timeout: TimeoutArg = USE_DEFAULT,
 ) -> npt.NDArray[np.void]:
     """Ticks from ``date_from``, paged by time, in ``time_msc`` order, no duplicates at seams.
 
@@ -522,6 +540,7 @@ async def fetch_ticks(
         flags: ``"all"``, ``"info"`` (bid/ask changes) or ``"trade"`` (last/volume changes).
         progress: Called with a ``FetchProgress`` after every page.
         page_size: Target ticks per request (default: ``maxbars - 1``).
+        timeout: Seconds per page (``None``: no limit; default: the connector's).
 
     Raises:
         MT5InvalidArgumentError: Naive datetimes, both ``date_to`` and ``count``, bad flags.
@@ -536,6 +555,7 @@ async def fetch_ticks(
         flags=flags,
         progress=progress,
         page_size=page_size,
+        timeout=timeout,
     )
     return join_pages(pages, TICKS_DTYPE)
 
@@ -551,6 +571,7 @@ async def tick_pages(
     progress: ProgressCallback | None = None,
     page_size: int | None = None,
     sink: PageSink | None = None,
+    timeout: TimeoutArg = USE_DEFAULT,
 ) -> list[npt.NDArray[np.void]]:
     """``fetch_ticks``, but the non-empty pages, oldest first, not joined (``sink``: as in
     ``rate_pages``)."""
@@ -564,9 +585,10 @@ async def tick_pages(
             f"date_to ({date_to!r}) is before date_from ({date_from.isoformat()})"
         )
     total = _count("count", count) if count is not None else None
-    name = await prepare_symbol(connector, symbol)
-    target = _page_size(await terminal_maxbars(connector), page_size)
-    latest = await _latest_tick_msc(connector, name)
+    call = _Calls(connector, timeout)
+    name = await prepare_symbol(connector, symbol, timeout=timeout)
+    target = _page_size(await terminal_maxbars(connector, timeout=timeout), page_size)
+    latest = await _latest_tick_msc(call, name)
     if latest is not None:
         end = min(end, latest // 1000)
     pager = _Pager(name, progress, sink)
@@ -577,7 +599,7 @@ async def tick_pages(
     while low <= end and (total is None or rows < total):
         high = min(low + window - 1, end)
         try:
-            ticks = await connector.call("copy_ticks_range", name, low, high, copy_flags)
+            ticks = await call("copy_ticks_range", name, low, high, copy_flags)
         except MT5CallError as exc:
             if exc.code != _INVALID_PARAMS or high == low:
                 raise
