@@ -175,3 +175,12 @@ def test_missing_pyarrow_raises_configuration_error(
     monkeypatch.setattr(importlib, "import_module", without_pyarrow)
     with pytest.raises(MT5ConfigurationError, match="pip install pyarrow"):
         HistoryStore(tmp_path)
+
+
+def test_leftover_temporary_files_are_ignored(store: HistoryStore) -> None:
+    rates = oracle_at(NOW).copy_rates_range("EURUSD", 1, ts(START), ts(START) + 600)
+    store.write("srv", "EURUSD", "M1", rates)
+    folder = store.directory("srv", "EURUSD", "M1")
+    (folder / "tmpa1b2c3.tmp").write_bytes(b"half a parquet file")  # a crash mid-write
+    assert np.array_equal(store.read("srv", "EURUSD", "M1"), rates)
+    assert store.span("srv", "EURUSD", "M1") == (int(rates["time"][0]), int(rates["time"][-1]))

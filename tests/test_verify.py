@@ -195,3 +195,9 @@ async def test_stored_series_matches_a_fresh_download(tmp_path: Path) -> None:
     report = compare_rates(stored, fresh)
     assert report.ok
     assert report.matching == len(fresh)
+
+
+def test_empty_series_is_ok() -> None:
+    report = verify_rates(np.zeros(0, dtype=RATES_DTYPE), "M1")
+    assert report.ok
+    assert (report.bars, report.first, report.last) == (0, None, None)
