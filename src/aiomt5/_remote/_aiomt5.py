@@ -14,7 +14,7 @@ from rpyc.core.stream import SocketStream
 from ._auth import AuthRejectedError, client_handshake
 from ._client import LinkError
 
-__all__ = ["CLIENT_CONFIG", "ServeTransport", "link_error"]
+__all__ = ["CLIENT_CONFIG", "ServeTransport", "link_error", "tcp_connect"]
 
 # The client exposes nothing to the server either.
 CLIENT_CONFIG: Final[dict[str, Any]] = {
@@ -35,6 +35,20 @@ def link_error(url: str, exc: BaseException) -> LinkError:
     if isinstance(exc, AsyncResultTimeout):
         return LinkError(-10002, f"IPC recv failed: no reply from {url} in time")
     return LinkError(-10002, f"IPC recv failed: link to {url} broke ({type(exc).__name__})")
+
+
+def tcp_connect(host: str, port: int, timeout: float, url: str) -> socket.socket:
+    """A connected TCP socket with Nagle off (small requests must not wait for an ACK).
+
+    Raises:
+        LinkError: -10004, the server cannot be reached.
+    """
+    try:
+        sock = socket.create_connection((host, port), timeout)
+    except OSError as exc:
+        raise LinkError(-10004, f"No IPC connection: cannot reach {url}: {exc}") from None
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
 
 
 class ServeTransport:
@@ -91,12 +105,8 @@ class ServeTransport:
         self._conn = conn
 
     def _connect(self) -> socket.socket:
+        sock = tcp_connect(self._host, self._port, self._connect_timeout, self._url)
         try:
-            sock = socket.create_connection((self._host, self._port), self._connect_timeout)
-        except OSError as exc:
-            raise LinkError(-10004, f"No IPC connection: cannot reach {self._url}: {exc}") from None
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self._tls is not None:
                 sock = self._tls.wrap_socket(sock, server_hostname=self._host)
             client_handshake(sock, self._token)

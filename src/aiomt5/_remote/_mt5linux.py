@@ -22,14 +22,16 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import socket
 from typing import Any, Final
 
 import rpyc
 from rpyc.core.async_ import AsyncResultTimeout
 from rpyc.core.service import FakeSlaveService
+from rpyc.core.stream import SocketStream
 
 from . import _wire
-from ._aiomt5 import CLIENT_CONFIG, link_error
+from ._aiomt5 import CLIENT_CONFIG, link_error, tcp_connect
 from ._client import LinkError
 
 __all__ = ["HELPER_ENTRY", "ClassicTransport", "helper_source"]
@@ -83,26 +85,25 @@ class ClassicTransport:
     def open(self) -> None:
         """Connect and install the helper (a few round trips, once per connection)."""
         self.close()
+        sock = tcp_connect(self._host, self._port, self._connect_timeout, self._url)
+        sock.settimeout(None)
+        conn: Any = None
         try:
             # FakeSlaveService: the classic server's handshake finds nothing to run on our side.
-            conn = rpyc.connect(
-                self._host,
-                self._port,
+            conn = rpyc.connect_stream(
+                SocketStream(sock),
                 service=FakeSlaveService,
                 config={**CLIENT_CONFIG, "sync_request_timeout": self._connect_timeout},
             )
-        except OSError as exc:
-            raise LinkError(-10004, f"No IPC connection: cannot reach {self._url}: {exc}") from None
-        try:
             root = conn.root
             root.execute(helper_source())
             self._helper = root.namespace["_aiomt5_call"]
         except (OSError, EOFError, AsyncResultTimeout) as exc:
-            conn.close()
+            _close_quietly(conn, sock)
             raise LinkError(-10004, f"No IPC connection: {self._url} failed: {exc}") from None
         except Exception as exc:  # noqa: BLE001  # any error the helper raised over there
             # The server ran our helper and it failed (no MetaTrader5 or numpy there...).
-            conn.close()
+            _close_quietly(conn, sock)
             raise LinkError(
                 -10003,
                 f"IPC initialize failed: the mt5linux server at {self._url} cannot host the "
@@ -123,5 +124,12 @@ class ClassicTransport:
         """Drop the connection (idempotent)."""
         conn, self._conn, self._helper = self._conn, None, None
         if conn is not None:
-            with contextlib.suppress(OSError, EOFError):  # already broken: nothing to tell it
-                conn.close()
+            _close_quietly(conn, None)
+
+
+def _close_quietly(conn: Any, sock: socket.socket | None) -> None:
+    with contextlib.suppress(OSError, EOFError):  # already broken: nothing to tell it
+        if conn is not None:
+            conn.close()
+    if sock is not None:
+        sock.close()

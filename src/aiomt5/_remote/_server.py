@@ -105,6 +105,13 @@ class _TerminalService(rpyc.Service):  # type: ignore[misc]  # rpyc is untyped
 
 
 class _ThreadedServer(ThreadedServer):  # type: ignore[misc]  # rpyc is untyped
+    def _authenticate_and_serve_client(self, sock: socket.socket) -> None:
+        # rpyc only shuts the socket down; close it, or every connection leaks a descriptor.
+        try:
+            super()._authenticate_and_serve_client(sock)
+        finally:
+            sock.close()
+
     def _serve_client(self, sock: socket.socket, credentials: Any) -> None:
         # The client went away, or close() shut its socket: nothing to report.
         with contextlib.suppress(OSError, EOFError):
@@ -114,7 +121,7 @@ class _ThreadedServer(ThreadedServer):  # type: ignore[misc]  # rpyc is untyped
 class RemoteServer:
     """An ``aiomt5 serve`` server in front of one MetaTrader5-like ``backend``.
 
-    The socket is bound on construction (``port=0`` picks a free port, see ``port``); serve
+    The socket listens from construction on (``port=0`` picks a free port, see ``port``); serve
     with ``serve_forever()`` (blocking) or ``start()`` (a daemon thread), stop with ``close()``.
 
     Args:
@@ -157,6 +164,8 @@ class RemoteServer:
             listener_timeout=0.2,
             auto_register=False,
         )
+        # Listen at once: the address is reported (and connectable) before serving starts.
+        self._server._listen()
         self._thread: threading.Thread | None = None
 
     @property
@@ -186,6 +195,7 @@ class RemoteServer:
             sock.settimeout(None)
         except (AuthRejectedError, OSError) as exc:
             log.warning("aiomt5.remote.client_rejected peer=%s reason=%s", peer, exc)
+            sock.close()  # the TLS socket when wrapped (the plain one is then detached)
             raise AuthenticationError(str(exc)) from None
         log.info("aiomt5.remote.client_accepted peer=%s", peer)
         return sock, None
@@ -196,7 +206,6 @@ class RemoteServer:
 
     def start(self) -> None:
         """Serve in a daemon thread; returns at once (the socket is already listening)."""
-        self._server._listen()  # listen now, so a client may connect as soon as we return
         self._thread = threading.Thread(
             target=self._server.start, name=f"aiomt5-serve-{self.port}", daemon=True
         )

@@ -1,0 +1,699 @@
+"""Remote terminals: ``aiomt5 serve`` security, the ``aiomt5://`` and ``mt5linux://`` backends.
+
+Servers run on 127.0.0.1 with ephemeral ports: ``aiomt5 serve`` in a thread of the test
+process, the mt5linux (rpyc classic) server in a child process with the simulator installed as
+its ``MetaTrader5`` module, as ``python -m mt5linux`` does with the real one. Every remote
+result is compared with a local simulator built with the same seed and frozen clock.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import socket
+import ssl
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import rpyc
+from rpyc.core import consts
+from rpyc.core.stream import SocketStream
+
+from aiomt5._connector import AsyncMT5Connector
+from aiomt5._errors import MT5ConfigurationError
+from aiomt5._remote import (
+    RemoteServer,
+    RemoteTerminal,
+    client_tls_context,
+    remote_backend,
+    serve_main,
+    server_tls_context,
+)
+from aiomt5._remote._auth import client_handshake, token_matches
+from aiomt5._remote._wire import WireError, decode, encode
+from aiomt5._settings import MT5Settings
+from aiomt5.sim import SimClock, SimTerminal, make_module
+from aiomt5.sim._structs import STRUCT_TYPES
+
+START = "2026-03-02T10:00:00Z"
+SEED = 7
+TOKEN = "test-token-" + "a1b2c3d4" * 4
+HOST = "127.0.0.1"
+
+
+def new_sim() -> Any:
+    """A fresh simulated MetaTrader5 module; two of them behave identically."""
+    return make_module(SimTerminal(seed=SEED, clock=SimClock.fixed(START), maxbars=200_000))
+
+
+def settings(**overrides: Any) -> MT5Settings:
+    return MT5Settings(backend="sim", **overrides)
+
+
+def free_port() -> int:
+    """A port nothing listens on (bound then released by this process)."""
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def sim() -> Any:
+    return new_sim()
+
+
+@pytest.fixture
+def local() -> Any:
+    module = new_sim()
+    assert module.initialize()
+    return module
+
+
+@pytest.fixture
+def server(sim: Any) -> Iterator[RemoteServer]:
+    with RemoteServer(sim, port=0, token=TOKEN) as running:
+        yield running
+
+
+@pytest.fixture
+def remote(server: RemoteServer) -> Iterator[RemoteTerminal]:
+    terminal = remote_backend(server.url, settings(), token=TOKEN)
+    assert terminal.initialize(), terminal.last_error()
+    yield terminal
+    terminal.shutdown()
+
+
+def raw_rpyc(server: RemoteServer, token: str) -> Any:
+    """An authenticated rpyc connection to ``server`` with no aiomt5 client code on top."""
+    sock = socket.create_connection((HOST, server.port))
+    client_handshake(sock, token)
+    return rpyc.connect_stream(SocketStream(sock))
+
+
+def remote_getattr(conn: Any, obj: Any, name: str) -> Any:
+    """Ask the server for ``obj.name`` with a raw request, as a hostile client would.
+
+    (``getattr`` on a netref answers dunders such as ``__class__`` locally.)
+    """
+    return conn.sync_request(consts.HANDLE_GETATTR, obj, name)
+
+
+# =========================================================================== aiomt5 serve security
+
+
+def test_serve_refuses_client_without_token(server: RemoteServer) -> None:
+    terminal = remote_backend(server.url, settings())
+    assert terminal.initialize() is False
+    assert terminal.last_error()[0] == -6
+    assert "token" in terminal.last_error()[1]
+
+
+def test_serve_refuses_wrong_token(server: RemoteServer) -> None:
+    terminal = remote_backend(server.url, settings(), token="x" * 32)
+    assert terminal.initialize() is False
+    assert terminal.last_error()[0] == -6
+
+
+def test_serve_refuses_rpyc_client_that_skips_the_handshake(server: RemoteServer) -> None:
+    conn = rpyc.connect(HOST, server.port)
+    with pytest.raises((EOFError, OSError)):
+        conn.root.call("version", ("t", ()), ("d", ()))
+    conn.close()
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "eval",
+        "execute",
+        "namespace",
+        "getmodule",
+        "_backend",
+        "_lock",
+        "exposed_call",
+        "__class__",
+        "__dict__",
+        "__init__",
+        "__new__",
+        "__reduce_ex__",
+        "get_service_name",
+        "_rpyc_getattr",
+    ],
+)
+def test_serve_root_exposes_no_other_attribute(server: RemoteServer, name: str) -> None:
+    conn = raw_rpyc(server, TOKEN)
+    try:
+        with pytest.raises(AttributeError):
+            remote_getattr(conn, conn.root, name)
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("name", ["__self__", "__func__", "__globals__", "__class__", "__call__"])
+def test_serve_entry_point_cannot_be_walked(server: RemoteServer, name: str) -> None:
+    conn = raw_rpyc(server, TOKEN)
+    try:
+        call = remote_getattr(conn, conn.root, "call")
+        with pytest.raises(AttributeError):
+            remote_getattr(conn, call, name)
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("name", ["Buy", "_RawOrder", "__import__", "terminal", "eval", 42])
+def test_serve_call_refuses_names_outside_the_api(server: RemoteServer, name: Any) -> None:
+    conn = raw_rpyc(server, TOKEN)
+    try:
+        reply = conn.root.call(name, ("t", ()), ("d", ()))
+    finally:
+        conn.close()
+    assert reply[:2] == ("raise", "AttributeError")
+
+
+def test_serve_call_refuses_non_data_arguments(server: RemoteServer) -> None:
+    conn = raw_rpyc(server, TOKEN)
+    try:
+        # A netref (the remote side's own object) instead of encoded data.
+        reply = conn.root.call("symbol_info", ("t", (conn.root,)), ("d", ()))
+    finally:
+        conn.close()
+    assert reply[:2] == ("raise", "TypeError")
+
+
+def test_serve_binds_loopback_by_default(sim: Any) -> None:
+    with RemoteServer(sim, port=0, token=TOKEN) as running:
+        assert running.host == "127.0.0.1"
+
+
+def test_serve_refuses_non_loopback_address_without_token(sim: Any) -> None:
+    with pytest.raises(MT5ConfigurationError, match="without a token"):
+        RemoteServer(sim, host="0.0.0.0", port=0, allow_no_token=True)
+
+
+def test_serve_refuses_to_start_without_token_unless_told(sim: Any) -> None:
+    with pytest.raises(MT5ConfigurationError, match="needs a token"):
+        RemoteServer(sim, port=0)
+
+
+def test_serve_insecure_no_token_on_loopback_accepts_clients(sim: Any) -> None:
+    with RemoteServer(sim, port=0, allow_no_token=True) as running:
+        terminal = remote_backend(running.url, settings())
+        assert terminal.initialize()
+        terminal.shutdown()
+
+
+def test_serve_refuses_short_token(sim: Any) -> None:
+    with pytest.raises(MT5ConfigurationError, match="too short"):
+        RemoteServer(sim, port=0, token="short")
+
+
+def test_token_matches_only_the_exact_token() -> None:
+    assert token_matches(b"secret-token", b"secret-token")
+    assert not token_matches(b"secret-token", b"secret-token2")
+    assert not token_matches(b"", b"secret-token")
+
+
+def _self_signed(tmp_path: Path) -> tuple[str, str]:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+            "-keyout", str(key), "-out", str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return str(cert), str(key)
+
+
+needs_openssl = pytest.mark.skipif(
+    subprocess.run(["which", "openssl"], capture_output=True, check=False).returncode != 0,
+    reason="the openssl command makes the test certificate",
+)
+
+
+@needs_openssl
+def test_serve_over_tls_answers_a_verifying_client(sim: Any, tmp_path: Path) -> None:
+    cert, key = _self_signed(tmp_path)
+    with RemoteServer(sim, port=0, token=TOKEN, tls=server_tls_context(cert, key)) as running:
+        terminal = remote_backend(running.url, settings(), token=TOKEN)
+        terminal._transport._tls = client_tls_context(cert)  # as remote_tls_ca=cert would
+        assert terminal.initialize(), terminal.last_error()
+        assert terminal.symbol_info_tick("EURUSD") is not None
+        terminal.shutdown()
+
+
+@needs_openssl
+def test_serve_over_tls_refuses_plain_client(sim: Any, tmp_path: Path) -> None:
+    cert, key = _self_signed(tmp_path)
+    with RemoteServer(sim, port=0, token=TOKEN, tls=server_tls_context(cert, key)) as running:
+        terminal = remote_backend(running.url, settings(), token=TOKEN)
+        assert terminal.initialize() is False
+        assert terminal.last_error()[0] in (-6, -10004)
+
+
+# =========================================================================== aiomt5:// results
+
+
+STRUCT_CALLS: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = [
+    ("terminal_info", (), {}),
+    ("account_info", (), {}),
+    ("symbol_info", ("EURUSD",), {}),
+    ("symbol_info_tick", ("XAUUSD",), {}),
+    ("symbols_get", (), {"group": "*USD*"}),
+    ("version", (), {}),
+    ("symbols_total", (), {}),
+    ("positions_get", (), {}),
+    ("order_calc_margin", (0, "EURUSD", 1.0, 1.1), {}),
+]
+
+ARRAY_CALLS: list[tuple[str, tuple[Any, ...]]] = [
+    ("copy_rates_from_pos", ("EURUSD", 16385, 0, 100)),
+    ("copy_rates_from", ("GBPUSD", 1, datetime(2026, 2, 27, 12, tzinfo=UTC), 50)),
+    ("copy_rates_range", ("USDJPY", 5, 1772150400, 1772236800)),
+    ("copy_ticks_from", ("EURUSD", datetime(2026, 2, 27, 12, tzinfo=UTC), 500, -1)),
+    ("copy_ticks_range", ("EURUSD", 1772193600, 1772194200, 1)),
+]
+
+
+def assert_same(remote_value: Any, local_value: Any) -> None:
+    assert type(remote_value).__name__ == type(local_value).__name__
+    if isinstance(local_value, np.ndarray):
+        assert remote_value.dtype == local_value.dtype
+        assert remote_value.tobytes() == local_value.tobytes()
+        assert remote_value.flags.writeable
+    else:
+        assert remote_value == local_value
+
+
+@pytest.mark.parametrize(("name", "args", "kwargs"), STRUCT_CALLS)
+def test_aiomt5_struct_results_equal_local_simulator(
+    remote: RemoteTerminal, local: Any, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> None:
+    got = getattr(remote, name)(*args, **kwargs)
+    assert_same(got, getattr(local, name)(*args, **kwargs))
+    if hasattr(got, "_asdict"):
+        assert got._asdict() == getattr(local, name)(*args, **kwargs)._asdict()
+
+
+@pytest.mark.parametrize(("name", "args"), ARRAY_CALLS)
+def test_aiomt5_array_results_equal_local_simulator(
+    remote: RemoteTerminal, local: Any, name: str, args: tuple[Any, ...]
+) -> None:
+    got = getattr(remote, name)(*args)
+    assert len(got) > 0
+    assert_same(got, getattr(local, name)(*args))
+
+
+class Frame(enum.IntEnum):
+    H1 = 16385
+
+
+def test_aiomt5_accepts_numpy_scalars_enums_and_datetimes(
+    remote: RemoteTerminal, local: Any
+) -> None:
+    got = remote.copy_rates_from("EURUSD", Frame.H1, np.int64(1772409600), np.int32(24))
+    assert_same(got, local.copy_rates_from("EURUSD", 16385, 1772409600, 24))
+    aware = datetime(2026, 3, 2, 12, tzinfo=UTC) + timedelta(hours=0)
+    got = remote.copy_ticks_from("EURUSD", aware, np.uint16(10), -1)
+    assert_same(got, local.copy_ticks_from("EURUSD", aware, 10, -1))
+
+
+def test_aiomt5_order_send_returns_nested_structs(remote: RemoteTerminal, local: Any) -> None:
+    def request(module: Any) -> dict[str, Any]:
+        price = module.symbol_info_tick("EURUSD").ask
+        return {"action": 1, "symbol": "EURUSD", "volume": 0.1, "type": 0, "price": price}
+
+    got = remote.order_send(request(remote))
+    assert_same(got, local.order_send(request(local)))
+    assert type(got.request).__name__ == "TradeRequest"
+    assert_same(remote.positions_get(symbol="EURUSD"), local.positions_get(symbol="EURUSD"))
+
+
+def test_aiomt5_failure_reports_remote_last_error(remote: RemoteTerminal, local: Any) -> None:
+    assert remote.symbol_info("NOSUCH") is None
+    assert local.symbol_info("NOSUCH") is None
+    assert remote.last_error() == local.last_error() == (-4, "Terminal: Not found")
+
+
+def test_aiomt5_remote_type_error_is_raised_locally(remote: RemoteTerminal) -> None:
+    with pytest.raises(TypeError):
+        remote.version(1)
+
+
+def test_aiomt5_unsendable_argument_raises_type_error(remote: RemoteTerminal) -> None:
+    with pytest.raises(TypeError, match="cannot send a object"):
+        remote.symbol_info(object())
+
+
+def test_aiomt5_exposes_constants_and_struct_types(remote: RemoteTerminal, local: Any) -> None:
+    assert remote.TIMEFRAME_H1 == local.TIMEFRAME_H1
+    assert remote.TRADE_RETCODE_DONE == 10009
+    assert remote.Tick is STRUCT_TYPES["Tick"]
+    with pytest.raises(AttributeError):
+        _ = remote.no_such_function
+
+
+# ====================================================================== aiomt5:// link failures
+
+
+def test_call_before_initialize_fails_with_no_ipc_connection(server: RemoteServer) -> None:
+    terminal = remote_backend(server.url, settings(), token=TOKEN)
+    assert terminal.symbol_info_tick("EURUSD") is None
+    assert terminal.symbol_select("EURUSD", True) is False
+    assert terminal.last_error() == (-10004, "No IPC connection")
+
+
+def test_unreachable_server_initialize_fails_with_no_ipc_connection() -> None:
+    terminal = remote_backend(f"aiomt5://{HOST}:{free_port()}", settings(), token=TOKEN)
+    assert terminal.initialize() is False
+    assert terminal.last_error()[0] == -10004
+
+
+def test_server_gone_fails_with_recv_error_then_reconnects(sim: Any) -> None:
+    first = RemoteServer(sim, port=0, token=TOKEN)
+    first.start()
+    port = first.port
+    terminal = remote_backend(first.url, settings(), token=TOKEN)
+    assert terminal.initialize()
+    first.close()
+    assert terminal.account_info() is None
+    assert terminal.last_error()[0] in (-10002, -10004)
+    assert terminal.account_info() is None
+    assert terminal.last_error() == (-10004, "No IPC connection")
+    with RemoteServer(sim, port=port, token=TOKEN):
+        assert terminal.initialize(), terminal.last_error()
+        assert terminal.account_info() is not None
+        terminal.shutdown()
+
+
+def test_hung_remote_call_fails_as_recv_error_after_request_timeout(sim: Any) -> None:
+    hang = sim.terminal.faults.hang("symbol_info")
+    try:
+        with RemoteServer(sim, port=0, token=TOKEN) as running:
+            terminal = remote_backend(
+                running.url, settings(call_timeout=0.2, connect_timeout=0.2), token=TOKEN
+            )
+            assert terminal.initialize()
+            assert terminal.symbol_info("EURUSD") is None
+            assert terminal.last_error()[0] == -10002
+            assert hang.entered.is_set()
+    finally:
+        hang.release()
+
+
+def test_shutdown_closes_the_link(remote: RemoteTerminal) -> None:
+    assert remote.shutdown() is True
+    assert remote.account_info() is None
+    assert remote.last_error() == (-10004, "No IPC connection")
+
+
+async def test_connector_runs_on_aiomt5_backend(server: RemoteServer, local: Any) -> None:
+    backend = remote_backend(server.url, settings(), token=TOKEN)
+    connector = AsyncMT5Connector(settings(testing=True, health_check=False), backend=backend)
+    async with connector:
+        info = await connector.get_symbol_info("EURUSD")
+        rates = await connector.call("copy_rates_from_pos", "EURUSD", 16385, 0, 10)
+    assert info == local.symbol_info("EURUSD")
+    assert_same(rates, local.copy_rates_from_pos("EURUSD", 16385, 0, 10))
+
+
+# =========================================================================== aiomt5 serve CLI
+
+
+def _spawn_serve(args: list[str], env: dict[str, str]) -> tuple[subprocess.Popen[str], int]:
+    code = "import sys; from aiomt5._remote import serve_main; sys.exit(serve_main(sys.argv[1:]))"
+    process = subprocess.Popen(
+        [sys.executable, "-c", code, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if "listening on" not in line:
+        process.kill()
+        _, err = process.communicate()
+        pytest.fail(f"aiomt5 serve did not start: {line!r} {err!r}")
+    return process, int(line.split("aiomt5://", 1)[1].split()[0].rsplit(":", 1)[1])
+
+
+def test_serve_main_serves_simulator_with_token_file(tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MT5_")}
+    process, port = _spawn_serve(
+        ["--backend", "sim", "--port", "0", "--token-file", str(token_file)], env
+    )
+    try:
+        terminal = remote_backend(f"aiomt5://{HOST}:{port}", settings(), token=TOKEN)
+        assert terminal.initialize(), terminal.last_error()
+        assert terminal.symbol_info("EURUSD").name == "EURUSD"
+        terminal.shutdown()
+        refused = remote_backend(f"aiomt5://{HOST}:{port}", settings(), token="y" * 32)
+        assert refused.initialize() is False
+    finally:
+        process.terminate()
+        process.communicate()
+
+
+def test_serve_main_reads_token_from_environment() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MT5_")}
+    env["MT5_REMOTE_TOKEN"] = TOKEN
+    process, port = _spawn_serve(["--backend", "sim", "--port", "0"], env)
+    try:
+        terminal = remote_backend(f"aiomt5://{HOST}:{port}", settings(), token=TOKEN)
+        assert terminal.initialize(), terminal.last_error()
+        terminal.shutdown()
+    finally:
+        process.terminate()
+        process.communicate()
+
+
+def test_serve_main_refuses_public_address_without_token(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    status = serve_main(["--backend", "sim", "--host", "0.0.0.0", "--port", "0"])
+    assert status == 2
+    assert "without a token" in capsys.readouterr().err
+
+
+# =========================================================================== mt5linux://
+
+CLASSIC_SERVER = textwrap.dedent(
+    f"""
+    import sys
+    import aiomt5.sim
+    from aiomt5.sim import SimClock, SimTerminal
+    aiomt5.sim.install(
+        SimTerminal(seed={SEED}, clock=SimClock.fixed({START!r}), maxbars=200_000)
+    )
+    from rpyc.core.service import SlaveService
+    from rpyc.utils.server import ThreadedServer
+    # What `python -m mt5linux` runs (rpyc_classic's ThreadedServer of SlaveService), on an
+    # ephemeral loopback port that it reports on stdout.
+    server = ThreadedServer(
+        SlaveService, hostname="127.0.0.1", port=0, reuse_addr=True, auto_register=False
+    )
+    server._listen()
+    sys.stdout.write(f"{{server.port}}\\n")
+    sys.stdout.flush()
+    server.start()
+    """
+)
+
+
+@pytest.fixture
+def classic_port() -> Iterator[int]:
+    process = subprocess.Popen(
+        [sys.executable, "-c", CLASSIC_SERVER], stdout=subprocess.PIPE, text=True
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    try:
+        yield int(line)
+    finally:
+        process.terminate()
+        process.communicate()
+
+
+@pytest.fixture
+def classic(classic_port: int) -> Iterator[RemoteTerminal]:
+    terminal = remote_backend(f"mt5linux://{HOST}:{classic_port}", settings())
+    assert terminal.initialize(), terminal.last_error()
+    yield terminal
+    terminal.shutdown()
+
+
+def test_mt5linux_client_package_talks_to_simulator_server(classic_port: int, local: Any) -> None:
+    mt5linux = pytest.importorskip("mt5linux")
+    mt5 = mt5linux.MetaTrader5(host=HOST, port=classic_port)
+    assert mt5.initialize()
+    tick = mt5.symbol_info_tick("EURUSD")
+    assert tuple(tick) == tuple(local.symbol_info_tick("EURUSD"))
+    rates = mt5.copy_rates_from_pos("EURUSD", mt5.TIMEFRAME_H1, 0, 10)
+    assert rates.tobytes() == local.copy_rates_from_pos("EURUSD", 16385, 0, 10).tobytes()
+
+
+def test_mt5linux_and_aiomt5_backends_share_one_server(classic_port: int, local: Any) -> None:
+    mt5linux = pytest.importorskip("mt5linux")
+    theirs = mt5linux.MetaTrader5(host=HOST, port=classic_port)
+    assert theirs.initialize()
+    ours = remote_backend(f"mt5linux://{HOST}:{classic_port}", settings())
+    assert ours.initialize()
+    assert ours.symbol_info_tick("EURUSD") == tuple(theirs.symbol_info_tick("EURUSD"))
+    ours.shutdown()
+
+
+@pytest.mark.parametrize(("name", "args", "kwargs"), STRUCT_CALLS)
+def test_mt5linux_struct_results_equal_local_simulator(
+    classic: RemoteTerminal, local: Any, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> None:
+    assert_same(getattr(classic, name)(*args, **kwargs), getattr(local, name)(*args, **kwargs))
+
+
+@pytest.mark.parametrize(("name", "args"), ARRAY_CALLS)
+def test_mt5linux_array_results_equal_local_simulator(
+    classic: RemoteTerminal, local: Any, name: str, args: tuple[Any, ...]
+) -> None:
+    assert_same(getattr(classic, name)(*args), getattr(local, name)(*args))
+
+
+def test_mt5linux_accepts_numpy_scalars_enums_and_datetimes(
+    classic: RemoteTerminal, local: Any
+) -> None:
+    got = classic.copy_rates_from("EURUSD", Frame.H1, np.int64(1772409600), np.int32(24))
+    assert_same(got, local.copy_rates_from("EURUSD", 16385, 1772409600, 24))
+    aware = datetime(2026, 3, 2, 12, tzinfo=UTC)
+    assert_same(
+        classic.copy_ticks_from("EURUSD", aware, np.uint16(10), -1),
+        local.copy_ticks_from("EURUSD", aware, 10, -1),
+    )
+
+
+def test_mt5linux_symbol_is_sent_as_data_not_code(classic: RemoteTerminal, tmp_path: Path) -> None:
+    marker = tmp_path / "injected"
+    # With mt5linux's own client this symbol would close the string and run open(...).
+    symbol = f'EURUSD", 1, 0, 1) or open({str(marker)!r}, "w") or ("'
+    assert classic.copy_rates_from_pos(symbol, 16385, 0, 1) is None
+    assert classic.last_error()[0] < 0
+    assert not marker.exists()
+    assert classic.symbol_info_tick("EURUSD") is not None
+
+
+def test_mt5linux_order_send_returns_nested_structs(classic: RemoteTerminal, local: Any) -> None:
+    price = local.symbol_info_tick("EURUSD").ask
+    request = {"action": 1, "symbol": "EURUSD", "volume": 0.1, "type": 0, "price": price}
+    assert_same(classic.order_send(request), local.order_send(request))
+
+
+def test_mt5linux_server_gone_fails_then_reports_no_connection() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-c", CLASSIC_SERVER], stdout=subprocess.PIPE, text=True
+    )
+    assert process.stdout is not None
+    port = int(process.stdout.readline())
+    terminal = remote_backend(f"mt5linux://{HOST}:{port}", settings())
+    try:
+        assert terminal.initialize()
+    finally:
+        process.kill()
+        process.communicate()
+    assert terminal.account_info() is None
+    assert terminal.last_error()[0] in (-10002, -10004)
+    assert terminal.initialize() is False
+    assert terminal.last_error()[0] == -10004
+
+
+# =========================================================================== the wire format
+
+
+def test_wire_round_trips_nested_values() -> None:
+    value = {
+        "a": [1, 2.5, "x", None, True, b"raw"],
+        "b": (datetime(2026, 1, 2, 3, 4, 5, 6), datetime(2026, 1, 2, tzinfo=UTC)),
+        "c": {"nested": ()},
+    }
+    assert decode(encode(value)) == value
+    naive, aware = decode(encode(value))["b"]
+    assert naive.tzinfo is None
+    assert aware.utcoffset() == timedelta(0)
+
+
+def test_wire_refuses_object_dtype_arrays() -> None:
+    with pytest.raises(WireError, match="object"):
+        decode(("a", "|O", (1,), b"\0" * 8), arrays=True)
+
+
+def test_wire_refuses_array_whose_size_does_not_match() -> None:
+    with pytest.raises(WireError, match="size"):
+        decode(("a", "<f8", (2,), b"\0" * 8), arrays=True)
+
+
+@pytest.mark.parametrize(
+    "wire",
+    [
+        ("s", "Tick", (1,)),  # structs not allowed here
+        ("a", "<f8", (1,), b"\0" * 8),  # arrays not allowed here
+        ("zz", ()),
+        ("t", [1, 2]),
+        object(),
+        (),
+    ],
+)
+def test_wire_refuses_unexpected_data(wire: Any) -> None:
+    with pytest.raises(WireError):
+        decode(wire)
+
+
+def test_wire_refuses_unknown_struct_type() -> None:
+    with pytest.raises(WireError, match="struct"):
+        decode(("s", "Evil", (1,)), STRUCT_TYPES)
+
+
+class _BadTransport:
+    is_open = True
+
+    def __init__(self, reply: Any) -> None:
+        self.reply = reply
+        self.closed = False
+
+    def open(self) -> None:
+        pass
+
+    def call(self, name: str, args: Any, kwargs: Any) -> tuple[Any, ...]:
+        return self.reply  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        ("ok", ("a", "|O", (1,), b"\0" * 8), (1, "Success")),
+        ("ok", None),
+        ("raise", "SystemExit", "bye", (1, "Success")),
+        "ok",
+    ],
+)
+def test_malformed_reply_is_a_recv_failure(reply: Any) -> None:
+    transport = _BadTransport(reply)
+    terminal = RemoteTerminal(transport, "test")
+    assert terminal.copy_rates_from_pos("EURUSD", 1, 0, 1) is None
+    assert terminal.last_error()[0] == -10002
+    assert transport.closed
+
+
+def test_tls_context_requires_certificate_files(tmp_path: Path) -> None:
+    with pytest.raises((OSError, ssl.SSLError)):
+        server_tls_context(str(tmp_path / "missing.pem"))
