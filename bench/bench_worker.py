@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import time
 from collections.abc import Awaitable, Callable
@@ -43,6 +44,7 @@ class Sample:
     per_call: float  # seconds, total time / calls
     p50: float
     p99: float
+    cpu: float = 0.0  # process CPU seconds (all threads) per call: robust to a busy machine
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -82,14 +84,15 @@ async def concurrent(call: Call, tasks: int, per_task: int) -> Sample:
             await call()
             latencies.append(time.perf_counter() - t0)
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     async with asyncio.TaskGroup() as group:
         for _ in range(tasks):
             group.create_task(client())
-    total = time.perf_counter() - start
+    total, cpu = time.perf_counter() - start, time.process_time() - cpu
     latencies.sort()
+    calls = tasks * per_task
     return Sample(
-        total / (tasks * per_task), percentile(latencies, 0.5), percentile(latencies, 0.99)
+        total / calls, percentile(latencies, 0.5), percentile(latencies, 0.99), cpu / calls
     )
 
 
@@ -98,6 +101,7 @@ def median_sample(samples: list[Sample]) -> Sample:
         statistics.median(s.per_call for s in samples),
         statistics.median(s.p50 for s in samples),
         statistics.median(s.p99 for s in samples),
+        statistics.median(s.cpu for s in samples),
     )
 
 
@@ -136,17 +140,37 @@ async def main(args: argparse.Namespace) -> None:
             f"{s.p50 * us:8.1f} {s.p99 * us:8.1f}"
         )
     print(f"\nthroughput, {args.tasks} concurrent tasks x {args.per_task} calls")
-    print(f"  {'mode':18} {'calls/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
+    print(f"  {'mode':18} {'calls/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'cpu us/call':>12}")
     for name, s in par.items():
-        print(f"  {name:18} {1 / s.per_call:9.0f} {s.p50 * 1e3:8.2f} {s.p99 * 1e3:8.2f}")
+        print(
+            f"  {name:18} {1 / s.per_call:9.0f} {s.p50 * 1e3:8.2f} {s.p99 * 1e3:8.2f} "
+            f"{s.cpu * us:12.1f}"
+        )
 
-    added_ratio = (seq["connector"].per_call - floor) / (seq["asyncio.to_thread"].per_call - floor)
+    def added(name: str) -> float:
+        return seq[name].per_call - floor
+
+    def added_p50(name: str) -> float:
+        return seq[name].p50 - floor
+
     speedup = par["asyncio.to_thread"].per_call / par["connector"].per_call
-    anyio_ratio = (seq["connector"].per_call - floor) / (seq["anyio.to_thread"].per_call - floor)
     print("\nratios (same run)")
-    print(f"  added latency connector / to_thread : {added_ratio:5.2f}  (goal <= 0.5)")
-    print(f"  added latency connector / anyio     : {anyio_ratio:5.2f}")
+    to_thread_ratio = added("connector") / added("asyncio.to_thread")
+    print(f"  added latency connector / to_thread : {to_thread_ratio:5.2f}  (mean; goal <= 0.5)")
+    print(
+        f"  added latency connector / to_thread : "
+        f"{added_p50('connector') / added_p50('asyncio.to_thread'):5.2f}  (p50)"
+    )
+    print(
+        f"  added latency connector / anyio     : "
+        f"{added('connector') / added('anyio.to_thread'):5.2f}  (mean)"
+    )
     print(f"  throughput connector / to_thread    : {speedup:5.2f}x (goal >= 3)")
+    cpu_ratio = par["asyncio.to_thread"].cpu / par["connector"].cpu
+    print(f"  CPU per call to_thread / connector  : {cpu_ratio:5.2f}x")
+    print(
+        f"  load average during the run         : {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+    )
 
 
 def parse_args() -> argparse.Namespace:

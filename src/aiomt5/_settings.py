@@ -144,12 +144,12 @@ class MT5Settings(BaseSettings):
         default=10_000, ge=1, description="Calls allowed to wait for the worker at once."
     )
     worker_idle_spin: float = Field(
-        default=0.0001,
+        default=0.0005,
         ge=0,
         le=0.01,
         description=(
-            "Seconds the idle worker polls for the next call before sleeping; it roughly halves "
-            "the latency of back-to-back calls for a little CPU. 0 disables."
+            "Seconds the idle worker polls for the next call before sleeping, while calls come "
+            "back to back; it roughly halves their latency for a little CPU. 0 disables."
         ),
     )
     symbol_cache_ttl: float = Field(

@@ -84,6 +84,11 @@ _CANCELLED: Final = 3
 
 _thread_ids = itertools.count(1)
 
+# A poll of the idle spin normally takes about a microsecond; one this long means the thread lost
+# its CPU to another process, and polling is paused for _SPIN_PAUSE seconds.
+_PREEMPTED: Final = 50e-6
+_SPIN_PAUSE: Final = 1.0
+
 # Give up the CPU (and the GIL) for an instant; Windows has no sched_yield, Sleep(0) does it there.
 _yield_cpu: Callable[[], object] = getattr(os, "sched_yield", None) or functools.partial(
     time.sleep, 0
@@ -207,7 +212,8 @@ class Worker:
         on_event: Receives ``LateResult`` and ``WorkerWedged`` events, on the caller's loop.
         recorder: Counts calls, failures and latencies as their callers see them.
         idle_spin: Seconds the idle thread polls for the next call (yielding the CPU and the
-            GIL) before it goes to sleep; it halves the latency of back-to-back calls. 0 disables.
+            GIL) before it goes to sleep, when calls come back to back; it halves their
+            latency. 0 disables.
         clock: Monotonic clock (tests may pass a fake one).
     """
 
@@ -218,7 +224,7 @@ class Worker:
         wedged_after: float = 1.0,
         max_queued: int = 10_000,
         on_event: Callable[[ConnectorEvent], None] | None = None,
-        idle_spin: float = 0.0001,
+        idle_spin: float = 0.0005,
         recorder: CallRecorder | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -664,24 +670,49 @@ class Worker:
         empty = self._queue.empty
         clock = self._clock
         spin = self._idle_spin
+        paused_until = 0.0
+        gap = float("inf")  # idle time before the last call arrived
+        idle_since = clock()
         try:
             while True:
-                if spin and empty():
-                    # Back-to-back calls are the common case (a strategy awaiting one call after
-                    # another). Polling a little before sleeping saves the kernel wake-up, which
-                    # is most of a call's latency. sched_yield releases the GIL while it waits.
-                    deadline = clock() + spin
-                    while empty() and clock() < deadline:
-                        _yield_cpu()
+                # Poll only while calls come back to back: after a long gap it is wasted CPU.
+                if spin and gap <= spin and empty() and idle_since >= paused_until:
+                    paused_until = self._spin(spin)
                 job = get()
                 if job is _STOP:
                     break
+                gap = clock() - idle_since
                 self._execute(job)
+                idle_since = clock()
                 # Hold no reference to the last call while idle: it would keep its caller's
                 # objects alive (and an abandoned connector could never be collected).
                 del job
         finally:
             self._thread_exit()
+
+    def _spin(self, spin: float) -> float:
+        """Poll for the next call for up to ``spin`` seconds; return until when not to spin.
+
+        Back-to-back calls are the common case (a strategy awaiting one call after another).
+        Polling a little before sleeping saves the kernel wake-up, which is most of a call's
+        latency; sched_yield releases the CPU and the GIL between polls. The caller polls only
+        when the previous call came within ``spin`` of the one before. On an oversubscribed
+        machine an idle poller only steals time from the event loop (it may even be preempted
+        holding the GIL), so a poll that lost the CPU pauses polling for a while.
+        """
+        empty = self._queue.empty
+        clock = self._clock
+        last = clock()
+        deadline = last + spin
+        while empty():
+            now = clock()
+            if now - last > _PREEMPTED:
+                return now + _SPIN_PAUSE
+            if now >= deadline:
+                break
+            last = now
+            _yield_cpu()
+        return 0.0
 
     def _execute(self, job: _Job) -> None:
         lock = self._lock
