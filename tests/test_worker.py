@@ -476,3 +476,21 @@ async def test_idle_thread_without_spin_still_answers(gates: Callable[[], Gate])
         assert await worker.run("terminal_info", ok, timeout=5) == "ok"
     finally:
         await worker.aclose()
+
+
+def test_idle_poll_pauses_when_the_thread_lost_its_cpu() -> None:
+    ticks = iter(range(0, 10_000_000, 1000))  # every clock read is 1 ms later: "preempted"
+    worker = Worker(clock=lambda: next(ticks) / 1e6)
+    assert worker._spin(0.0005) > 0  # pause polling for a while
+
+
+def test_idle_poll_ends_after_its_window_when_no_call_comes() -> None:
+    now = [0.0]
+
+    def clock() -> float:
+        now[0] += 10e-6  # 10 us per poll: a healthy spin
+        return now[0]
+
+    worker = Worker(clock=clock)
+    assert worker._spin(0.0005) == 0.0  # no pause
+    assert 0.0005 <= now[0] < 0.001
