@@ -312,3 +312,14 @@ async def test_tick_stream_raises_other_call_errors(
     term.faults.fail("copy_ticks_from", -2, times=None)
     with pytest.raises(MT5CallError):
         await take(stream, 10_000)
+
+
+async def test_since_is_exact_to_the_millisecond(
+    mt5: AsyncMT5Connector, oracle: SimTerminal, sleep: SimSleep
+) -> None:
+    earlier = oracle_ticks(oracle, "EURUSD", msc(NOW - timedelta(minutes=2)), 10)
+    target = earlier[5][6]  # time_msc of the sixth tick
+    since = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=target)
+    stream = stream_ticks(mt5, "EURUSD", since=since, sleep=sleep)
+    got = await take(stream, 4)
+    assert got == earlier[5:9]

@@ -41,7 +41,7 @@ import asyncio
 import calendar
 import collections
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, NamedTuple, Self
 
 import numpy as np
@@ -52,6 +52,7 @@ from ._errors import (
     MT5ClosedError,
     MT5ConnectionError,
     MT5InvalidArgumentError,
+    MT5OutcomeUnknownError,
     MT5TimeoutError,
 )
 from ._events import ConnectorEvent, StateChanged
@@ -85,8 +86,10 @@ log = get_logger("aiomt5.streams")
 Sleep = Callable[[float], Awaitable[object]]
 """How a stream waits: ``asyncio.sleep`` or a test's simulated-clock sleep."""
 
-_RETRYABLE: Final = (MT5ConnectionError, MT5TimeoutError)
+# A stream's calls are all idempotent (reads, symbol_select), so an unknown outcome is retried.
+_RETRYABLE: Final = (MT5ConnectionError, MT5TimeoutError, MT5OutcomeUnknownError)
 _BAR_DEPTH: Final = 64
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class StreamTick(NamedTuple):
@@ -145,6 +148,12 @@ def _symbol_name(value: object) -> str:
 
 def _at_least(value: object, least: int) -> bool:
     return not isinstance(value, bool) and isinstance(value, int) and value >= least
+
+
+def _epoch_msc(since: datetime) -> int:
+    utc_seconds("since", since)  # the same checks as every date argument
+    # Exact integer arithmetic: float timestamps can land a millisecond early.
+    return (since - _EPOCH) // timedelta(milliseconds=1)
 
 
 def _closed(connector: AsyncMT5Connector) -> bool:
@@ -281,7 +290,7 @@ class TickStream(_Polling):
             )
         self._requested = tuple(dict.fromkeys(symbols))
         self._flags = tick_flags(flags)
-        self._since_msc = utc_seconds("since", since) * 1000 if since is not None else None
+        self._since_msc = _epoch_msc(since) if since is not None else None
         self._share = buffer // len(self._requested)
         self._broker: dict[str, str] = {}
         self._cursors: dict[str, tuple[int, int]] = {}
