@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -12,8 +13,10 @@ import pytest
 
 from aiomt5._connector import AsyncMT5Connector
 from aiomt5._errors import MT5CallError, MT5ClosedError, MT5InvalidArgumentError
+from aiomt5._history import TICKS_DTYPE
 from aiomt5._settings import MT5Settings
 from aiomt5._streams import StreamBar, StreamTick, stream_bars, stream_ticks
+from aiomt5._types import ConnectionState
 from aiomt5.sim import SimClock, SimTerminal
 
 NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)  # a Monday: FX trades
@@ -323,3 +326,64 @@ async def test_since_is_exact_to_the_millisecond(
     stream = stream_ticks(mt5, "EURUSD", since=since, sleep=sleep)
     got = await take(stream, 4)
     assert got == earlier[5:9]
+
+
+# --------------------------------------------------------------------------- shared milliseconds
+
+
+class GrowingTicks:
+    """A fake connector whose ticks share milliseconds and appear a few at a time.
+
+    Each ``sleep`` reveals the next chunk; chunks end in the middle of same-``time_msc`` groups,
+    so later polls find new ticks with the very millisecond of the stream's cursor.
+    """
+
+    def __init__(self, seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        times: list[int] = []
+        msc = 1_772_445_600_000
+        while len(times) < 600:
+            msc += int(rng.integers(0, 700))
+            times.extend([msc] * int(rng.choice([1, 1, 2, 3, 7, 40])))  # 40: over the share
+        self.ticks = np.zeros(len(times), dtype=TICKS_DTYPE)
+        self.ticks["time_msc"] = times
+        self.ticks["time"] = self.ticks["time_msc"] // 1000
+        self.ticks["bid"] = np.arange(len(times))  # a unique id per tick
+        self.visible = 1
+        self.chunks = iter(rng.integers(1, 30, size=10_000).tolist())
+        self.state = ConnectionState.CONNECTED
+
+    def is_connected(self) -> bool:
+        return True
+
+    async def find_symbol(self, name: str, **_: Any) -> str:
+        return name
+
+    async def call(self, function: str, *args: Any, **_: Any) -> Any:
+        shown = self.ticks[: self.visible]
+        if function == "symbol_select":
+            return True
+        if function == "symbol_info_tick":
+            return SimpleNamespace(time_msc=int(shown["time_msc"][-1]))
+        if function == "copy_ticks_range":
+            low, high = args[1] * 1000, args[2] * 1000 + 999
+            return shown[(shown["time_msc"] >= low) & (shown["time_msc"] <= high)]
+        assert function == "copy_ticks_from"
+        _, second, count, _ = args
+        return shown[shown["time_msc"] >= second * 1000][:count]
+
+    async def sleep(self, seconds: float) -> None:
+        self.visible = min(self.visible + next(self.chunks), len(self.ticks))
+        await asyncio.sleep(0)
+
+
+@pytest.mark.parametrize("seed", range(5))
+async def test_ticks_sharing_the_cursor_millisecond_are_neither_repeated_nor_skipped(
+    seed: int,
+) -> None:
+    fake = GrowingTicks(seed)
+    stream = stream_ticks(fake, "X", buffer=16, sleep=fake.sleep)  # type: ignore[arg-type]
+    # The stream starts after every tick visible at its start (the first one).
+    got = await take(stream, len(fake.ticks) - 1)
+    assert [int(t.bid) for t in got] == list(range(1, len(fake.ticks)))
+    assert stream.cursors["X"][0] == int(fake.ticks["time_msc"][-1])
