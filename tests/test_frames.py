@@ -123,6 +123,20 @@ def test_missing_engine_raises_configuration_error(monkeypatch: pytest.MonkeyPat
         resolve_engine("polars")
 
 
+def test_default_engine_falls_back_to_polars_without_pandas(
+    monkeypatch: pytest.MonkeyPatch, rates: npt.NDArray[np.void]
+) -> None:
+    real = importlib.import_module
+
+    def without_pandas(name: str, package: str | None = None) -> Any:
+        if name == "pandas":
+            raise ImportError(name)
+        return real(name, package)
+
+    monkeypatch.setattr(importlib, "import_module", without_pandas)
+    assert isinstance(rates_to_frame(rates), pl.DataFrame)
+
+
 def test_no_engine_at_all_raises_configuration_error(monkeypatch: pytest.MonkeyPatch) -> None:
     def nothing(name: str, package: str | None = None) -> Any:
         raise ImportError(name)
