@@ -245,3 +245,26 @@ async def test_failing_progress_callback_stops_and_abandons_the_prefetched_page(
         await asyncio.sleep(0)
     assert asyncio.all_tasks() == {asyncio.current_task()}
     assert term.calls["copy_rates_range"] <= 2
+
+
+async def test_cancelled_paged_fetch_leaves_no_task_behind(
+    mt5: tuple[AsyncMT5Connector, SimTerminal],
+) -> None:
+    connector, term = mt5
+    tasks: list[asyncio.Task[Any]] = []
+
+    def cancel_at_first_page(progress: FetchProgress) -> None:
+        tasks[0].cancel()
+
+    tasks.append(
+        asyncio.create_task(
+            fetch_rates_frame(connector, "EURUSD", "M1", *RANGE, progress=cancel_at_first_page)
+        )
+    )
+    with pytest.raises(asyncio.CancelledError):
+        await tasks[0]
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert asyncio.all_tasks() == {asyncio.current_task()}
+    assert term.calls["copy_rates_range"] <= 2
+    assert len(await fetch_rates(connector, "EURUSD", "M1", count=5)) == 5  # still usable
