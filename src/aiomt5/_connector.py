@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import difflib
+import functools
 import logging
 import random
 import threading
@@ -44,6 +45,7 @@ from ._errors import (
     summarize_call,
 )
 from ._events import ConnectorEvent, EventHook, StateChanged
+from ._handshake import handshake
 from ._log import get_logger
 from ._settings import MT5Settings
 from ._stats import CallRecorder, ConnectionStats, HealthReport
@@ -355,7 +357,10 @@ class AsyncMT5Connector:
     async def _handshake_once(self, worker: Worker) -> Any:
         timeout = self._settings.connect_timeout
         try:
-            return await worker.run("initialize", self._handshake, timeout=timeout)
+            # The job holds the backend and the settings, never the connector: a forgotten
+            # connector must stay collectable whatever the worker thread still references.
+            job = functools.partial(handshake, self._resolved_backend(), self._settings)
+            return await worker.run("initialize", job, timeout=timeout)
         except (MT5TimeoutError, MT5OutcomeUnknownError) as exc:
             if isinstance(exc, MT5ConnectionError):
                 raise  # -10005 from the terminal itself
@@ -364,89 +369,13 @@ class AsyncMT5Connector:
                 function="initialize",
             ) from exc
 
+    def _resolved_backend(self) -> Backend:
+        assert self._resolved is not None  # resolved by _open() before any worker call
+        return self._resolved.module
+
     @property
     def _description(self) -> str:
         return self._resolved.description if self._resolved else self._settings.backend
-
-    def _handshake(self) -> Any:
-        """initialize (+ login) and read the account, as ONE worker job (worker thread)."""
-        assert self._resolved is not None
-        backend = self._resolved.module
-        settings = self._settings
-        path = (settings.path,) if settings.path else ()
-        common: dict[str, Any] = {"timeout": settings.timeout_ms}
-        if settings.portable:
-            common["portable"] = True
-        if settings.attach_first:
-            if backend.initialize(*path, **common):
-                account = self._read_account(backend)
-                if self._is_wanted_account(account):
-                    return account
-                self._login(backend)
-                return self._read_account(backend)
-            code, message = backend.last_error()
-            if settings.login is None:
-                raise error_from_last_error(
-                    "initialize",
-                    code,
-                    message,
-                    args_summary=summarize_call("initialize", path, common),
-                )
-            log.info("aiomt5.connector.attach_failed", code=code, message=message)
-        credentials = self._credentials()
-        if not backend.initialize(*path, **credentials, **common):
-            code, message = backend.last_error()
-            raise error_from_last_error(
-                "initialize",
-                code,
-                message,
-                args_summary=summarize_call(
-                    "initialize", path, {**self._credentials(masked=True), **common}
-                ),
-            )
-        return self._read_account(backend)
-
-    def _credentials(self, *, masked: bool = False) -> dict[str, Any]:
-        settings = self._settings
-        credentials: dict[str, Any] = {}
-        if settings.login is not None:
-            credentials["login"] = settings.login
-        if settings.password is not None:
-            credentials["password"] = (
-                settings.password if masked else settings.password.get_secret_value()
-            )
-        if settings.server is not None:
-            credentials["server"] = settings.server
-        return credentials
-
-    def _is_wanted_account(self, account: Any) -> bool:
-        settings = self._settings
-        if settings.login is None:
-            return True
-        if account.login != settings.login:
-            return False
-        return settings.server is None or account.server == settings.server
-
-    def _login(self, backend: Backend) -> None:
-        credentials = self._credentials()
-        login = credentials.pop("login")
-        if not backend.login(login, **credentials, timeout=self._settings.timeout_ms):
-            code, message = backend.last_error()
-            masked = self._credentials(masked=True)
-            masked.pop("login")
-            raise error_from_last_error(
-                "login", code, message, args_summary=summarize_call("login", (login,), masked)
-            )
-
-    @staticmethod
-    def _read_account(backend: Backend) -> Any:
-        account = backend.account_info()
-        if account is None:
-            code, message = backend.last_error()
-            raise error_from_last_error(
-                "account_info", code, message, args_summary="account_info()"
-            )
-        return account
 
     async def disconnect(self) -> None:
         """Shut the terminal session down and stop the worker; ``connect()`` may follow.

@@ -1,0 +1,98 @@
+"""The connect handshake: initialize (attaching first if asked), log in, read the account.
+
+It runs as ONE worker job, so no other call reaches the terminal in the middle of it, and every
+``last_error()`` is read right after the call that failed. Credentials leave ``MT5Settings``
+only here, as the arguments of the backend call; error summaries show them masked.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._backends import Backend
+from ._errors import error_from_last_error, summarize_call
+from ._log import get_logger
+from ._settings import MT5Settings
+
+__all__ = ["handshake"]
+
+log = get_logger("aiomt5.connector")
+
+
+def handshake(backend: Backend, settings: MT5Settings) -> Any:
+    """Connect ``backend`` as ``settings`` say and return ``account_info()`` (worker thread).
+
+    With ``attach_first``, ``initialize()`` is first tried without credentials (attaching to a
+    running terminal); the attached account is kept if it is the configured one (or none is
+    configured), else the configured account logs in on the open pipe. Otherwise, or if
+    attaching fails, ``initialize()`` runs with the credentials.
+
+    Raises:
+        MT5Error: The mapped failure of the call that failed.
+    """
+    path = (settings.path,) if settings.path else ()
+    common: dict[str, Any] = {"timeout": settings.timeout_ms}
+    if settings.portable:
+        common["portable"] = True
+    if settings.attach_first:
+        if backend.initialize(*path, **common):
+            account = _read_account(backend)
+            if _is_wanted_account(settings, account):
+                return account
+            _login(backend, settings)
+            return _read_account(backend)
+        code, message = backend.last_error()
+        if settings.login is None:
+            raise error_from_last_error(
+                "initialize", code, message, args_summary=summarize_call("initialize", path, common)
+            )
+        log.info("aiomt5.connector.attach_failed", code=code, message=message)
+    if not backend.initialize(*path, **_credentials(settings), **common):
+        code, message = backend.last_error()
+        masked = {**_credentials(settings, masked=True), **common}
+        raise error_from_last_error(
+            "initialize", code, message, args_summary=summarize_call("initialize", path, masked)
+        )
+    return _read_account(backend)
+
+
+def _credentials(settings: MT5Settings, *, masked: bool = False) -> dict[str, Any]:
+    credentials: dict[str, Any] = {}
+    if settings.login is not None:
+        credentials["login"] = settings.login
+    if settings.password is not None:
+        # Masked: the SecretStr itself, which summaries render as '***'.
+        credentials["password"] = (
+            settings.password if masked else settings.password.get_secret_value()
+        )
+    if settings.server is not None:
+        credentials["server"] = settings.server
+    return credentials
+
+
+def _is_wanted_account(settings: MT5Settings, account: Any) -> bool:
+    if settings.login is None:
+        return True
+    if account.login != settings.login:
+        return False
+    return settings.server is None or account.server == settings.server
+
+
+def _login(backend: Backend, settings: MT5Settings) -> None:
+    credentials = _credentials(settings)
+    login = credentials.pop("login")
+    if not backend.login(login, **credentials, timeout=settings.timeout_ms):
+        code, message = backend.last_error()
+        masked = _credentials(settings, masked=True)
+        masked.pop("login")
+        raise error_from_last_error(
+            "login", code, message, args_summary=summarize_call("login", (login,), masked)
+        )
+
+
+def _read_account(backend: Backend) -> Any:
+    account = backend.account_info()
+    if account is None:
+        code, message = backend.last_error()
+        raise error_from_last_error("account_info", code, message, args_summary="account_info()")
+    return account
