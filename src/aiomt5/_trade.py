@@ -313,6 +313,7 @@ class Trader:
         self._symbols: dict[str, _SymbolFacts] = {}
         self._late: collections.OrderedDict[str, LateResult] = collections.OrderedDict()
         self._late_waiters: dict[str, asyncio.Event] = {}
+        self._last_order: tuple[int, str] | None = None  # (ticket, tag) of our last order
         self.comments_kept: bool | None = None
         """Whether this broker keeps our tags in comments (None: not seen yet)."""
         connector.add_event_hook(self._on_connector_event)
@@ -450,7 +451,8 @@ class Trader:
 
         Args:
             request: A ``TradeRequest`` or an ``order_send`` dict.
-            timeout: Seconds for the send itself (default ``settings.call_timeout``).
+            timeout: Seconds for the send itself (default ``settings.call_timeout``); the reads
+                that prepare it (symbol, filling mode) use the connector's default.
             resend_if_absent: After an ambiguous outcome, send again (same tag) when the request
                 provably took no effect.
             tag: Your own client tag (``tag_from_key(signal_id)``); default a random one.
@@ -466,7 +468,8 @@ class Trader:
         """
         req = _as_request(request)
         chosen = check_tag(tag) if tag is not None else new_tag()
-        payload, tag_used = await self._prepare(req, chosen, exactly_once, timeout)
+        # ``timeout`` bounds the send; the reads preparing it use the connector's default.
+        payload, tag_used = await self._prepare(req, chosen, exactly_once, USE_DEFAULT)
         budget = self.reconcile_timeout if reconcile_timeout is None else reconcile_timeout
         attempts = 0
         while True:
@@ -491,7 +494,10 @@ class Trader:
                     tag=tag_used,
                     checked=outcome.checked,
                 ) from exc
-            return self._success(raw, payload, tag_used, attempts)
+            result = self._success(raw, payload, tag_used, attempts)
+            if tag_used and result.order and payload["action"] in _TAGGED_ACTIONS:
+                self._last_order = (result.order, tag_used)
+            return result
 
     def _success(
         self, raw: Any, payload: Mapping[str, Any], tag: str, attempts: int, *, late: bool = False
@@ -692,13 +698,13 @@ class Trader:
         resend_if_absent: bool,
         tag: str | None,
     ) -> OrderResult:
-        facts = await self._symbol(check_symbol(symbol), timeout)
+        facts = await self._symbol(check_symbol(symbol), USE_DEFAULT)
         tag = check_tag(tag) if tag is not None else new_tag()
         requotes = 0
         while True:
             quote = price
             if quote is None and facts.instant:
-                tick = await self._connector.call("symbol_info_tick", facts.name, timeout=timeout)
+                tick = await self._connector.call("symbol_info_tick", facts.name)
                 quote = tick.ask if kind == ORDER_TYPE_BUY else tick.bid
             request = TradeRequest(
                 action=TRADE_ACTION_DEAL, symbol=facts.name, volume=volume, type=kind,
@@ -817,11 +823,26 @@ class Trader:
                 settled = True
                 await self._sleep(min(self.settle, max(deadline - loop.time(), 0.0)))
                 continue
-            if payload["action"] in _TAGGED_ACTIONS and not self.comments_kept:
+            if payload["action"] in _TAGGED_ACTIONS and not await self._comments_proven(checked):
                 checked.append("absence unproven: no order of ours seen with its tag intact")
                 raise self._unknown(payload, tag, checked, last, budget, error)
             self._reconciled(tag, started, "absent")
             return _Absent(tuple(checked))
+
+    async def _comments_proven(self, checked: list[str]) -> bool:
+        """Whether the broker keeps our tags: from lookups so far, else from our last order."""
+        if self.comments_kept is not None or self._last_order is None:
+            return bool(self.comments_kept)
+        ticket, tag = self._last_order
+        call = self._connector.call
+        orders = await call("history_orders_get", ticket=ticket) or await call(
+            "orders_get", ticket=ticket
+        )
+        if orders:
+            # One order with its tag intact proves it; one without proves the opposite.
+            self.comments_kept = tag in orders[0].comment
+            checked.append(f"order {ticket} comment {orders[0].comment!r}: tag kept")
+        return bool(self.comments_kept)
 
     def _reconciled(self, tag: str, started: float, outcome: str) -> None:
         log.info(
