@@ -18,6 +18,7 @@ from aiomt5._errors import (
     MT5ConnectionError,
     MT5InvalidArgumentError,
     MT5OutcomeUnknownError,
+    MT5TimeoutError,
     MT5TradeError,
 )
 from aiomt5._settings import MT5Settings
@@ -589,18 +590,30 @@ async def run_order_soak(orders: int, seed: int) -> Counter[str]:
                 term.faults.fail("order_send", -10001)
             elif roll < 0.11:
                 term.faults.hang("order_send", seconds=0.02)
-                timeout = 0.002
+                timeout = 0.005
             elif roll < 0.12:
                 term.faults.fail("history_orders_get", -10002)
                 term.faults.lose_reply("order_send")
             side = trader.buy if rng.random() < 0.5 else trader.sell
             symbol = rng.choice(tuple(volumes))
-            result = await side(
-                symbol,
-                volumes[symbol],
-                resend_if_absent=True,
-                timeout=timeout if timeout is not None else 5.0,
-            )
+            tag = new_tag()
+            while True:
+                try:
+                    result = await side(
+                        symbol,
+                        volumes[symbol],
+                        resend_if_absent=True,
+                        timeout=timeout if timeout is not None else 5.0,
+                        tag=tag,
+                    )
+                except MT5TimeoutError as exc:
+                    # Timed out while still queued: it never ran, so sending again is safe.
+                    if "never ran" not in str(exc):
+                        raise
+                    outcomes["never_ran"] += 1
+                    timeout = None
+                    continue
+                break
             outcomes["reconciled" if result.reconciled else "answered"] += 1
             outcomes["resent"] += result.attempts - 1
             sent[result.tag] = result
