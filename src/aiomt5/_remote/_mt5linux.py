@@ -28,10 +28,9 @@ from typing import Any, Final
 import rpyc
 from rpyc.core.async_ import AsyncResultTimeout
 from rpyc.core.service import FakeSlaveService
-from rpyc.core.stream import SocketStream
 
 from . import _wire
-from ._aiomt5 import CLIENT_CONFIG, link_error, tcp_connect
+from ._aiomt5 import CLIENT_CONFIG, link_error, tcp_connect, uncompressed_channel
 from ._client import LinkError
 
 __all__ = ["HELPER_ENTRY", "ClassicTransport", "helper_source"]
@@ -90,14 +89,17 @@ class ClassicTransport:
         conn: Any = None
         try:
             # FakeSlaveService: the classic server's handshake finds nothing to run on our side.
-            conn = rpyc.connect_stream(
-                SocketStream(sock),
+            conn = rpyc.connect_channel(
+                uncompressed_channel(sock),
                 service=FakeSlaveService,
                 config={**CLIENT_CONFIG, "sync_request_timeout": self._connect_timeout},
             )
             root = conn.root
             root.execute(helper_source())
             self._helper = root.namespace["_aiomt5_call"]
+            # Our connection's server end compresses large replies too; turn that off for us
+            # only (a fixed attribute write on our own connection object, no user data).
+            root.getconn()._channel.compress = False
         except (OSError, EOFError, AsyncResultTimeout) as exc:
             _close_quietly(conn, sock)
             raise LinkError(-10004, f"No IPC connection: {self._url} failed: {exc}") from None

@@ -31,6 +31,7 @@ from rpyc.utils.server import ThreadedServer
 
 from aiomt5._errors import MT5ConfigurationError, MT5Error
 
+from ._aiomt5 import uncompressed_channel
 from ._auth import (
     MIN_TOKEN_LENGTH,
     AuthRejectedError,
@@ -113,9 +114,16 @@ class _ThreadedServer(ThreadedServer):  # type: ignore[misc]  # rpyc is untyped
             sock.close()
 
     def _serve_client(self, sock: socket.socket, credentials: Any) -> None:
+        config = dict(
+            self.protocol_config,
+            credentials=credentials,
+            endpoints=(sock.getsockname(), sock.getpeername()),
+            logger=self.logger,
+        )
         # The client went away, or close() shut its socket: nothing to report.
         with contextlib.suppress(OSError, EOFError):
-            super()._serve_client(sock, credentials)
+            conn = self.service._connect(uncompressed_channel(sock), config)
+            self._handle_connection(conn)
 
 
 class RemoteServer:
