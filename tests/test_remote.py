@@ -27,7 +27,7 @@ from rpyc.core import consts
 from rpyc.core.stream import SocketStream
 
 from aiomt5._connector import AsyncMT5Connector
-from aiomt5._errors import MT5ConfigurationError
+from aiomt5._errors import MT5ConfigurationError, MT5ConnectionError
 from aiomt5._remote import (
     RemoteServer,
     RemoteTerminal,
@@ -424,6 +424,30 @@ async def test_connector_runs_on_aiomt5_backend(server: RemoteServer, local: Any
         rates = await connector.call("copy_rates_from_pos", "EURUSD", 16385, 0, 10)
     assert info == local.symbol_info("EURUSD")
     assert_same(rates, local.copy_rates_from_pos("EURUSD", 16385, 0, 10))
+
+
+async def test_connector_sees_lost_link_as_connection_error_and_reconnects(sim: Any) -> None:
+    first = RemoteServer(sim, port=0, token=TOKEN)
+    first.start()
+    port = first.port
+    backend = remote_backend(first.url, settings(), token=TOKEN)
+    connector = AsyncMT5Connector(settings(testing=True, health_check=False), backend=backend)
+    async with connector:
+        first.close()
+        with pytest.raises(MT5ConnectionError):
+            await connector.get_account_info()
+        with RemoteServer(sim, port=port, token=TOKEN):
+            await connector.disconnect()
+            await connector.connect()
+            assert (await connector.get_account_info()).login == sim.account_info().login
+
+
+async def test_connector_runs_on_mt5linux_backend(classic_port: int, local: Any) -> None:
+    backend = remote_backend(f"mt5linux://{HOST}:{classic_port}", settings())
+    connector = AsyncMT5Connector(settings(testing=True, health_check=False), backend=backend)
+    async with connector:
+        info = await connector.get_symbol_info("GBPUSD")
+    assert info == local.symbol_info("GBPUSD")
 
 
 # =========================================================================== aiomt5 serve CLI
