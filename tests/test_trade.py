@@ -575,6 +575,7 @@ async def run_order_soak(orders: int, seed: int) -> Counter[str]:
         reconnector.connector = mt5
         trader = Trader(mt5, settle=0, sleep=reconnector)
         sent: dict[str, OrderResult] = {}
+        net: Counter[str] = Counter()
         warm = await trader.buy("EURUSD", 0.01)
         sent[warm.tag] = warm
         for _ in range(orders):
@@ -594,8 +595,11 @@ async def run_order_soak(orders: int, seed: int) -> Counter[str]:
             elif roll < 0.12:
                 term.faults.fail("history_orders_get", -10002)
                 term.faults.lose_reply("order_send")
-            side = trader.buy if rng.random() < 0.5 else trader.sell
             symbol = rng.choice(tuple(volumes))
+            # Random sides, kept within 3 lots-steps per symbol so the margin stays affordable.
+            buy = rng.random() < 0.5 if abs(net[symbol]) < 3 else net[symbol] < 0
+            net[symbol] += 1 if buy else -1
+            side = trader.buy if buy else trader.sell
             tag = new_tag()
             while True:
                 try:

@@ -98,7 +98,7 @@ from ._trade_models import (
     retcode_name,
     tagged_comment,
 )
-from ._types import USE_DEFAULT, TimeoutArg
+from ._types import USE_DEFAULT, ConnectionState, TimeoutArg
 
 if TYPE_CHECKING:
     from ._connector import AsyncMT5Connector
@@ -899,7 +899,7 @@ class Trader:
         remaining = deadline - loop.time()
         if remaining <= 0:
             return False
-        if connector.state.value == "closed":
+        if connector.state is ConnectionState.CLOSED:
             raise MT5ClosedError("the connector was closed while a trade was being reconciled")
         if connector.is_connected():
             # The pipe failed but the connector has not noticed (its supervisor will, or someone
@@ -978,7 +978,11 @@ class Trader:
         start = max(int(now - elapsed - lookback), 1)
         end = min(now + _WINDOW_AFTER, _INT32_MAX)
         raw_history = await call("history_orders_get", start, end, timeout=timeout, **group)
-        raw_deals = await call("history_deals_get", start, end, timeout=timeout, **group)
+        ours = next((o for o in raw_history if tag in o.comment), None)
+        if ours is not None:  # found: its deals by ticket are cheaper than the whole window
+            raw_deals = await call("history_deals_get", ticket=ours.ticket, timeout=timeout)
+        else:
+            raw_deals = await call("history_deals_get", start, end, timeout=timeout, **group)
         if self.comments_kept is None and any(
             TAG_RE.search(o.comment) for o in (*raw_history, *raw_orders)
         ):
@@ -994,7 +998,11 @@ class Trader:
                 f"orders_get{where}: {len(raw_orders)} orders",
                 f"positions_get{where}: {len(raw_positions)} positions",
                 f"history_orders_get [{start}, {end}]{where}: {len(raw_history)} orders",
-                f"history_deals_get [{start}, {end}]{where}: {len(raw_deals)} deals",
+                (
+                    f"history_deals_get ticket={ours.ticket}: {len(raw_deals)} deals"
+                    if ours is not None
+                    else f"history_deals_get [{start}, {end}]{where}: {len(raw_deals)} deals"
+                ),
             ),
         )
         if found.found:
