@@ -657,3 +657,18 @@ def test_results_are_immutable() -> None:
     )  # fmt: skip
     with pytest.raises(FrozenInstanceError):
         result.retcode = 1  # type: ignore[misc]
+
+
+async def test_close_by_closes_two_opposite_positions_and_survives_a_lost_reply(
+    trader: Trader, term: SimTerminal
+) -> None:
+    long = await trader.buy("EURUSD", 0.2)
+    short = await trader.sell("EURUSD", 0.2)
+    term.faults.lose_reply("order_send")
+    result = await trader.order_send(
+        {"action": c.TRADE_ACTION_CLOSE_BY, "position": long.order, "position_by": short.order}
+    )
+    assert result.reconciled
+    assert await trader.positions() == ()
+    (order,) = await tagged_history(trader, result.tag)
+    assert order.type == c.ORDER_TYPE_CLOSE_BY
