@@ -15,7 +15,6 @@ import pytest
 from aiomt5._backoff import backoff_delay, is_testing, set_testing
 from aiomt5._connector import AsyncMT5Connector, mt5_connection
 from aiomt5._errors import (
-    MT5CallError,
     MT5ClosedError,
     MT5ConfigurationError,
     MT5ConnectionError,
@@ -602,7 +601,6 @@ async def test_get_rates_from_position(mt5: AsyncMT5Connector) -> None:
         ((datetime(2026, 3, 1),), {"count": 5}, "naive"),  # naive on purpose
         ((), {}, "say which bars"),
         ((NOW, NOW), {"count": 3}, "not both"),
-        ((NOW,), {}, "needs date_to or count"),
         ((), {"start_pos": 3}, "needs count"),
         ((NOW,), {"start_pos": 3, "count": 2}, "do not combine"),
         ((), {"count": 0}, "count must be"),
@@ -628,10 +626,13 @@ async def test_get_rates_rejects_an_unknown_timeframe(mt5: AsyncMT5Connector) ->
         await mt5.get_rates("EURUSD", "H7", count=3)
 
 
-async def test_get_rates_beyond_max_bars_is_a_call_error(mt5: AsyncMT5Connector) -> None:
-    with pytest.raises(MT5CallError) as info:
-        await mt5.get_rates("EURUSD", "M1", count=10_000_000)
-    assert info.value.code == -2
+async def test_get_rates_pages_past_the_terminals_maxbars() -> None:
+    term = SimTerminal(seed=4, clock=SimClock.fixed(NOW), maxbars=500)
+    async with AsyncMT5Connector(sim_settings(), backend=term) as mt5:
+        rates = await mt5.get_rates("EURUSD", "M1", count=1_234)
+    assert len(rates) == 1_234
+    assert (np.diff(rates["time"]) > 0).all()
+    assert term.calls["copy_rates_from"] + term.calls["copy_rates_from_pos"] >= 3
 
 
 # ---------------------------------------------------------------- health and stats

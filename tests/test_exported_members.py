@@ -49,7 +49,15 @@ def test_all_lists_every_public_name_and_nothing_else() -> None:
         if not name.startswith("_")
         and not isinstance(value, types.ModuleType | __future__._Feature)
     }
-    assert public == set(aiomt5.__all__)
+    assert public | set(aiomt5._LAZY) == set(aiomt5.__all__)
+
+
+def test_lazy_exports_resolve_and_live_in_aiomt5() -> None:
+    for name in aiomt5._LAZY:
+        member = getattr(aiomt5, name)
+        assert member is not None
+        if isinstance(member, type | types.FunctionType):
+            assert member.__module__ == "aiomt5", name
 
 
 def test_contract_names_are_exported() -> None:
@@ -70,10 +78,10 @@ def test_version_is_the_installed_distribution_version() -> None:
     assert version == importlib.metadata.version("aiomt5")
 
 
-def test_importing_aiomt5_loads_neither_the_simulator_nor_metatrader5() -> None:
+def test_importing_aiomt5_loads_neither_the_simulator_nor_metatrader5_nor_numpy() -> None:
     code = (
         "import sys, aiomt5; "
-        "print(sorted(m for m in ('aiomt5.sim', 'MetaTrader5') if m in sys.modules))"
+        "print(sorted(m for m in ('aiomt5.sim', 'MetaTrader5', 'numpy') if m in sys.modules))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True

@@ -16,10 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aiomt5._connector import AsyncMT5Connector
+from aiomt5._dtypes import RATES_DTYPE, TICKS_DTYPE
 from aiomt5._errors import MT5InvalidArgumentError, MT5SymbolNotFoundError
 from aiomt5._history import (
-    RATES_DTYPE,
-    TICKS_DTYPE,
     FetchProgress,
     fetch_rates,
     fetch_ticks,
@@ -27,8 +26,6 @@ from aiomt5._history import (
 )
 from aiomt5._settings import MT5Settings
 from aiomt5._timeframe import Timeframe
-from aiomt5.sim import RATES_DTYPE as SIM_RATES_DTYPE
-from aiomt5.sim import TICKS_DTYPE as SIM_TICKS_DTYPE
 from aiomt5.sim import SimClock, SimTerminal
 
 NOW = "2026-03-02T10:00:00Z"
@@ -303,12 +300,6 @@ async def test_other_calls_run_between_pages(mt5: AsyncMT5Connector) -> None:
     assert side[0].done()
     marker = pages.index(-1)
     assert marker < len(pages) - 1, "the other call waited for the whole fetch"
-
-
-def test_array_layouts_are_metatrader5s() -> None:
-    assert RATES_DTYPE == SIM_RATES_DTYPE
-    assert TICKS_DTYPE == SIM_TICKS_DTYPE
-    assert RATES_DTYPE.itemsize == TICKS_DTYPE.itemsize == 60
 
 
 # --------------------------------------------------------------------------- ticks

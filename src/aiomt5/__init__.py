@@ -13,7 +13,9 @@ async with aiomt5.mt5_connection(backend="sim") as mt5:
 
 from __future__ import annotations
 
+import importlib
 import types
+import typing
 
 from ._backoff import is_testing, set_testing
 from ._connector import AsyncMT5Connector, mt5_connection
@@ -44,14 +46,41 @@ from ._timeframe import Timeframe
 from ._types import USE_DEFAULT, ConnectionState, MT5Struct, TimeoutArg, UseDefault
 from ._worker import InFlightCall, WorkerState
 
+if typing.TYPE_CHECKING:
+    from ._frames import rates_to_frame as rates_to_frame
+    from ._frames import ticks_to_frame as ticks_to_frame
+    from ._history import FetchProgress as FetchProgress
+    from ._store import HistoryStore as HistoryStore
+    from ._store import StoreKey as StoreKey
+    from ._store import UpdateResult as UpdateResult
+    from ._streams import BarStream as BarStream
+    from ._streams import StreamBar as StreamBar
+    from ._streams import StreamTick as StreamTick
+    from ._streams import TickStream as TickStream
+    from ._verify import BarIssue as BarIssue
+    from ._verify import Check as Check
+    from ._verify import ComparisonReport as ComparisonReport
+    from ._verify import Gap as Gap
+    from ._verify import TradingSessions as TradingSessions
+    from ._verify import VerificationReport as VerificationReport
+    from ._verify import compare_rates as compare_rates
+    from ._verify import verify_rates as verify_rates
+
 __all__ = [
     "USE_DEFAULT",
     "AsyncMT5Connector",
+    "BarIssue",
+    "BarStream",
+    "Check",
+    "ComparisonReport",
     "ConnectionState",
     "ConnectionStats",
     "ConnectorEvent",
     "EventHook",
+    "FetchProgress",
+    "Gap",
     "HealthReport",
+    "HistoryStore",
     "InFlightCall",
     "LateResult",
     "MT5AutoTradingDisabledError",
@@ -75,27 +104,67 @@ __all__ = [
     "MT5TradeError",
     "MT5WorkerBusyError",
     "StateChanged",
+    "StoreKey",
+    "StreamBar",
+    "StreamTick",
+    "TickStream",
     "Timeframe",
     "TimeoutArg",
+    "TradingSessions",
+    "UpdateResult",
     "UseDefault",
+    "VerificationReport",
     "WorkerState",
     "WorkerWedged",
+    "compare_rates",
     "is_testing",
     "mt5_connection",
+    "rates_to_frame",
     "set_testing",
+    "ticks_to_frame",
+    "verify_rates",
 ]
 
+# The market-data tools need numpy; they are imported on first use so ``import aiomt5`` (and the
+# pytest plugin) stays light.
+_LAZY: typing.Final = {
+    "rates_to_frame": "._frames",
+    "ticks_to_frame": "._frames",
+    "FetchProgress": "._history",
+    "HistoryStore": "._store",
+    "StoreKey": "._store",
+    "UpdateResult": "._store",
+    "BarStream": "._streams",
+    "StreamBar": "._streams",
+    "StreamTick": "._streams",
+    "TickStream": "._streams",
+    "BarIssue": "._verify",
+    "Check": "._verify",
+    "ComparisonReport": "._verify",
+    "Gap": "._verify",
+    "TradingSessions": "._verify",
+    "VerificationReport": "._verify",
+    "compare_rates": "._verify",
+    "verify_rates": "._verify",
+}
+
 # Reprs, tracebacks and docs show ``aiomt5.MT5Error``, not ``aiomt5._errors.MT5Error``.
-for _member in [globals()[name] for name in __all__]:
+for _member in [globals()[name] for name in __all__ if name not in _LAZY]:
     if isinstance(_member, type | types.FunctionType):
         _member.__module__ = __name__
 del _member
 
 
-def __getattr__(name: str) -> str:
+def __getattr__(name: str) -> typing.Any:
     # The version is read lazily: importlib.metadata is slow to import.
     if name == "__version__":
         from importlib.metadata import version
 
         return version("aiomt5")
+    if name in _LAZY:
+        member = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        if isinstance(member, type | types.FunctionType):
+            member.__module__ = __name__
+        globals()[name] = member
+        return member
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Final
+from typing import Final
 
 from ._errors import MT5InvalidArgumentError
 
-__all__ = ["check_symbol", "positive_int", "rates_request", "utc_timestamp"]
+__all__ = ["check_symbol", "positive_int", "utc_timestamp"]
 
 _INT32_MAX: Final = 2**31 - 1
 
@@ -44,50 +44,3 @@ def check_symbol(symbol: object) -> str:
     if not isinstance(symbol, str) or not symbol.strip():
         raise MT5InvalidArgumentError(f"symbol must be a non-empty str, got {symbol!r}")
     return symbol
-
-
-def rates_request(
-    symbol: str,
-    frame: int,
-    date_from: datetime | None,
-    date_to: datetime | None,
-    count: int | None,
-    start_pos: int | None,
-) -> tuple[str, tuple[Any, ...]]:
-    """Choose the ``copy_rates_*`` function and its arguments for ``get_rates``' parameters.
-
-    Raises:
-        MT5InvalidArgumentError: An impossible combination, a naive datetime or a bad count.
-    """
-    if start_pos is not None:
-        if date_from is not None or date_to is not None:
-            raise MT5InvalidArgumentError(
-                "start_pos counts bars back from now: do not combine it with dates"
-            )
-        if count is None:
-            raise MT5InvalidArgumentError("start_pos needs count= (how many bars)")
-        position = positive_int("start_pos", start_pos, allow_zero=True)
-        return "copy_rates_from_pos", (symbol, frame, position, positive_int("count", count))
-    if date_from is not None and date_to is not None:
-        if count is not None:
-            raise MT5InvalidArgumentError("give date_to or count, not both")
-        start = utc_timestamp("date_from", date_from)
-        end = utc_timestamp("date_to", date_to)
-        if end < start:
-            raise MT5InvalidArgumentError(
-                f"date_to ({date_to.isoformat()}) is before date_from ({date_from.isoformat()})"
-            )
-        return "copy_rates_range", (symbol, frame, start, end)
-    if date_to is not None:
-        raise MT5InvalidArgumentError("date_to needs date_from")
-    if date_from is not None:
-        if count is None:
-            raise MT5InvalidArgumentError("date_from needs date_to or count=")
-        start = utc_timestamp("date_from", date_from)
-        return "copy_rates_from", (symbol, frame, start, positive_int("count", count))
-    if count is None:
-        raise MT5InvalidArgumentError(
-            "say which bars: count=N (latest), date_from + date_to, date_from + count, "
-            "or start_pos + count"
-        )
-    return "copy_rates_from_pos", (symbol, frame, 0, positive_int("count", count))

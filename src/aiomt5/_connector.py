@@ -26,7 +26,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
-from ._arguments import check_symbol, rates_request
+from ._arguments import check_symbol
 from ._backends import Backend, ResolvedBackend, backend_function, resolve_backend
 from ._backoff import backoff_delay
 from ._errors import (
@@ -50,13 +50,17 @@ from ._log import get_logger
 from ._settings import MT5Settings
 from ._stats import CallRecorder, ConnectionStats, HealthReport
 from ._symbols import pick_symbol
-from ._timeframe import Timeframe, TimeframeLike
+from ._timeframe import TimeframeLike
 from ._types import USE_DEFAULT, ConnectionState, MT5Struct, TimeoutArg, UseDefault
 from ._worker import Worker
 
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
+
+    from ._frames import FrameEngine
+    from ._history import ProgressCallback, TickFlagsLike
+    from ._streams import BarStream, Sleep, TickStream
 
 __all__ = ["AsyncMT5Connector", "mt5_connection"]
 
@@ -657,38 +661,147 @@ class AsyncMT5Connector:
         *,
         count: int | None = None,
         start_pos: int | None = None,
+        progress: ProgressCallback | None = None,
+        page_size: int | None = None,
         timeout: TimeoutArg = USE_DEFAULT,
     ) -> npt.NDArray[np.void]:
-        """Bars of ``symbol`` as MetaTrader5's packed array (``time`` in UTC epoch seconds).
+        """Bars of ``symbol`` as MetaTrader5's packed array, oldest first, any size of request.
 
-        One request, one of these forms:
+        Requests above the terminal's ``maxbars`` are paged transparently (one worker call per
+        page, so other calls interleave); pages join without duplicate or missing rows. Forms:
 
-        * ``date_from`` and ``date_to``: bars opened in that range (``copy_rates_range``);
-        * ``date_from`` and ``count``: ``count`` bars ending at ``date_from``
-          (``copy_rates_from``);
-        * ``count`` (and optionally ``start_pos``, 0 = the current bar): the latest bars
-          (``copy_rates_from_pos``).
+        * ``date_from`` and ``date_to``: bars opened in that range; ``date_from`` alone: up to now;
+        * ``date_from`` and ``count``: ``count`` bars ending at ``date_from``;
+        * ``count`` (and optionally ``start_pos``, 0 = the current bar): the latest bars.
+
+        The symbol is resolved (``find_symbol``) and selected in the Market Watch first.
 
         Args:
-            symbol: The server's symbol name (see ``find_symbol``).
+            symbol: A symbol name (broker decorations are resolved).
             timeframe: ``Timeframe.H1``, ``"H1"`` or MT5's integer.
-            date_from: Aware datetime (naive ones are refused).
+            date_from: Aware datetime (naive ones are refused: MT5 would read local time).
             date_to: Aware datetime.
             count: Number of bars.
             start_pos: Bars back from the current one.
-            timeout: Seconds, ``None`` or the default.
+            progress: Called after each page with a ``FetchProgress``.
+            page_size: Bars per request (default and maximum: ``maxbars - 1``).
+            timeout: Per request: seconds, ``None`` or the default.
 
         Raises:
             MT5InvalidArgumentError: An impossible combination, a naive datetime, a bad count.
-            MT5CallError: The terminal refused (e.g. more bars than "Max bars in chart").
+            MT5SymbolNotFoundError: No such symbol.
         """
-        check_symbol(symbol)
-        frame = int(Timeframe.parse(timeframe))
-        function, args = rates_request(symbol, frame, date_from, date_to, count, start_pos)
-        rates: npt.NDArray[np.void] = await self._run(
-            function, self._invoker_live(function), args, timeout=timeout
-        )
-        return rates
+        from ._history import fetch_rates
+
+        return await fetch_rates(
+            self, symbol, timeframe, date_from, date_to, count=count, start_pos=start_pos,
+            progress=progress, page_size=page_size, timeout=timeout,
+        )  # fmt: skip
+
+    async def get_ticks(
+        self,
+        symbol: str,
+        date_from: datetime,
+        date_to: datetime | None = None,
+        *,
+        count: int | None = None,
+        flags: TickFlagsLike = "all",
+        progress: ProgressCallback | None = None,
+        page_size: int | None = None,
+        timeout: TimeoutArg = USE_DEFAULT,
+    ) -> npt.NDArray[np.void]:
+        """Ticks from ``date_from`` (to ``date_to``, or the first ``count``), paged by time.
+
+        ``time_msc`` order is kept and no tick is repeated or lost at page seams. ``flags`` is
+        ``"all"``, ``"info"`` (bid/ask changes), ``"trade"`` (last/volume changes) or MT5's int.
+        """
+        from ._history import fetch_ticks
+
+        return await fetch_ticks(
+            self, symbol, date_from, date_to, count=count, flags=flags, progress=progress,
+            page_size=page_size, timeout=timeout,
+        )  # fmt: skip
+
+    async def get_rates_frame(
+        self,
+        symbol: str,
+        timeframe: TimeframeLike,
+        date_from: datetime | None = None,
+        date_to: datetime | None = None,
+        *,
+        count: int | None = None,
+        start_pos: int | None = None,
+        engine: FrameEngine | None = None,
+        progress: ProgressCallback | None = None,
+        timeout: TimeoutArg = USE_DEFAULT,
+    ) -> Any:
+        """``get_rates`` as a pandas (default if installed) or polars frame with UTC times."""
+        from ._frames import fetch_rates_frame
+
+        return await fetch_rates_frame(
+            self, symbol, timeframe, date_from, date_to, count=count, start_pos=start_pos,
+            engine=engine, progress=progress, timeout=timeout,
+        )  # fmt: skip
+
+    async def get_ticks_frame(
+        self,
+        symbol: str,
+        date_from: datetime,
+        date_to: datetime | None = None,
+        *,
+        count: int | None = None,
+        flags: TickFlagsLike = "all",
+        engine: FrameEngine | None = None,
+        progress: ProgressCallback | None = None,
+        timeout: TimeoutArg = USE_DEFAULT,
+    ) -> Any:
+        """``get_ticks`` as a pandas (default if installed) or polars frame with UTC times."""
+        from ._frames import fetch_ticks_frame
+
+        return await fetch_ticks_frame(
+            self, symbol, date_from, date_to, count=count, flags=flags, engine=engine,
+            progress=progress, timeout=timeout,
+        )  # fmt: skip
+
+    def stream_ticks(
+        self,
+        *symbols: str,
+        poll_interval: float = 0.25,
+        buffer: int = 10_000,
+        flags: TickFlagsLike = "all",
+        since: datetime | None = None,
+        retry_interval: float | None = None,
+        sleep: Sleep = asyncio.sleep,
+    ) -> TickStream:
+        """Live ticks of ``symbols``: ``async for tick in connector.stream_ticks("EURUSD"):``.
+
+        Each tick once, in time order, across reconnects (a ``time_msc`` cursor per symbol); at
+        most ``buffer`` ticks are held, and a slow consumer lags instead of losing ticks.
+        Breaking out of the loop (or ``aclose()``) stops the polling.
+        """
+        from ._streams import stream_ticks
+
+        return stream_ticks(
+            self, *symbols, poll_interval=poll_interval, buffer=buffer, flags=flags, since=since,
+            retry_interval=retry_interval, sleep=sleep,
+        )  # fmt: skip
+
+    def stream_bars(
+        self,
+        symbol: str,
+        timeframe: TimeframeLike,
+        *,
+        poll_interval: float = 1.0,
+        retry_interval: float | None = None,
+        sleep: Sleep = asyncio.sleep,
+    ) -> BarStream:
+        """Each bar of ``symbol`` that closes from now on, exactly once, oldest first."""
+        from ._streams import stream_bars
+
+        return stream_bars(
+            self, symbol, timeframe, poll_interval=poll_interval, retry_interval=retry_interval,
+            sleep=sleep,
+        )  # fmt: skip
 
     # ------------------------------------------------------------------ health and stats
 

@@ -28,10 +28,9 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 import numpy as np
 import numpy.typing as npt
 
+from ._dtypes import RATES_DTYPE, TICKS_DTYPE
 from ._errors import MT5ConfigurationError, MT5InvalidArgumentError
 from ._history import (
-    RATES_DTYPE,
-    TICKS_DTYPE,
     ProgressCallback,
     TickFlagsLike,
     rate_pages,

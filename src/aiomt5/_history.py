@@ -26,7 +26,6 @@ which are UTC (the broker's server clock, for real terminals).
 from __future__ import annotations
 
 import asyncio
-import math
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,6 +35,8 @@ from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from ._arguments import positive_int, utc_timestamp
+from ._dtypes import RATES_DTYPE, TICKS_DTYPE
 from ._errors import MT5CallError, MT5InvalidArgumentError
 from ._timeframe import Timeframe, TimeframeLike
 from ._types import USE_DEFAULT, TimeoutArg
@@ -44,8 +45,6 @@ if TYPE_CHECKING:
     from ._connector import AsyncMT5Connector
 
 __all__ = [
-    "RATES_DTYPE",
-    "TICKS_DTYPE",
     "FetchProgress",
     "PageSink",
     "ProgressCallback",
@@ -58,36 +57,7 @@ __all__ = [
     "terminal_maxbars",
     "tick_flags",
     "tick_pages",
-    "utc_seconds",
 ]
-
-RATES_DTYPE: Final = np.dtype(
-    [
-        ("time", "<i8"),
-        ("open", "<f8"),
-        ("high", "<f8"),
-        ("low", "<f8"),
-        ("close", "<f8"),
-        ("tick_volume", "<u8"),
-        ("spread", "<i4"),
-        ("real_volume", "<u8"),
-    ]
-)
-"""MetaTrader5's packed ``copy_rates_*`` row (60 bytes); used for empty results."""
-
-TICKS_DTYPE: Final = np.dtype(
-    [
-        ("time", "<i8"),
-        ("bid", "<f8"),
-        ("ask", "<f8"),
-        ("last", "<f8"),
-        ("volume", "<u8"),
-        ("time_msc", "<i8"),
-        ("flags", "<u4"),
-        ("volume_real", "<f8"),
-    ]
-)
-"""MetaTrader5's packed ``copy_ticks_*`` row (60 bytes); used for empty results."""
 
 _INT32_MAX: Final = 2**31 - 1
 _MONTH_MIN_SECONDS: Final = 28 * 86400
@@ -125,36 +95,6 @@ ProgressCallback = Callable[[FetchProgress], object]
 # --------------------------------------------------------------------------- argument checks
 
 
-def utc_seconds(name: str, value: object) -> int:
-    """Epoch seconds of an aware datetime within MetaTrader5's int32 range.
-
-    Raises:
-        MT5InvalidArgumentError: Not a datetime, naive, or outside 1970..2038-01-19.
-    """
-    if not isinstance(value, datetime):
-        raise MT5InvalidArgumentError(
-            f"{name} must be a timezone-aware datetime, got {type(value).__name__}"
-        )
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise MT5InvalidArgumentError(
-            f"{name}={value!r} is naive: MetaTrader5 would read it in this machine's local time "
-            "zone. Pass an aware datetime, e.g. datetime(2026, 3, 2, tzinfo=UTC)"
-        )
-    seconds = math.floor(value.timestamp())
-    if not 0 < seconds <= _INT32_MAX:
-        raise MT5InvalidArgumentError(
-            f"{name}={value.isoformat()} is outside MetaTrader5's range (1970 to 2038-01-19)"
-        )
-    return seconds
-
-
-def _count(name: str, value: object, *, allow_zero: bool = False) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < (0 if allow_zero else 1):
-        least = "0 or more" if allow_zero else "1 or more"
-        raise MT5InvalidArgumentError(f"{name} must be an int, {least}; got {value!r}")
-    return value
-
-
 def tick_flags(flags: TickFlagsLike) -> int:
     """MetaTrader5's ``COPY_TICKS_*`` value for ``"all"``, ``"info"``, ``"trade"`` or an int.
 
@@ -176,7 +116,7 @@ def _page_size(maxbars: int, page_size: int | None) -> int:
     limit = max(maxbars - 1, 1)
     if page_size is None:
         return limit
-    return min(_count("page_size", page_size), limit)
+    return min(positive_int("page_size", page_size), limit)
 
 
 # --------------------------------------------------------------------------- per-connection facts
@@ -392,14 +332,15 @@ def _rates_plan(
             )
         if count is None:
             raise MT5InvalidArgumentError("start_pos needs count= (how many bars)")
-        return "back", None, _count("count", count), _count("start_pos", start_pos, allow_zero=True)
+        back = positive_int("start_pos", start_pos, allow_zero=True)
+        return "back", None, positive_int("count", count), back
     if date_from is not None:
-        start = utc_seconds("date_from", date_from)
+        start = utc_timestamp("date_from", date_from)
         if count is not None:
             if date_to is not None:
                 raise MT5InvalidArgumentError("give date_to or count, not both")
-            return "back", start, _count("count", count), 0
-        end = utc_seconds("date_to", date_to) if date_to is not None else _INT32_MAX
+            return "back", start, positive_int("count", count), 0
+        end = utc_timestamp("date_to", date_to) if date_to is not None else _INT32_MAX
         if end < start:
             raise MT5InvalidArgumentError(
                 f"date_to ({date_to!r}) is before date_from ({date_from.isoformat()})"
@@ -412,7 +353,7 @@ def _rates_plan(
             "say which bars: count=N (latest), date_from (+ date_to), date_from + count, "
             "or start_pos + count"
         )
-    return "back", None, _count("count", count), 0
+    return "back", None, positive_int("count", count), 0
 
 
 def _window_seconds(frame: int, page: int) -> int:
@@ -575,16 +516,16 @@ async def tick_pages(
 ) -> list[npt.NDArray[np.void]]:
     """``fetch_ticks``, but the non-empty pages, oldest first, not joined (``sink``: as in
     ``rate_pages``)."""
-    start = utc_seconds("date_from", date_from)
+    start = utc_timestamp("date_from", date_from)
     copy_flags = tick_flags(flags)
     if date_to is not None and count is not None:
         raise MT5InvalidArgumentError("give date_to or count, not both")
-    end = utc_seconds("date_to", date_to) if date_to is not None else _INT32_MAX
+    end = utc_timestamp("date_to", date_to) if date_to is not None else _INT32_MAX
     if end < start:
         raise MT5InvalidArgumentError(
             f"date_to ({date_to!r}) is before date_from ({date_from.isoformat()})"
         )
-    total = _count("count", count) if count is not None else None
+    total = positive_int("count", count) if count is not None else None
     call = _Calls(connector, timeout)
     name = await prepare_symbol(connector, symbol, timeout=timeout)
     target = _page_size(await terminal_maxbars(connector, timeout=timeout), page_size)

@@ -44,9 +44,11 @@ from typing import TYPE_CHECKING, Any, Final
 import numpy as np
 import numpy.typing as npt
 
+from ._arguments import utc_timestamp
+from ._dtypes import RATES_DTYPE
 from ._errors import MT5ConfigurationError, MT5InvalidArgumentError
 from ._frames import FrameEngine, rates_to_frame
-from ._history import RATES_DTYPE, ProgressCallback, fetch_rates, utc_seconds
+from ._history import ProgressCallback, fetch_rates
 from ._timeframe import Timeframe, TimeframeLike
 
 if TYPE_CHECKING:
@@ -193,8 +195,8 @@ class HistoryStore:
             date_from: Only bars opened at or after this aware datetime.
             date_to: Only bars opened at or before this aware datetime.
         """
-        low = utc_seconds("date_from", date_from) if date_from is not None else None
-        high = utc_seconds("date_to", date_to) if date_to is not None else None
+        low = utc_timestamp("date_from", date_from) if date_from is not None else None
+        high = utc_timestamp("date_to", date_to) if date_to is not None else None
         rates = self._merged(self._segments(self.directory(server, symbol, timeframe)))
         times = rates["time"]
         start = int(np.searchsorted(times, low, "left")) if low is not None else 0
@@ -333,7 +335,7 @@ class HistoryStore:
             start: Aware datetime: the oldest bar wanted.
             progress: Passed to ``fetch_rates`` for each download.
         """
-        start_s = utc_seconds("start", start)
+        start_s = utc_timestamp("start", start)
         frame = Timeframe.parse(timeframe)
         name = await connector.find_symbol(symbol)
         server = str((await connector.get_account_info()).server)

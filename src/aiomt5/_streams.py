@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple, Self
 import numpy as np
 import numpy.typing as npt
 
+from ._arguments import utc_timestamp
 from ._errors import (
     MT5CallError,
     MT5ClosedError,
@@ -62,7 +63,6 @@ from ._history import (
     prepare_symbol,
     terminal_maxbars,
     tick_flags,
-    utc_seconds,
 )
 from ._log import get_logger
 from ._timeframe import Timeframe, TimeframeLike
@@ -151,7 +151,7 @@ def _at_least(value: object, least: int) -> bool:
 
 
 def _epoch_msc(since: datetime) -> int:
-    utc_seconds("since", since)  # the same checks as every date argument
+    utc_timestamp("since", since)  # the same checks as every date argument
     # Exact integer arithmetic: float timestamps can land a millisecond early.
     return (since - _EPOCH) // timedelta(milliseconds=1)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import operator
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
-import numpy as np
+from aiomt5._dtypes import RATES_DTYPE, TICKS_DTYPE
 
 __all__ = [
     "RATES_DTYPE",
@@ -179,47 +179,3 @@ TradeRequest: Final = STRUCT_TYPES["TradeRequest"]
 OrderSendResult: Final = STRUCT_TYPES["OrderSendResult"]
 OrderCheckResult: Final = STRUCT_TYPES["OrderCheckResult"]
 BookInfo: Final = STRUCT_TYPES["BookInfo"]
-
-
-def _packed(fields: list[tuple[str, str]]) -> np.dtype[np.void]:
-    offsets, offset = [], 0
-    for _, fmt in fields:
-        offsets.append(offset)
-        offset += np.dtype(fmt).itemsize
-    return np.dtype(
-        {
-            "names": [n for n, _ in fields],
-            "formats": [f for _, f in fields],
-            "offsets": offsets,
-            "itemsize": offset,
-        }
-    )
-
-
-RATES_DTYPE: Final = _packed(
-    [
-        ("time", "<i8"),
-        ("open", "<f8"),
-        ("high", "<f8"),
-        ("low", "<f8"),
-        ("close", "<f8"),
-        ("tick_volume", "<u8"),
-        ("spread", "<i4"),
-        ("real_volume", "<u8"),
-    ]
-)
-"""``copy_rates_*`` rows: packed, 60 bytes."""
-
-TICKS_DTYPE: Final = _packed(
-    [
-        ("time", "<i8"),
-        ("bid", "<f8"),
-        ("ask", "<f8"),
-        ("last", "<f8"),
-        ("volume", "<u8"),
-        ("time_msc", "<i8"),
-        ("flags", "<u4"),
-        ("volume_real", "<f8"),
-    ]
-)
-"""``copy_ticks_*`` rows: packed, 60 bytes."""
