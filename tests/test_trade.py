@@ -672,3 +672,21 @@ async def test_close_by_closes_two_opposite_positions_and_survives_a_lost_reply(
     assert await trader.positions() == ()
     (order,) = await tagged_history(trader, result.tag)
     assert order.type == c.ORDER_TYPE_CLOSE_BY
+
+
+async def test_reconciliation_waits_for_the_connector_to_be_connected_again(
+    mt5: AsyncMT5Connector, term: SimTerminal, events: Events
+) -> None:
+    async def must_not_poll(_seconds: float) -> None:
+        raise AssertionError("a disconnected connector is waited for, not polled")
+
+    trader = Trader(mt5, settle=0, on_event=events, sleep=must_not_poll)
+    term.faults.break_pipe_on("order_send", after_execution=True)
+    sending = asyncio.create_task(trader.buy("EURUSD", 0.1))
+    await events.wait_for("ambiguous")
+    await mt5.disconnect()  # as a supervisor would, on seeing the broken pipe
+    assert not sending.done()
+    await mt5.connect()
+    result = await sending
+    assert result.reconciled
+    assert [p.ticket for p in await trader.positions()] == [result.order]
