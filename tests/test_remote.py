@@ -37,6 +37,7 @@ from aiomt5._remote import (
     server_tls_context,
 )
 from aiomt5._remote._auth import client_handshake, token_matches
+from aiomt5._remote._isolation import ChildTerminal, load_backend
 from aiomt5._remote._wire import WireError, decode, encode
 from aiomt5._settings import MT5Settings
 from aiomt5.sim import SimClock, SimTerminal, make_module
@@ -636,6 +637,61 @@ def test_mt5linux_server_gone_fails_then_reports_no_connection() -> None:
     assert terminal.last_error()[0] in (-10002, -10004)
     assert terminal.initialize() is False
     assert terminal.last_error()[0] == -10004
+
+
+# =========================================================================== process isolation
+
+
+def hanging_sim() -> Any:
+    """Backend factory for the child process: ``symbol_info`` never returns."""
+    module = new_sim()
+    module.terminal.faults.hang("symbol_info", times=None)
+    return module
+
+
+def child_terminal(hard_limit: float) -> ChildTerminal:
+    tests_dir = str(Path(__file__).parent)
+    path = os.pathsep.join(p for p in (tests_dir, os.environ.get("PYTHONPATH", "")) if p)
+    env = {**os.environ, "PYTHONPATH": path}
+    return ChildTerminal(f"{__name__}:hanging_sim", hard_limit=hard_limit, env=env)
+
+
+def test_process_isolation_kills_wedged_child_and_restarts_it() -> None:
+    terminal = child_terminal(hard_limit=0.5)
+    try:
+        assert terminal.initialize(), terminal.last_error()
+        first = terminal.pid
+        assert terminal.symbol_info("EURUSD") is None  # wedged: the child is killed
+        assert terminal.last_error()[0] == -10002
+        assert terminal.pid is None
+        assert terminal.account_info() is None
+        assert terminal.last_error() == (-10004, "No IPC connection")
+        assert terminal.initialize(), terminal.last_error()
+        assert terminal.pid not in (None, first)
+        assert terminal.account_info() is not None
+        assert terminal.starts == 2
+    finally:
+        terminal.close()
+    assert terminal.pid is None
+
+
+async def test_connector_recovers_from_wedged_call_in_process_isolation() -> None:
+    terminal = child_terminal(hard_limit=0.5)
+    connector = AsyncMT5Connector(settings(testing=True, health_check=False), backend=terminal)
+    try:
+        async with connector:
+            with pytest.raises(MT5ConnectionError):
+                await connector.get_symbol_info("EURUSD")
+            await connector.disconnect()
+            await connector.connect()
+            assert (await connector.get_account_info()).login > 0
+    finally:
+        terminal.close()
+
+
+def test_process_isolation_rejects_malformed_backend_spec() -> None:
+    with pytest.raises(ValueError, match=r"package\.module:factory"):
+        load_backend("no-colon-here")
 
 
 # =========================================================================== the wire format
