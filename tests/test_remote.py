@@ -27,7 +27,7 @@ from rpyc.core import consts
 from rpyc.core.stream import SocketStream
 
 from aiomt5._connector import AsyncMT5Connector
-from aiomt5._errors import MT5ConfigurationError, MT5ConnectionError
+from aiomt5._errors import MT5ConfigurationError, MT5ConnectionError, MT5LoginError
 from aiomt5._remote import (
     RemoteServer,
     RemoteTerminal,
@@ -38,9 +38,17 @@ from aiomt5._remote import (
 )
 from aiomt5._remote._auth import client_handshake, token_matches
 from aiomt5._remote._isolation import ChildTerminal, load_backend
+from aiomt5._remote._pool import MT5Pool
 from aiomt5._remote._wire import WireError, decode, encode
 from aiomt5._settings import MT5Settings
-from aiomt5.sim import SimClock, SimTerminal, make_module
+from aiomt5.sim import (
+    DEFAULT_LOGIN,
+    DEFAULT_PASSWORD,
+    DEFAULT_SERVER,
+    SimClock,
+    SimTerminal,
+    make_module,
+)
 from aiomt5.sim._structs import STRUCT_TYPES
 
 START = "2026-03-02T10:00:00Z"
@@ -692,6 +700,70 @@ async def test_connector_recovers_from_wedged_call_in_process_isolation() -> Non
 def test_process_isolation_rejects_malformed_backend_spec() -> None:
     with pytest.raises(ValueError, match=r"package\.module:factory"):
         load_backend("no-colon-here")
+
+
+# =========================================================================== MT5Pool
+
+
+def pool_member(login: int, **overrides: Any) -> MT5Settings:
+    fields: dict[str, Any] = {
+        "login": login,
+        "password": DEFAULT_PASSWORD,
+        "server": DEFAULT_SERVER,
+        "testing": True,
+        "health_check": False,
+        "max_retries": 1,
+    }
+    return settings(**{**fields, **overrides})
+
+
+async def test_pool_gives_each_account_its_own_connector() -> None:
+    logins = (DEFAULT_LOGIN, DEFAULT_LOGIN + 1)
+    async with MT5Pool([pool_member(login) for login in logins]) as pool:
+        assert pool.logins == logins
+        for login in logins:
+            assert (await pool.get(login).get_account_info()).login == login
+        assert pool.get(logins[0]) is not pool.get(logins[1])
+        stats = pool.stats()
+    assert set(stats) == set(logins)
+    assert all(s.calls > 0 for s in stats.values())
+
+
+async def test_pool_members_in_child_processes_connect_and_close() -> None:
+    children: list[ChildTerminal] = []
+
+    def in_child(member: MT5Settings) -> object:
+        children.append(child_terminal(hard_limit=30.0))
+        return children[-1]
+
+    logins = (DEFAULT_LOGIN, DEFAULT_LOGIN + 1)
+    async with MT5Pool([pool_member(login) for login in logins], backend=in_child) as pool:
+        for login in logins:
+            assert (await pool.get(login).get_account_info()).login == login
+        assert len({child.pid for child in children}) == 2
+    assert all(child.pid is None for child in children)
+
+
+async def test_pool_connect_failure_closes_every_member() -> None:
+    members = [pool_member(DEFAULT_LOGIN), pool_member(DEFAULT_LOGIN + 1, password="wrong")]
+    pool = MT5Pool(members)
+    with pytest.raises(ExceptionGroup) as caught:
+        await pool.connect()
+    assert caught.group_contains(MT5LoginError)
+    assert not pool.get(DEFAULT_LOGIN).is_connected()
+
+
+def test_pool_refuses_duplicate_and_missing_logins() -> None:
+    with pytest.raises(MT5ConfigurationError, match="twice"):
+        MT5Pool([pool_member(DEFAULT_LOGIN), pool_member(DEFAULT_LOGIN)])
+    with pytest.raises(MT5ConfigurationError, match="needs a login"):
+        MT5Pool([settings()])
+
+
+def test_pool_get_unknown_login_names_the_members() -> None:
+    pool = MT5Pool([pool_member(DEFAULT_LOGIN)])
+    with pytest.raises(MT5ConfigurationError, match=str(DEFAULT_LOGIN)):
+        pool.get(1)
 
 
 # =========================================================================== the wire format
