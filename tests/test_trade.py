@@ -66,12 +66,12 @@ class Events:
     def kinds(self) -> list[str]:
         return [e.kind for e in self.seen]
 
-    async def wait_for(self, kind: str) -> TradeEvent:
+    async def wait_for(self, kind: str, count: int = 1) -> TradeEvent:
         async with asyncio.timeout(30):  # a bound against a hung test, not a wait for time
-            while not any(e.kind == kind for e in self.seen):
+            while sum(e.kind == kind for e in self.seen) < count:
                 self.arrived.clear()
                 await self.arrived.wait()
-        return next(e for e in self.seen if e.kind == kind)
+        return [e for e in self.seen if e.kind == kind][count - 1]
 
 
 class Reconnector:
@@ -690,3 +690,25 @@ async def test_reconciliation_waits_for_the_connector_to_be_connected_again(
     result = await sending
     assert result.reconciled
     assert [p.ticket for p in await trader.positions()] == [result.order]
+
+
+async def test_a_resend_waits_for_its_own_late_result_not_the_first_attempts(
+    trader: Trader, term: SimTerminal, events: Events
+) -> None:
+    await proven_trader(trader)
+    first = term.faults.hang("order_send")
+    term.faults.fail("order_send", -10001)  # the first attempt hangs, then never executes
+    sending = asyncio.create_task(trader.buy("EURUSD", 0.1, timeout=0.01, resend_if_absent=True))
+    await events.wait_for("ambiguous")
+    second = term.faults.hang("order_send")  # the re-send hangs too, then executes
+    first.release()
+    await events.wait_for("ambiguous", count=2)
+    second.release()
+    result = await sending
+    assert (result.attempts, result.reconciled, result.retcode_name) == (
+        2,
+        True,
+        "TRADE_RETCODE_DONE",
+    )
+    assert result.request_id > 0  # the re-send's own answer, not a lookup
+    assert len(await trader.positions(symbol="EURUSD")) == 1

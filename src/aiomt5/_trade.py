@@ -809,23 +809,26 @@ class Trader:
         while True:
             try:
                 outcome = await self._look(payload, tag, sent_at, deadline, attempts)
+                if isinstance(outcome, OrderResult):
+                    self._reconciled(tag, started, "found")
+                    return outcome
+                last = outcome
+                checked.extend(outcome.checked)
+                if not settled:
+                    settled = True
+                    await self._sleep(min(self.settle, max(deadline - loop.time(), 0.0)))
+                    continue
+                tagged = payload["action"] in _TAGGED_ACTIONS
+                if tagged and not await self._comments_proven(checked):
+                    checked.append("absence unproven: no order of ours seen with its tag intact")
+                    raise self._unknown(payload, tag, checked, last, budget, error)
             except (MT5ConnectionError, MT5TimeoutError) as exc:
+                # A read failed: the terminal is unreachable for now. Never report that as the
+                # send's outcome; wait for it to come back and look again.
                 checked.append(f"lookup failed: {type(exc).__name__}")
                 if not await self._wait_usable(deadline):
                     raise self._unknown(payload, tag, checked, last, budget, error) from exc
                 continue
-            if isinstance(outcome, OrderResult):
-                self._reconciled(tag, started, "found")
-                return outcome
-            last = outcome
-            checked.extend(outcome.checked)
-            if not settled:
-                settled = True
-                await self._sleep(min(self.settle, max(deadline - loop.time(), 0.0)))
-                continue
-            if payload["action"] in _TAGGED_ACTIONS and not await self._comments_proven(checked):
-                checked.append("absence unproven: no order of ours seen with its tag intact")
-                raise self._unknown(payload, tag, checked, last, budget, error)
             self._reconciled(tag, started, "absent")
             return _Absent(tuple(checked))
 
@@ -878,7 +881,8 @@ class Trader:
 
     async def _await_late(self, tag: str, deadline: float) -> LateResult | None:
         """The late result of the send with ``tag``, once the worker reports it (or None)."""
-        late = self._late.get(tag)
+        # Popped when taken: a re-send with the same tag must wait for its own late result.
+        late = self._late.pop(tag, None)
         if late is not None:
             return late
         waiter = self._late_waiters.setdefault(tag, asyncio.Event())
@@ -890,7 +894,7 @@ class Trader:
             return None
         finally:
             self._late_waiters.pop(tag, None)
-        return self._late.get(tag)
+        return self._late.pop(tag, None)
 
     async def _wait_usable(self, deadline: float) -> bool:
         """Wait until the terminal may answer again; False when the deadline passes first."""
