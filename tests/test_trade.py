@@ -712,3 +712,14 @@ async def test_a_resend_waits_for_its_own_late_result_not_the_first_attempts(
     )
     assert result.request_id > 0  # the re-send's own answer, not a lookup
     assert len(await trader.positions(symbol="EURUSD")) == 1
+
+
+async def test_a_lookup_refused_by_the_terminal_is_retried_not_reported_as_the_outcome(
+    trader: Trader, term: SimTerminal, reconnector: Reconnector
+) -> None:
+    term.faults.lose_reply("order_send")
+    term.faults.fail("orders_get", -1)  # "Terminal: Call failed", e.g. the trade server is down
+    result = await trader.buy("EURUSD", 0.1)
+    assert result.reconciled
+    assert reconnector.reconnects == 1
+    assert len(await trader.positions()) == 1

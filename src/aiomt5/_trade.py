@@ -822,9 +822,11 @@ class Trader:
                 if tagged and not await self._comments_proven(checked):
                     checked.append("absence unproven: no order of ours seen with its tag intact")
                     raise self._unknown(payload, tag, checked, last, budget, error)
-            except (MT5ConnectionError, MT5TimeoutError) as exc:
-                # A read failed: the terminal is unreachable for now. Never report that as the
-                # send's outcome; wait for it to come back and look again.
+            except (MT5ClosedError, MT5InvalidArgumentError, MT5TradeError, MT5OutcomeUnknownError):
+                raise  # final answers, or the connector is gone for good
+            except MT5Error as exc:
+                # A read failed (pipe down, trade server down: -1, a timeout). Never report that
+                # as the send's outcome; wait for the terminal to come back and look again.
                 checked.append(f"lookup failed: {type(exc).__name__}")
                 if not await self._wait_usable(deadline):
                     raise self._unknown(payload, tag, checked, last, budget, error) from exc
