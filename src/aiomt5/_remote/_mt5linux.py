@@ -29,11 +29,15 @@ import rpyc
 from rpyc.core.async_ import AsyncResultTimeout
 from rpyc.core.service import FakeSlaveService
 
+from aiomt5._log import get_logger
+
 from . import _wire
 from ._aiomt5 import CLIENT_CONFIG, link_error, tcp_connect, uncompressed_channel
 from ._client import LinkError
 
 __all__ = ["HELPER_ENTRY", "ClassicTransport", "helper_source"]
+
+log = get_logger("aiomt5.remote")
 
 HELPER_ENTRY: Final = """
 import MetaTrader5 as _aiomt5_mt5
@@ -41,8 +45,29 @@ import MetaTrader5 as _aiomt5_mt5
 
 def _aiomt5_call(name, args, kwargs):
     return serve_call(_aiomt5_mt5, name, args, kwargs)
+
+
+def _aiomt5_tune(conn):
+    # Our own connection only: no zlib, and writes in one piece (rpyc re-slices the rest of
+    # the message after every 64 kB send, quadratic in its size).
+    channel = conn._channel
+    channel.compress = False
+    if not hasattr(channel.stream, "sock"):
+        return
+
+    class _Stream(type(channel.stream)):
+        __slots__ = ()
+
+        def write(self, data):
+            try:
+                self.sock.sendall(data)
+            except OSError as exc:
+                self.close()
+                raise EOFError(exc)
+
+    channel.stream = _Stream(channel.stream.sock)
 """
-"""Defines the server-side entry point, after ``_wire``'s source (no user data, ever)."""
+"""Defines the server-side entry points, after ``_wire``'s source (no user data, ever)."""
 
 
 def helper_source() -> str:
@@ -97,9 +122,7 @@ class ClassicTransport:
             root = conn.root
             root.execute(helper_source())
             self._helper = root.namespace["_aiomt5_call"]
-            # Our connection's server end compresses large replies too; turn that off for us
-            # only (a fixed attribute write on our own connection object, no user data).
-            root.getconn()._channel.compress = False
+            self._tune(root)
         except (OSError, EOFError, AsyncResultTimeout) as exc:
             _close_quietly(conn, sock)
             raise LinkError(-10004, f"No IPC connection: {self._url} failed: {exc}") from None
@@ -113,6 +136,18 @@ class ClassicTransport:
             ) from None
         conn._config["sync_request_timeout"] = self._request_timeout
         self._conn = conn
+
+    @staticmethod
+    def _tune(root: Any) -> None:
+        # Our connection's server end compresses and slices large replies: tune it (our
+        # connection object only, with the constant helper). Best effort: a server whose rpyc
+        # differs keeps its defaults and works, only slower for big arrays.
+        try:
+            root.namespace["_aiomt5_tune"](root.getconn())
+        except (OSError, EOFError, AsyncResultTimeout):
+            raise
+        except Exception:  # noqa: BLE001
+            log.info("aiomt5.remote.mt5linux_tuning_skipped")
 
     def call(self, name: str, args: Any, kwargs: Any) -> tuple[Any, ...]:
         """One remote call; the reply is a plain tuple (see ``_wire.serve_call``)."""

@@ -30,6 +30,7 @@ from rpyc.utils.authenticators import AuthenticationError
 from rpyc.utils.server import ThreadedServer
 
 from aiomt5._errors import MT5ConfigurationError, MT5Error
+from aiomt5._log import get_logger
 
 from ._aiomt5 import uncompressed_channel
 from ._auth import (
@@ -48,7 +49,9 @@ DEFAULT_PORT: Final = 18813
 """mt5linux's default is 18812; the next port keeps both runnable side by side."""
 TOKEN_ENV: Final = "MT5_REMOTE_TOKEN"
 
-log = logging.getLogger("aiomt5.remote.server")
+log = get_logger("aiomt5.remote")
+# rpyc logs its own plain messages (connections accepted, closed) to a stdlib logger.
+_rpyc_log = logging.getLogger("aiomt5.remote.rpyc")
 
 # Everything a client could reach through rpyc's generic handlers is off; the service's own
 # _rpyc_getattr is the only door.
@@ -168,7 +171,7 @@ class RemoteServer:
             reuse_addr=True,
             authenticator=self._authenticate,
             protocol_config=dict(_SERVER_CONFIG),
-            logger=log,
+            logger=_rpyc_log,
             listener_timeout=0.2,
             auto_register=False,
         )
@@ -202,10 +205,10 @@ class RemoteServer:
             server_handshake(sock, self._token)
             sock.settimeout(None)
         except (AuthRejectedError, OSError) as exc:
-            log.warning("aiomt5.remote.client_rejected peer=%s reason=%s", peer, exc)
+            log.warning("aiomt5.remote.client_rejected", peer=peer, reason=str(exc))
             sock.close()  # the TLS socket when wrapped (the plain one is then detached)
             raise AuthenticationError(str(exc)) from None
-        log.info("aiomt5.remote.client_accepted peer=%s", peer)
+        log.info("aiomt5.remote.client_accepted", peer=peer)
         return sock, None
 
     def serve_forever(self) -> None:
