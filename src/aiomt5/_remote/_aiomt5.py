@@ -56,22 +56,44 @@ class _BulkSocketStream(SocketStream):  # type: ignore[misc]  # rpyc is untyped
     __slots__ = ()
 
     def read(self, count: int) -> bytes:
+        first = self._recv(count)
+        if len(first) == count:
+            return first  # the usual case for small messages: no buffer to assemble
         buffer = bytearray(count)
+        buffer[: len(first)] = first
         with memoryview(buffer) as view:
-            received = 0
+            received = len(first)
             while received < count:
-                try:
-                    size = self.sock.recv_into(view[received:], count - received)
-                except TimeoutError:
-                    continue  # rpyc's convention: timeouts are handled by poll()
-                except OSError as exc:
-                    self.close()
-                    raise EOFError(exc) from None
-                if not size:
-                    self.close()
-                    raise EOFError("connection closed by peer")
-                received += size
+                received += self._recv_into(view[received:], count - received)
         return bytes(buffer)
+
+    def _recv(self, count: int) -> bytes:
+        while True:
+            try:
+                data: bytes = self.sock.recv(count)
+            except TimeoutError:
+                continue  # rpyc's convention: timeouts are handled by poll()
+            except OSError as exc:
+                self.close()
+                raise EOFError(exc) from None
+            if not data:
+                self.close()
+                raise EOFError("connection closed by peer")
+            return data
+
+    def _recv_into(self, view: memoryview, count: int) -> int:
+        while True:
+            try:
+                size: int = self.sock.recv_into(view, count)
+            except TimeoutError:
+                continue
+            except OSError as exc:
+                self.close()
+                raise EOFError(exc) from None
+            if not size:
+                self.close()
+                raise EOFError("connection closed by peer")
+            return size
 
     def write(self, data: bytes) -> None:
         try:
