@@ -196,6 +196,16 @@ def test_serve_call_refuses_non_data_arguments(server: RemoteServer) -> None:
     assert reply[:2] == ("raise", "TypeError")
 
 
+def test_serve_constants_arrive_as_plain_pairs(server: RemoteServer, local: Any) -> None:
+    conn = raw_rpyc(server, TOKEN)
+    try:
+        constants = dict(conn.root.constants())
+    finally:
+        conn.close()
+    assert constants["TIMEFRAME_H1"] == local.TIMEFRAME_H1
+    assert all(type(value) is int for value in constants.values())
+
+
 def test_serve_binds_loopback_by_default(sim: Any) -> None:
     with RemoteServer(sim, port=0, token=TOKEN) as running:
         assert running.host == "127.0.0.1"
