@@ -17,14 +17,14 @@ from aiomt5._errors import (
     MT5AutoTradingDisabledError,
     MT5ConnectionError,
     MT5InvalidArgumentError,
+    MT5OrderNotPlacedError,
     MT5OutcomeUnknownError,
     MT5TimeoutError,
     MT5TradeError,
+    MT5TradeOutcomeUnknownError,
 )
 from aiomt5._settings import MT5Settings
 from aiomt5._trade import (
-    MT5OrderNotPlacedError,
-    MT5TradeOutcomeUnknownError,
     TradeEvent,
     Trader,
     pick_filling,

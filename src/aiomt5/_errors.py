@@ -14,9 +14,11 @@ MT5Error                                 every aiomt5 failure
 │   └── MT5WorkerBusyError               a call is stuck past its timeout; new calls fail fast
 ├── MT5TimeoutError (TimeoutError)       a call did not complete within its timeout
 ├── MT5OutcomeUnknownError               a write started, its caller gave up: it may have happened
+│   └── MT5TradeOutcomeUnknownError      a trade could not be reconciled: look its tag up later
 └── MT5CallError                         the terminal or the MetaTrader5 module rejected the call
     ├── MT5NotFoundError (LookupError)   nothing matched (-4)
     │   └── MT5SymbolNotFoundError       no such symbol (or no unique broker-decorated match)
+    ├── MT5OrderNotPlacedError           a trade failed and provably took no effect
     ├── MT5AutoTradingDisabledError      "Auto-Trading using Python API disabled" (-8)
     └── MT5TradeError                    order_send/order_check answered with a failing retcode
 ```
@@ -34,8 +36,11 @@ must not resend an order that may already have been placed.
 from __future__ import annotations
 
 import reprlib
-from collections.abc import Mapping, Sequence
-from typing import Any, Final
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from ._trade import Reconciliation
 
 __all__ = [
     "MT5AutoTradingDisabledError",
@@ -51,10 +56,12 @@ __all__ = [
     "MT5NotAvailableError",
     "MT5NotConnectedError",
     "MT5NotFoundError",
+    "MT5OrderNotPlacedError",
     "MT5OutcomeUnknownError",
     "MT5SymbolNotFoundError",
     "MT5TimeoutError",
     "MT5TradeError",
+    "MT5TradeOutcomeUnknownError",
     "MT5WorkerBusyError",
     "error_from_last_error",
     "summarize_call",
@@ -175,6 +182,35 @@ class MT5OutcomeUnknownError(MT5Error):
     """
 
 
+class MT5TradeOutcomeUnknownError(MT5OutcomeUnknownError):
+    """Raised when an ambiguous send could not be reconciled within ``reconcile_timeout``.
+
+    The order may or may not exist. Do not resend blindly: look the tag up later
+    (``Trader.lookup(error.tag)``); a late result is logged with the tag.
+
+    Attributes:
+        request: The request as sent (with the tagged comment).
+        tag: The client tag.
+        checked: What reconciliation looked at, in order, and what it saw.
+        reconciliation: The last lookup, if one completed.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        request: Mapping[str, Any],
+        tag: str,
+        checked: Iterable[str] = (),
+        reconciliation: Reconciliation | None = None,
+    ) -> None:
+        self.request = dict(request)
+        self.tag = tag
+        self.checked = tuple(checked)
+        self.reconciliation = reconciliation
+        super().__init__(message, function="order_send", args_summary=f"order_send(tag={tag})")
+
+
 class MT5CallError(MT5Error):
     """Raised when the terminal or the MetaTrader5 module rejects a call (-1, -2, -3, -5, -7...)."""
 
@@ -201,6 +237,27 @@ class MT5SymbolNotFoundError(MT5NotFoundError):
     ) -> None:
         self.candidates = tuple(candidates)
         super().__init__(message, function=function, args_summary=args_summary, code=code)
+
+
+class MT5OrderNotPlacedError(MT5CallError):
+    """Raised when a send failed and reconciliation proved the request took no effect.
+
+    Sending it again is safe (``resend_if_absent=True`` does it for you). ``__cause__`` is the
+    original failure.
+
+    Attributes:
+        request: The request as sent.
+        tag: The client tag.
+        checked: What reconciliation looked at.
+    """
+
+    def __init__(
+        self, message: str, *, request: Mapping[str, Any], tag: str, checked: Iterable[str] = ()
+    ) -> None:
+        self.request = dict(request)
+        self.tag = tag
+        self.checked = tuple(checked)
+        super().__init__(message, function="order_send", args_summary=f"order_send(tag={tag})")
 
 
 class MT5AutoTradingDisabledError(MT5CallError):

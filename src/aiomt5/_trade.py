@@ -37,22 +37,23 @@ import contextlib
 import dataclasses
 import time
 import types
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from ._arguments import check_symbol, utc_timestamp
 from ._errors import (
-    MT5CallError,
     MT5ClosedError,
     MT5ConnectionError,
     MT5Error,
     MT5InvalidArgumentError,
     MT5NotConnectedError,
+    MT5OrderNotPlacedError,
     MT5OutcomeUnknownError,
     MT5TimeoutError,
     MT5TradeError,
+    MT5TradeOutcomeUnknownError,
     MT5WorkerBusyError,
 )
 from ._events import ConnectorEvent, LateResult, StateChanged
@@ -104,8 +105,6 @@ if TYPE_CHECKING:
     from ._connector import AsyncMT5Connector
 
 __all__ = [
-    "MT5OrderNotPlacedError",
-    "MT5TradeOutcomeUnknownError",
     "Reconciliation",
     "TradeEvent",
     "Trader",
@@ -124,59 +123,6 @@ _WINDOW_BEFORE: Final = 3600
 _WINDOW_AFTER: Final = 7 * 86_400
 _LATE_KEPT: Final = 256
 _GROUP_SPECIAL: Final = frozenset(",*!")
-
-
-# --------------------------------------------------------------------------- errors
-
-
-class MT5TradeOutcomeUnknownError(MT5OutcomeUnknownError):
-    """Raised when an ambiguous send could not be reconciled within ``reconcile_timeout``.
-
-    The order may or may not exist. Do not resend blindly: look the tag up later
-    (``Trader.lookup(error.tag)``); a late result is logged with the tag.
-
-    Attributes:
-        request: The request as sent (with the tagged comment).
-        tag: The client tag.
-        checked: What reconciliation looked at, in order, and what it saw.
-        reconciliation: The last lookup, if one completed.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        request: Mapping[str, Any],
-        tag: str,
-        checked: Iterable[str] = (),
-        reconciliation: Reconciliation | None = None,
-    ) -> None:
-        self.request = dict(request)
-        self.tag = tag
-        self.checked = tuple(checked)
-        self.reconciliation = reconciliation
-        super().__init__(message, function="order_send", args_summary=f"order_send(tag={tag})")
-
-
-class MT5OrderNotPlacedError(MT5CallError):
-    """Raised when a send failed and reconciliation proved the request took no effect.
-
-    Sending it again is safe (``resend_if_absent=True`` does it for you). ``__cause__`` is the
-    original failure.
-
-    Attributes:
-        request: The request as sent.
-        tag: The client tag.
-        checked: What reconciliation looked at.
-    """
-
-    def __init__(
-        self, message: str, *, request: Mapping[str, Any], tag: str, checked: Iterable[str] = ()
-    ) -> None:
-        self.request = dict(request)
-        self.tag = tag
-        self.checked = tuple(checked)
-        super().__init__(message, function="order_send", args_summary=f"order_send(tag={tag})")
 
 
 # --------------------------------------------------------------------------- records
