@@ -39,7 +39,18 @@ from ._errors import (
     MT5TradeError,
     MT5WorkerBusyError,
 )
-from ._events import ConnectorEvent, EventHook, LateResult, StateChanged, WorkerWedged
+from ._events import (
+    ConnectorEvent,
+    EventHook,
+    EventStream,
+    HealthFailed,
+    LateResult,
+    Reconnected,
+    ReconnectFailed,
+    ReconnectScheduled,
+    StateChanged,
+    WorkerWedged,
+)
 from ._settings import MT5Settings
 from ._stats import ConnectionStats, HealthReport
 from ._timeframe import Timeframe
@@ -77,8 +88,10 @@ __all__ = [
     "ConnectionStats",
     "ConnectorEvent",
     "EventHook",
+    "EventStream",
     "FetchProgress",
     "Gap",
+    "HealthFailed",
     "HealthReport",
     "HistoryStore",
     "InFlightCall",
@@ -103,6 +116,9 @@ __all__ = [
     "MT5TimeoutError",
     "MT5TradeError",
     "MT5WorkerBusyError",
+    "ReconnectFailed",
+    "ReconnectScheduled",
+    "Reconnected",
     "StateChanged",
     "StoreKey",
     "StreamBar",

@@ -7,7 +7,9 @@ job* that made it, by reading ``last_error()`` right away: no other call can res
 Lifecycle (``ConnectionState``): ``DISCONNECTED`` → ``connect()`` → ``CONNECTING`` →
 ``CONNECTED``; ``disconnect()`` → ``DISCONNECTED`` (connect again at will); ``close()`` (or the
 end of ``async with``) → ``CLOSED``, which is final. A failed or cancelled ``connect()`` cleans up
-(shielded) and leaves ``DISCONNECTED``. ``DEGRADED``/``RECONNECTING`` belong to the supervisor.
+(shielded) and leaves ``DISCONNECTED``. ``connect()`` starts the ``Supervisor`` task, which makes
+the connect attempts and then owns the session: ``DEGRADED``, ``RECONNECTING`` and back (see
+``_supervisor``).
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import asyncio
 import difflib
 import functools
 import logging
-import random
 import threading
 import time
 import warnings
@@ -28,7 +29,6 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from ._arguments import check_symbol
 from ._backends import Backend, ResolvedBackend, backend_function, resolve_backend
-from ._backoff import backoff_delay
 from ._errors import (
     MT5ClosedError,
     MT5ConfigurationError,
@@ -36,7 +36,6 @@ from ._errors import (
     MT5Error,
     MT5InvalidArgumentError,
     MT5IPCTimeoutError,
-    MT5LoginError,
     MT5NotConnectedError,
     MT5OutcomeUnknownError,
     MT5SymbolNotFoundError,
@@ -44,11 +43,12 @@ from ._errors import (
     error_from_last_error,
     summarize_call,
 )
-from ._events import ConnectorEvent, EventHook, StateChanged
+from ._events import ConnectorEvent, EventHook, EventStream, StateChanged
 from ._handshake import handshake
 from ._log import get_logger
 from ._settings import MT5Settings
 from ._stats import CallRecorder, ConnectionStats, HealthReport
+from ._supervisor import Supervisor
 from ._symbols import pick_symbol
 from ._timeframe import TimeframeLike
 from ._types import USE_DEFAULT, ConnectionState, MT5Struct, TimeoutArg, UseDefault
@@ -143,14 +143,27 @@ class AsyncMT5Connector:
         self._connecting: asyncio.Task[Any] | None = None
         self._invokers: dict[str, Callable[..., Any]] = {}
         self._recorder = CallRecorder()
-        self._rng = random.Random()
+        self._supervisor: Supervisor | None = None
+        self._session_worker: Worker | None = None
+        self._pending_error: BaseException | None = None
+        self._last_connection_error: BaseException | None = None
+        self._state_changed = asyncio.Event()
+        self._state_entered = time.monotonic()
+        self._time_in_state: dict[str, float] = {}
         self._connects = 0
         self._connected_at: float | None = None
         self._connected_since: datetime | None = None
         self._symbol_cache: dict[str, tuple[str, float]] = {}
         self._names_cache: tuple[tuple[str, ...], float] | None = None
         # Counters of workers from earlier connections, so stats survive reconnects.
-        self._retired = {"abandoned": 0, "late_results": 0, "rejected_busy": 0}
+        self._retired = {
+            "abandoned": 0,
+            "late_results": 0,
+            "rejected_busy": 0,
+            "reconnect_attempts": 0,
+            "health_checks": 0,
+            "health_failures": 0,
+        }
 
     # ------------------------------------------------------------------ singleton
 
@@ -228,11 +241,30 @@ class AsyncMT5Connector:
             except Exception:  # a broken hook must not break the code that emitted
                 log.exception("aiomt5.connector.event_hook_failed", kind=event.kind)
 
+    def events(self, maxsize: int = 1000) -> EventStream:
+        """Every event from now on, as an async iterator: ``async for event in mt5.events():``.
+
+        At most ``maxsize`` events wait to be read: when a slow reader lets more pile up, the
+        oldest are dropped (counted in ``stream.dropped``) so the connector never blocks on
+        its readers. Iteration ends after the connector closes; ``aclose()`` (or ``async
+        with``, or dropping the stream) stops the subscription.
+        """
+        stream = EventStream(maxsize)
+        self._hooks.append(stream.hook(self._hooks))
+        return stream
+
     def _set_state(self, new: ConnectionState, reason: str) -> None:
         old = self._state
         if old is new:
             return
+        now = time.monotonic()
+        times = self._time_in_state
+        times[old.value] = times.get(old.value, 0.0) + now - self._state_entered
+        self._state_entered = now
         self._state = new
+        # Wake every waiter of the old state at once; later waiters take the new event.
+        changed, self._state_changed = self._state_changed, asyncio.Event()
+        changed.set()
         log.info("aiomt5.connector.state_changed", old=old.value, new=new.value, reason=reason)
         self._emit(StateChanged(old=old, new=new, reason=reason))
 
@@ -248,6 +280,9 @@ class AsyncMT5Connector:
         return f"<AsyncMT5Connector state={self._state.value} backend={backend}{login}>"
 
     def __del__(self) -> None:
+        supervisor = getattr(self, "_supervisor", None)
+        if supervisor is not None:
+            supervisor.cancel_threadsafe()
         worker = getattr(self, "_worker", None)
         if worker is not None and not worker.closed:
             warnings.warn(
@@ -268,12 +303,13 @@ class AsyncMT5Connector:
         await self.close()
 
     async def connect(self) -> None:
-        """Start the worker, initialize the terminal and log in, retrying with backoff.
+        """Start the supervisor, which starts the worker, initializes the terminal and logs in.
 
         Tries ``max_retries`` times (None: until cancelled), waiting an exponential, capped,
         jittered delay between attempts (zero in testing mode). Rejected credentials are not
-        retried. Idempotent while connected. On failure or cancellation everything is cleaned
-        up and the state is ``DISCONNECTED``.
+        retried. Idempotent while connected or reconnecting. Once connected, the supervisor
+        keeps the session alive (health checks, reconnects). On failure or cancellation
+        everything is cleaned up and the state is ``DISCONNECTED``.
 
         Raises:
             MT5LoginError: The account was rejected.
@@ -284,24 +320,67 @@ class AsyncMT5Connector:
         self._check_open()
         async with self._lifecycle:
             self._check_open()
-            if self._state in _LIVE:
+            if self._state in _LIVE or self._state is ConnectionState.RECONNECTING:
                 return
+            self._pending_error = None
             self._set_state(ConnectionState.CONNECTING, "connect()")
             self._connecting = asyncio.current_task()
+            supervisor = self._supervisor = Supervisor(self)
+            self._recorder.on_connection_error = supervisor.connection_lost
             try:
-                await self._open()
+                await supervisor.start()
             except BaseException:
                 self._set_state(ConnectionState.DISCONNECTED, "connect failed")
-                await self._retire_worker(shutdown=True)
+                await self._shut_down()
                 raise
             finally:
                 self._connecting = None
-            self._connects += 1
-            self._connected_at = time.perf_counter()
-            self._connected_since = datetime.now(UTC)
-            self._set_state(ConnectionState.CONNECTED, "connected")
 
-    async def _open(self) -> None:
+    async def reconnect(self) -> None:
+        """Start a fresh session now and wait until it is up.
+
+        While reconnecting, this skips the backoff wait; while connected, it replaces the
+        session (e.g. after changing the terminal); while disconnected, it connects.
+
+        Raises:
+            MT5Error: Why the supervisor gave up (see ``connect()``).
+            MT5ClosedError: The connector is closed.
+        """
+        self._check_open()
+        supervisor = self._supervisor
+        if supervisor is None or not supervisor.running:
+            await self.connect()
+            return
+        sessions = self._connects
+        supervisor.request_reconnect()
+        while self._connects == sessions or self._state not in _LIVE:
+            self._check_open()
+            if self._state is ConnectionState.DISCONNECTED:
+                raise self._take_pending_error("reconnect")
+            await self._state_changed.wait()
+
+    async def _open_session(self) -> Any:
+        """One connect attempt on a fresh worker (the supervisor's); returns the account.
+
+        A worker serves one session (caches such as ``maxbars`` are kept per worker): the
+        previous one is retired first, waiting for a stuck call to return rather than letting
+        two threads into MetaTrader5. A worker whose handshake failed is reused.
+        """
+        worker = self._worker
+        if worker is None or worker is self._session_worker or worker.in_flight is not None:
+            worker = await self._fresh_worker()
+        self.clear_symbol_cache()
+        account = await self._handshake_once(worker)
+        self._session_worker = worker
+        self._connects += 1
+        self._connected_at = time.perf_counter()
+        self._connected_since = datetime.now(UTC)
+        return account
+
+    async def _fresh_worker(self) -> Worker:
+        old = self._detach_worker()
+        if old is not None:
+            await self._stop_worker(old, shutdown=old.in_flight is None, patient=True)
         if self._resolved is None:
             self._resolved = resolve_backend(self._backend_spec, self._settings)
         settings = self._settings
@@ -314,49 +393,7 @@ class AsyncMT5Connector:
         )
         worker.start()
         self._worker = worker
-        self.clear_symbol_cache()
-        await self._connect_with_retries(worker)
-
-    async def _connect_with_retries(self, worker: Worker) -> None:
-        settings = self._settings
-        attempts = settings.max_retries
-        attempt = 0
-        while True:
-            attempt += 1
-            log.info(
-                "aiomt5.connector.connect_attempt",
-                attempt=attempt,
-                max_attempts=attempts,
-                backend=self._description,
-                login=settings.login,
-                server=settings.server,
-            )
-            try:
-                account = await self._handshake_once(worker)
-            except MT5LoginError:
-                raise  # the same credentials will be rejected again (and may lock the account)
-            except MT5ConnectionError as exc:
-                log.warning("aiomt5.connector.connect_failed", attempt=attempt, error=str(exc))
-                if attempts is not None and attempt >= attempts:
-                    exc.add_note(f"aiomt5: gave up after {attempt} connect attempt(s)")
-                    raise
-                delay = backoff_delay(
-                    attempt,
-                    initial=settings.retry_delay,
-                    maximum=settings.retry_max_delay,
-                    rng=self._rng,
-                    testing=settings.testing,
-                )
-                log.info("aiomt5.connector.connect_retry_scheduled", attempt=attempt, delay=delay)
-                await asyncio.sleep(delay)
-            else:
-                log.info(
-                    "aiomt5.connector.connected",
-                    attempts=attempt,
-                    login=getattr(account, "login", None),
-                    server=getattr(account, "server", None),
-                )
-                return
+        return worker
 
     async def _handshake_once(self, worker: Worker) -> Any:
         timeout = self._settings.connect_timeout
@@ -389,10 +426,10 @@ class AsyncMT5Connector:
         """
         self._interrupt_connect("disconnect()")
         async with self._lifecycle:
-            if self._state in (ConnectionState.DISCONNECTED, ConnectionState.CLOSED):
+            if self._state is ConnectionState.CLOSED:
                 return
             self._set_state(ConnectionState.DISCONNECTED, "disconnect()")
-            await self._retire_worker(shutdown=True)
+            await self._shut_down()
 
     async def close(self) -> None:
         """Disconnect for good: the state becomes ``CLOSED`` and the connector cannot reopen.
@@ -404,7 +441,7 @@ class AsyncMT5Connector:
             if self._state is ConnectionState.CLOSED:
                 return
             self._set_state(ConnectionState.CLOSED, "close()")
-            await self._retire_worker(shutdown=True)
+            await self._shut_down()
 
     aclose = close
 
@@ -415,33 +452,72 @@ class AsyncMT5Connector:
         if task is not None and task is not asyncio.current_task():
             task.cancel(f"aiomt5: {reason} while connecting")
 
-    async def _retire_worker(self, *, shutdown: bool) -> None:
-        """Detach the worker now (new calls fail fast), then shut it down, shielded."""
+    async def _shut_down(self) -> None:
+        """Stop the supervisor (no more reconnects), then the worker; the state is already set."""
+        supervisor, self._supervisor = self._supervisor, None
+        if supervisor is not None:
+            supervisor.cancel()  # before any await: it must not act on the new state
+            self._recorder.on_connection_error = None
+            retired = self._retired
+            retired["reconnect_attempts"] += supervisor.reconnect_attempts
+            retired["health_checks"] += supervisor.health_checks
+            retired["health_failures"] += supervisor.health_failures
+            await asyncio.shield(supervisor.stop())
+        await self._retire_worker(shutdown=True)
+
+    def _detach_worker(self) -> Worker | None:
+        """Take the worker away (new calls fail fast or wait) and keep its counters."""
         worker, self._worker = self._worker, None
         self._connected_at = None
         self._connected_since = None
-        if worker is None:
-            return
-        self._retired["abandoned"] += worker.abandoned
-        self._retired["late_results"] += worker.late_results
-        self._retired["rejected_busy"] += worker.rejected_busy
-        await asyncio.shield(self._stop_worker(worker, shutdown=shutdown))
+        if worker is not None:
+            self._retired["abandoned"] += worker.abandoned
+            self._retired["late_results"] += worker.late_results
+            self._retired["rejected_busy"] += worker.rejected_busy
+        return worker
 
-    async def _stop_worker(self, worker: Worker, *, shutdown: bool) -> None:
+    async def _retire_worker(self, *, shutdown: bool) -> None:
+        """Detach the worker now (new calls fail fast), then shut it down, shielded."""
+        worker = self._detach_worker()
+        if worker is not None:
+            await asyncio.shield(self._stop_worker(worker, shutdown=shutdown))
+
+    async def _stop_worker(self, worker: Worker, *, shutdown: bool, patient: bool = False) -> None:
+        """Shut the session down and join the thread.
+
+        ``patient`` (the supervisor, before a new session): wait for a stuck call however long
+        it takes, so that no two threads are ever inside MetaTrader5; cancelling the wait
+        (``close()``) leaves the thread to exit when its call returns.
+        """
         if shutdown and self._resolved is not None:
             try:
                 await worker.run("shutdown", self._resolved.module.shutdown, timeout=_CLOSE_TIMEOUT)
             except MT5Error as exc:
                 log.warning("aiomt5.connector.shutdown_failed", error=str(exc))
-        if not await worker.aclose(timeout=_CLOSE_TIMEOUT):
-            log.error(
-                "aiomt5.connector.worker_left_behind",
-                reason="a backend call is stuck; its daemon thread was abandoned",
-            )
+        try:
+            while not await worker.aclose(timeout=_CLOSE_TIMEOUT):
+                if not patient:
+                    log.error(
+                        "aiomt5.connector.worker_left_behind",
+                        reason="a backend call is stuck; its daemon thread was abandoned",
+                    )
+                    return
+                in_flight = worker.in_flight
+                log.error(
+                    "aiomt5.supervisor.waiting_for_stuck_call",
+                    function=in_flight.function if in_flight else None,
+                    running_for=round(in_flight.running_for, 1) if in_flight else None,
+                )
+        except asyncio.CancelledError:
+            worker.stop_soon()
+            raise
 
     def _abort(self, reason: str) -> None:
         """Synchronous hard stop (no shutdown call): for reset_instance() and finalizers."""
         worker, self._worker = self._worker, None
+        supervisor, self._supervisor = self._supervisor, None
+        if supervisor is not None:
+            supervisor.cancel_threadsafe()
         self._state = ConnectionState.CLOSED
         log.info("aiomt5.connector.aborted", reason=reason)
         if worker is not None:
@@ -449,17 +525,62 @@ class AsyncMT5Connector:
 
     # ------------------------------------------------------------------ calls
 
-    def _live_worker(self, function: str) -> Worker:
+    def _live_worker(self, function: str) -> Worker | None:
+        """The worker to call now, or None when the call should wait for a reconnect."""
         worker = self._worker
-        if worker is not None and self._state in _LIVE:
+        state = self._state
+        if worker is not None and state in _LIVE:
             return worker
-        if self._state is ConnectionState.CLOSED:
+        if state is ConnectionState.RECONNECTING:
+            if self._settings.wait_for_reconnect:
+                return None
+            raise MT5NotConnectedError(
+                "the connector is reconnecting (the call was not sent); retry later, or set "
+                "wait_for_reconnect=True to wait for the connection instead",
+                function=function,
+            ) from self._last_connection_error
+        if state is ConnectionState.CLOSED:
             raise MT5ClosedError("this connector is closed; create a new one", function=function)
-        raise MT5NotConnectedError(
+        raise self._take_pending_error(function)
+
+    def _take_pending_error(self, function: str) -> BaseException:
+        """The supervisor's unreported failure (once), else a plain "not connected"."""
+        error, self._pending_error = self._pending_error, None
+        if error is not None:
+            return error
+        return MT5NotConnectedError(
             f"the connector is {self._state.value}: await connector.connect() (or use "
             "`async with`) before calling",
             function=function,
         )
+
+    async def _run_when_reconnected(
+        self,
+        function: str,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any] | None,
+        timeout: float | None,
+    ) -> Any:
+        """Wait (within the call's own timeout) for the supervisor to reconnect, then call."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            async with asyncio.timeout(timeout) as scope:
+                worker = self._live_worker(function)
+                while worker is None:
+                    await self._state_changed.wait()
+                    worker = self._live_worker(function)
+        except TimeoutError:
+            if not scope.expired():
+                raise  # an MT5IPCTimeoutError the supervisor gave up with
+            raise MT5NotConnectedError(
+                f"still reconnecting after waiting {timeout}s (the call's timeout); it was not "
+                "sent",
+                function=function,
+            ) from self._last_connection_error
+        remaining = None if timeout is None else timeout - (loop.time() - started)
+        return await worker.run(function, fn, args, kwargs, timeout=remaining)
 
     def _invoker(self, function: str) -> Callable[..., Any]:
         invoker = self._invokers.get(function)
@@ -519,6 +640,8 @@ class AsyncMT5Connector:
         """The worker call, as a coroutine for the caller to await (no extra frame on the way)."""
         worker = self._live_worker(function)
         seconds = self._settings.call_timeout if isinstance(timeout, UseDefault) else timeout
+        if worker is None:
+            return self._run_when_reconnected(function, fn, args, kwargs, seconds)
         return worker.run(function, fn, args, kwargs, timeout=seconds)
 
     async def call(
@@ -549,6 +672,10 @@ class AsyncMT5Connector:
         worker = self._live_worker(function)
         invoker = self._invokers.get(function) or self._invoker(function)
         seconds = self._settings.call_timeout if isinstance(timeout, UseDefault) else timeout
+        if worker is None:
+            return await self._run_when_reconnected(
+                function, invoker, args, kwargs or None, seconds
+            )
         return await worker.run(function, invoker, args, kwargs or None, timeout=seconds)
 
     # ------------------------------------------------------------------ typed API
@@ -871,6 +998,10 @@ class AsyncMT5Connector:
         p50, p99 = recorder.percentiles_ms()
         in_flight = worker.in_flight if worker is not None else None
         retired = self._retired
+        supervisor = self._supervisor
+        times = dict(self._time_in_state)
+        state = self._state.value
+        times[state] = times.get(state, 0.0) + time.monotonic() - self._state_entered
         return ConnectionStats(
             state=self._state,
             backend=self._description,
@@ -894,6 +1025,13 @@ class AsyncMT5Connector:
             worker_state=worker.state.value if worker is not None else "none",
             in_flight=in_flight.function if in_flight is not None else None,
             queued=worker.queued if worker is not None else 0,
+            reconnect_attempts=retired["reconnect_attempts"]
+            + (supervisor.reconnect_attempts if supervisor else 0),
+            health_checks=retired["health_checks"]
+            + (supervisor.health_checks if supervisor else 0),
+            health_failures=retired["health_failures"]
+            + (supervisor.health_failures if supervisor else 0),
+            time_in_state=times,
         )
 
 

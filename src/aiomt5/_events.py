@@ -8,7 +8,10 @@ reaches the code that triggered the event.
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -16,7 +19,18 @@ from typing import TYPE_CHECKING, Any, ClassVar
 if TYPE_CHECKING:
     from ._types import ConnectionState
 
-__all__ = ["ConnectorEvent", "EventHook", "LateResult", "StateChanged", "WorkerWedged"]
+__all__ = [
+    "ConnectorEvent",
+    "EventHook",
+    "EventStream",
+    "HealthFailed",
+    "LateResult",
+    "ReconnectFailed",
+    "ReconnectScheduled",
+    "Reconnected",
+    "StateChanged",
+    "WorkerWedged",
+]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -76,5 +90,150 @@ class StateChanged(ConnectorEvent):
     reason: str = ""
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HealthFailed(ConnectorEvent):
+    """A health check (or a call's connection error, confirmed by one) found trouble.
+
+    Attributes:
+        reason: What is wrong, in a sentence.
+        action: What the supervisor does about it: ``"degraded"`` (the state becomes DEGRADED;
+            the terminal is up but not fully working) or ``"reconnect"`` (the link is down).
+        error: The error behind it, if any.
+    """
+
+    kind: ClassVar[str] = "health_failed"
+    reason: str
+    action: str
+    error: BaseException | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReconnectScheduled(ConnectorEvent):
+    """A connect attempt failed; the next one starts after ``delay`` seconds (or ``reconnect()``).
+
+    Attributes:
+        attempt: The attempt that failed (1 = the first).
+        delay: Seconds until the next attempt (the capped, jittered backoff).
+        error: Why the attempt failed.
+    """
+
+    kind: ClassVar[str] = "reconnect_scheduled"
+    attempt: int
+    delay: float
+    error: BaseException
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Reconnected(ConnectorEvent):
+    """The supervisor re-established the session after losing it.
+
+    Attributes:
+        attempts: Connect attempts it took.
+        downtime: Seconds from losing the link to being connected again.
+        cause: The error that started the outage (None for ``reconnect()``).
+    """
+
+    kind: ClassVar[str] = "reconnected"
+    attempts: int
+    downtime: float
+    cause: BaseException | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReconnectFailed(ConnectorEvent):
+    """The supervisor gave up (``reconnect_max_retries`` reached, or the login was rejected).
+
+    The state becomes DISCONNECTED and the next call raises ``error``; ``connect()`` starts over.
+    """
+
+    kind: ClassVar[str] = "reconnect_failed"
+    attempts: int
+    error: BaseException
+
+
 EventHook = Callable[[ConnectorEvent], object]
 """A per-connector callback receiving every event."""
+
+
+class EventStream:
+    """An async iterator over a connector's events (``connector.events()``).
+
+    Bounded: when more than ``maxsize`` events wait to be read, the oldest is dropped and
+    ``dropped`` counts it; publishing never blocks the connector. Iteration ends after the
+    connector's ``CLOSED`` state change, or at once after ``aclose()``.
+    """
+
+    def __init__(self, maxsize: int = 1000) -> None:
+        if maxsize < 1:
+            msg = f"maxsize must be at least 1, got {maxsize}"
+            raise ValueError(msg)
+        self._queue: collections.deque[ConnectorEvent] = collections.deque()
+        self._maxsize = maxsize
+        self._arrived = asyncio.Event()
+        self._ended = False
+        self._detach: Callable[[], None] | None = None
+        self.dropped = 0
+        """Events dropped because the reader fell more than ``maxsize`` behind."""
+
+    def hook(self, hooks: list[EventHook]) -> EventHook:
+        """A hook for ``hooks`` that feeds this stream and unhooks itself once it is gone.
+
+        It holds the stream weakly, so a forgotten stream stops costing anything.
+        """
+        ref = weakref.ref(self)
+
+        def feed(event: ConnectorEvent) -> None:
+            stream = ref()
+            if stream is None:
+                if feed in hooks:
+                    hooks.remove(feed)
+            else:
+                stream._push(event)
+
+        def detach() -> None:
+            if feed in hooks:
+                hooks.remove(feed)
+
+        self._detach = detach
+        return feed
+
+    def _push(self, event: ConnectorEvent) -> None:
+        if self._ended:
+            return
+        queue = self._queue
+        if len(queue) >= self._maxsize:
+            queue.popleft()
+            self.dropped += 1
+        queue.append(event)
+        if isinstance(event, StateChanged) and event.new.value == "closed":
+            self._end()
+        self._arrived.set()
+
+    def _end(self) -> None:
+        self._ended = True
+        if self._detach is not None:
+            self._detach()
+            self._detach = None
+
+    def __aiter__(self) -> EventStream:
+        return self
+
+    async def __anext__(self) -> ConnectorEvent:
+        while not self._queue:
+            if self._ended:
+                raise StopAsyncIteration
+            self._arrived.clear()
+            await self._arrived.wait()
+        return self._queue.popleft()
+
+    async def aclose(self) -> None:
+        """Stop receiving events; pending ones are discarded."""
+        self._end()
+        self._queue.clear()
+        self._arrived.set()
+
+    async def __aenter__(self) -> EventStream:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()

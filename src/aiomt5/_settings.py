@@ -108,11 +108,31 @@ class MT5Settings(BaseSettings):
     testing: bool = Field(
         default=False, description="Testing mode: no backoff sleeps (see aiomt5.set_testing)."
     )
+    reconnect_max_retries: int | None = Field(
+        default=None,
+        ge=1,
+        description=(
+            "Reconnect attempts after the link is lost before the supervisor gives up "
+            "(None: keep trying)."
+        ),
+    )
+    wait_for_reconnect: bool = Field(
+        default=True,
+        description=(
+            "Calls made while reconnecting wait for the connection, up to their own timeout "
+            "(False: they fail at once with MT5NotConnectedError)."
+        ),
+    )
 
     # -- health
     health_check: bool = Field(default=True, description="Run periodic health checks.")
     health_check_interval: float = Field(
         default=30.0, gt=0, description="Seconds between health checks."
+    )
+    health_check_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds a health check may take before it counts as failed.",
     )
 
     # -- backend and calls
@@ -176,7 +196,13 @@ class MT5Settings(BaseSettings):
     )
 
     @field_validator(
-        "call_timeout", "connect_timeout", "max_retries", "login", "sim_start", mode="before"
+        "call_timeout",
+        "connect_timeout",
+        "max_retries",
+        "reconnect_max_retries",
+        "login",
+        "sim_start",
+        mode="before",
     )
     @classmethod
     def _words_mean_none(cls, value: Any) -> Any:

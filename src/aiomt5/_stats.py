@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import collections
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
 
-from ._errors import MT5Error, MT5OutcomeUnknownError, MT5TimeoutError
+from ._errors import MT5ConnectionError, MT5Error, MT5OutcomeUnknownError, MT5TimeoutError
 from ._types import ConnectionState
 
 __all__ = ["CallRecorder", "ConnectionStats", "HealthReport"]
@@ -21,7 +22,11 @@ class ConnectionStats:
 
     ``calls`` counts every terminal call the connector made, connect handshakes included.
     Latency percentiles cover the last 4096 completed calls, measured from the caller's side
-    (queueing included); None before the first call.
+    (queueing included); None before the first call. ``uptime_seconds`` runs from the current
+    session's connect (0 while not connected); ``reconnects`` counts sessions after the first
+    (the supervisor's and the user's); ``reconnect_attempts`` counts the supervisor's connect
+    attempts, failed ones included; ``time_in_state`` maps each state's value to the seconds
+    spent in it, the current stay included.
     """
 
     state: ConnectionState
@@ -44,6 +49,10 @@ class ConnectionStats:
     worker_state: str
     in_flight: str | None
     queued: int
+    reconnect_attempts: int = 0
+    health_checks: int = 0
+    health_failures: int = 0
+    time_in_state: dict[str, float] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +91,7 @@ class CallRecorder:
         "last_error",
         "last_error_at",
         "latencies",
+        "on_connection_error",
         "outcome_unknown",
         "timeouts",
     )
@@ -94,6 +104,8 @@ class CallRecorder:
         self.latencies: collections.deque[float] = collections.deque(maxlen=_LATENCY_WINDOW)
         self.last_error: str | None = None
         self.last_error_at: datetime | None = None
+        self.on_connection_error: Callable[[MT5ConnectionError], object] | None = None
+        """Told of every call failing with a connection error (the supervisor listens)."""
 
     def succeeded(self, seconds: float) -> None:
         """Record a call that returned."""
@@ -111,6 +123,13 @@ class CallRecorder:
             self.timeouts += 1
         self.last_error = str(error) if isinstance(error, MT5Error) else repr(error)
         self.last_error_at = datetime.now(UTC)
+        if isinstance(error, MT5ConnectionError) and self.on_connection_error is not None:
+            self.on_connection_error(error)
+
+    @property
+    def succeeded_calls(self) -> int:
+        """Calls that returned: a rising count is proof that the terminal answers."""
+        return self.calls - self.failures
 
     def percentiles_ms(self) -> tuple[float | None, float | None]:
         """(p50, p99) of the recent latencies in milliseconds."""
