@@ -169,3 +169,40 @@ def test_positions_of_a_fresh_account_are_empty() -> None:
     result = invoke("--backend", "sim", "--json", "positions")
     assert result.exit_code == 0, result.output
     assert json.loads(result.output) == []
+
+
+def test_serve_and_a_remote_client_through_the_real_entry_points() -> None:
+    token = "cli-test-token-0123456789"
+    env = {**os.environ, "MT5_REMOTE_TOKEN": token}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "aiomt5", "serve", "--backend", "sim", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert server.stdout is not None
+        line = server.stdout.readline()
+        match = re.search(r"aiomt5://127\.0\.0\.1:\d+", line)
+        assert match, line + server.stderr.read() if server.poll() is not None else line
+        result = run_cli("--backend", match.group(0), "--json", "account", env=env)
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout)["login"] == 5001234
+        refused = run_cli(
+            "--backend", match.group(0), "account", env={"MT5_REMOTE_TOKEN": "wrong-token-0123456"}
+        )
+        assert refused.returncode == 1
+        assert "Traceback" not in refused.stderr
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        for stream in (server.stdout, server.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def test_serve_refuses_a_public_address_without_a_token() -> None:
+    result = run_cli("serve", "--backend", "sim", "--host", "0.0.0.0", "--port", "0")
+    assert result.returncode == 2
+    assert "token" in result.stderr

@@ -356,6 +356,23 @@ def _build_app() -> typer.Typer:
             lambda: _ticks(out, settings, symbol, date_from, date_to, count, flags, out_file),
         )
 
+    @app.command(
+        context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+        add_help_option=False,
+    )
+    def serve(ctx: typer.Context) -> None:
+        """Serve a terminal to aiomt5:// clients: token-authenticated, loopback by default.
+
+        Options (see `aiomt5 serve --help`): --backend metatrader5|sim, --host, --port,
+        --token-file (or MT5_REMOTE_TOKEN), --tls-cert/--tls-key.
+        """
+        try:
+            from ._remote import serve_main  # the remote extra (rpyc) is optional
+        except ImportError:
+            state["out"].fail("aiomt5 serve needs rpyc", "pip install 'aiomt5[remote]'")
+            raise typer.Exit(2) from None
+        raise typer.Exit(serve_main(ctx.args))
+
     @app.command()
     def account() -> None:
         """Show the logged-in account."""
