@@ -33,10 +33,12 @@ from ._errors import (
     MT5NotAvailableError,
     MT5NotConnectedError,
     MT5NotFoundError,
+    MT5OrderNotPlacedError,
     MT5OutcomeUnknownError,
     MT5SymbolNotFoundError,
     MT5TimeoutError,
     MT5TradeError,
+    MT5TradeOutcomeUnknownError,
     MT5WorkerBusyError,
 )
 from ._events import (
@@ -54,6 +56,17 @@ from ._events import (
 from ._settings import MT5Settings
 from ._stats import ConnectionStats, HealthReport
 from ._timeframe import Timeframe
+from ._trade import Reconciliation, TradeEvent, Trader
+from ._trade_models import (
+    Deal,
+    Order,
+    OrderCheck,
+    OrderResult,
+    Position,
+    TradeRequest,
+    new_tag,
+    tag_from_key,
+)
 from ._types import USE_DEFAULT, ConnectionState, MT5Struct, TimeoutArg, UseDefault
 from ._worker import InFlightCall, WorkerState
 
@@ -87,6 +100,7 @@ __all__ = [
     "ConnectionState",
     "ConnectionStats",
     "ConnectorEvent",
+    "Deal",
     "EventHook",
     "EventStream",
     "FetchProgress",
@@ -109,13 +123,20 @@ __all__ = [
     "MT5NotAvailableError",
     "MT5NotConnectedError",
     "MT5NotFoundError",
+    "MT5OrderNotPlacedError",
     "MT5OutcomeUnknownError",
     "MT5Settings",
     "MT5Struct",
     "MT5SymbolNotFoundError",
     "MT5TimeoutError",
     "MT5TradeError",
+    "MT5TradeOutcomeUnknownError",
     "MT5WorkerBusyError",
+    "Order",
+    "OrderCheck",
+    "OrderResult",
+    "Position",
+    "Reconciliation",
     "ReconnectFailed",
     "ReconnectScheduled",
     "Reconnected",
@@ -126,6 +147,9 @@ __all__ = [
     "TickStream",
     "Timeframe",
     "TimeoutArg",
+    "TradeEvent",
+    "TradeRequest",
+    "Trader",
     "TradingSessions",
     "UpdateResult",
     "UseDefault",
@@ -135,8 +159,10 @@ __all__ = [
     "compare_rates",
     "is_testing",
     "mt5_connection",
+    "new_tag",
     "rates_to_frame",
     "set_testing",
+    "tag_from_key",
     "ticks_to_frame",
     "verify_rates",
 ]

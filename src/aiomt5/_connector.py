@@ -51,6 +51,7 @@ from ._stats import CallRecorder, ConnectionStats, HealthReport
 from ._supervisor import Supervisor
 from ._symbols import pick_symbol
 from ._timeframe import TimeframeLike
+from ._trading_api import TradingMethods
 from ._types import USE_DEFAULT, ConnectionState, MT5Struct, TimeoutArg, UseDefault
 from ._worker import Worker
 
@@ -100,7 +101,7 @@ def _weak_emitter(connector: AsyncMT5Connector) -> Callable[[ConnectorEvent], No
     return emit
 
 
-class AsyncMT5Connector:
+class AsyncMT5Connector(TradingMethods):
     """An asyncio connection to one MetaTrader 5 terminal.
 
     Args:
