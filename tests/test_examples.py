@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import importlib.util
 import pathlib
 import subprocess
 import sys
+
+from aiomt5 import AsyncMT5Connector, MT5Settings
+from aiomt5.sim import SimClock, SimTerminal
 
 EXAMPLES = pathlib.Path(__file__).parent.parent / "examples"
 
@@ -26,3 +31,52 @@ def test_unmodified_metatrader5_script_runs_on_the_simulator() -> None:
     assert "order_send: 10009 Request executed" in result.stdout
     assert "close: True" in result.stdout
     assert "positions now: 0" in result.stdout
+
+
+def _load_bot():
+    spec = importlib.util.spec_from_file_location("example_bot", EXAMPLES / "bot.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while it executes
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bot_script_runs_on_the_simulator() -> None:
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "bot.py"), "--bars", "60"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.startswith("60 bars, ")
+
+
+async def test_bot_survives_a_broken_pipe_and_a_lost_reply_without_duplicates() -> None:
+    bot = _load_bot()
+    terminal = SimTerminal(seed=7, clock=SimClock.fixed("2026-03-02T08:00:00Z"))
+
+    async def fast_sleep(seconds: float) -> None:
+        terminal.clock.advance(seconds)
+        await asyncio.sleep(0)
+
+    def on_bar(count: int) -> None:
+        if count == 25:
+            terminal.faults.break_pipe()
+        if count == 40:
+            terminal.faults.lose_reply("order_send", times=2)
+
+    settings = MT5Settings(backend="sim", testing=True, health_check=False, call_timeout=5.0)
+    async with AsyncMT5Connector(settings, backend=terminal) as mt5:
+        report = await bot.run_bot(mt5, bars=90, sleep=fast_sleep, on_bar=on_bar)
+        mine = [p for p in await mt5.positions("EURUSD") if p.magic == bot.MAGIC]
+        stats = mt5.get_connection_stats()
+    assert report.bars == 90
+    assert report.trades > 0
+    assert len(mine) <= 1  # never two positions: no order was sent twice
+    assert stats.reconnects >= 1
+    kinds = [(r.function, r.kind) for r in terminal.faults.fired]
+    assert ("order_send", "fail") in kinds  # a reply really was lost after execution
