@@ -9,6 +9,7 @@ show a traceback.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import enum
 import json
@@ -21,6 +22,7 @@ from typing import Annotated, Any, Final, TypeVar
 
 from ._connector import AsyncMT5Connector
 from ._errors import MT5Error, MT5InvalidArgumentError
+from ._history import FetchProgress
 from ._settings import MT5Settings
 from ._timeframe import Timeframe
 
@@ -141,8 +143,16 @@ def _struct_table(title: str, record: Any, fields: tuple[str, ...] | None = None
     values = record._asdict() if hasattr(record, "_asdict") else dataclasses.asdict(record)
     for key, value in values.items():
         if fields is None or key in fields:
-            table.add_row(key, str(value))
+            table.add_row(key, _show(value))
     return table
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, enum.Enum):
+        return value.name
+    if isinstance(value, float):
+        return f"{value:,.3f}"
+    return str(value)
 
 
 def _records_table(title: str, records: Any, columns: tuple[str, ...]) -> Table:
@@ -176,7 +186,7 @@ async def _demo(out: _Output, stream_seconds: float) -> None:
         )
         symbol = await mt5.find_symbol(_DEMO_SYMBOL)
         await _demo_history(out, mt5, symbol)
-        await _demo_stream(out, mt5, symbol, stream_seconds)
+        await _demo_stream(out, mt5, (symbol, "GBPUSD", "BTCUSD"), stream_seconds)
         await _demo_order(out, mt5, symbol)
         stats = mt5.get_connection_stats()
     out.console.print(
@@ -192,75 +202,52 @@ async def _demo(out: _Output, stream_seconds: float) -> None:
 async def _demo_history(out: _Output, mt5: AsyncMT5Connector, symbol: str) -> None:
     end = datetime.now(UTC).replace(second=0, microsecond=0)
     start = end - timedelta(days=_DEMO_DAYS)
-    total = 0
     with Progress(
         TextColumn("history {task.description}"),
         BarColumn(),
-        TextColumn("{task.completed}/{task.total} days, {task.fields[bars]:,} M1 bars"),
+        TextColumn("{task.fields[rows]:,} M1 bars in {task.fields[pages]} pages"),
         TimeElapsedColumn(),
         console=out.console,
     ) as progress:
-        task = progress.add_task(symbol, total=_DEMO_DAYS, bars=0)
-        for day in range(_DEMO_DAYS):
-            day_start = start + timedelta(days=day)
-            rates = await mt5.get_rates(
-                symbol, Timeframe.M1, day_start, day_start + timedelta(days=1, seconds=-1)
-            )
-            total += len(rates)
-            progress.update(task, advance=1, bars=total)
-    out.console.print(f"downloaded {total:,} M1 bars of {symbol} ({_DEMO_DAYS} days)")
+        task = progress.add_task(symbol, total=1.0, rows=0, pages=0)
+
+        def on_page(step: FetchProgress) -> None:
+            progress.update(task, completed=step.fraction or 0.0, rows=step.rows, pages=step.pages)
+
+        # More bars than one request may ask for: get_rates pages under the terminal's maxbars.
+        rates = await mt5.get_rates(
+            symbol, Timeframe.M1, start, end, progress=on_page, page_size=5000
+        )
+        progress.update(task, completed=1.0)
+    out.console.print(f"downloaded {len(rates):,} M1 bars of {symbol} ({_DEMO_DAYS} days)")
 
 
-async def _demo_stream(out: _Output, mt5: AsyncMT5Connector, symbol: str, seconds: float) -> None:
-    await mt5.call("symbol_select", symbol, True)
-    table = Table(title=f"live ticks of {symbol} ({seconds:g} s)", title_justify="left")
-    for column in ("time (UTC)", "bid", "ask", "spread"):
+async def _demo_stream(
+    out: _Output, mt5: AsyncMT5Connector, symbols: tuple[str, ...], seconds: float
+) -> None:
+    table = Table(title=f"live ticks ({seconds:g} s)", title_justify="left")
+    for column in ("time (UTC)", "symbol", "bid", "ask"):
         table.add_column(column)
-    last_msc = 0
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        tick = await mt5.call("symbol_info_tick", symbol)
-        if tick.time_msc != last_msc:
-            last_msc = tick.time_msc
-            stamp = datetime.fromtimestamp(tick.time_msc / 1000, UTC).strftime("%H:%M:%S.%f")[:-3]
-            table.add_row(stamp, f"{tick.bid:.5f}", f"{tick.ask:.5f}", f"{tick.ask - tick.bid:.5f}")
-        await asyncio.sleep(0.1)
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds), mt5.stream_ticks(*symbols, poll_interval=0.1) as ticks:
+            async for tick in ticks:  # every tick once, in time order across the symbols
+                stamp = tick.datetime.strftime("%H:%M:%S.%f")[:-3]
+                table.add_row(stamp, tick.symbol, f"{tick.bid:g}", f"{tick.ask:g}")
     out.console.print(table)
 
 
 async def _demo_order(out: _Output, mt5: AsyncMT5Connector, symbol: str) -> None:
-    info = await mt5.get_symbol_info(symbol)
-    filling = 0 if info.filling_mode & 1 else 1  # FOK if allowed, else IOC
-    tick = await mt5.call("symbol_info_tick", symbol)
-    request: dict[str, Any] = {
-        "action": 1,  # TRADE_ACTION_DEAL
-        "symbol": symbol,
-        "volume": 0.1,
-        "type": 0,  # ORDER_TYPE_BUY
-        "price": tick.ask,
-        "deviation": 20,
-        "type_filling": filling,
-        "magic": 20261124,
-        "comment": "aiomt5 demo",
-    }
-    opened = await mt5.call("order_send", request)
+    # Exactly once: the order is tagged and, after an ambiguous outcome, looked up, not re-sent.
+    opened = await mt5.buy(symbol, 0.1, comment="demo", magic=20261124)
     out.console.print(
-        f"bought 0.1 {symbol} at {opened.price} (retcode {opened.retcode}, deal {opened.deal})"
+        f"bought 0.1 {symbol} at {opened.price} ({opened.retcode_name}, deal {opened.deal})"
     )
-    positions = await mt5.call("positions_get", symbol=symbol)
-    position = next(p for p in positions if p.magic == request["magic"])
-    tick = await mt5.call("symbol_info_tick", symbol)
-    closing = {
-        **request,
-        "type": 1,  # ORDER_TYPE_SELL
-        "price": tick.bid,
-        "position": position.ticket,
-    }
-    closed = await mt5.call("order_send", closing)
-    deals = await mt5.call("history_deals_get", position=position.ticket)
+    position = next(p for p in await mt5.positions(symbol) if p.magic == 20261124)
+    closed = await mt5.close_position(position)
+    deals = await mt5.history_deals(position=position.ticket)
     profit = sum(d.profit for d in deals)
     out.console.print(
-        f"closed position {position.ticket} at {closed.price} (retcode {closed.retcode}), "
+        f"closed position {position.ticket} at {closed.price} ({closed.retcode_name}), "
         f"profit {profit:+.2f}"
     )
 
