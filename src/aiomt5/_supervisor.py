@@ -32,9 +32,13 @@ from typing import TYPE_CHECKING, Final
 
 from ._backoff import backoff_delay
 from ._errors import (
+    MT5ClosedError,
+    MT5ConfigurationError,
     MT5ConnectionError,
     MT5Error,
+    MT5InvalidArgumentError,
     MT5LoginError,
+    MT5NotAvailableError,
     MT5TimeoutError,
     MT5WorkerBusyError,
 )
@@ -53,6 +57,13 @@ log = get_logger("aiomt5.supervisor")
 connect_log = get_logger("aiomt5.connector")
 
 _LIVE: Final = frozenset({ConnectionState.CONNECTED, ConnectionState.DEGRADED})
+_FATAL: Final = (
+    MT5LoginError,
+    MT5ConfigurationError,
+    MT5InvalidArgumentError,
+    MT5NotAvailableError,
+    MT5ClosedError,
+)
 # The health probe's worker job is named after its first call.
 _PROBE: Final = "terminal_info"
 
@@ -69,6 +80,19 @@ class _Verdict:
     health: _Health
     reason: str = ""
     error: BaseException | None = None
+
+
+def _retryable(error: MT5Error, *, first: bool) -> bool:
+    """Whether another connect attempt may succeed where this one failed.
+
+    Rejected credentials fail again (and may lock the account), and configuration errors need
+    a human. The first connect retries only link failures, so a misconfiguration surfaces at
+    once; a reconnect also retries call failures (an account read failing while the trade
+    server is still coming back), since the same configuration worked before.
+    """
+    if isinstance(error, _FATAL):
+        return False
+    return isinstance(error, MT5ConnectionError) or not first
 
 
 class _Gone(Exception):
@@ -203,12 +227,8 @@ class Supervisor:
                 self._reconnect_now.clear()
                 return attempt
             exhausted = limit is not None and attempt >= limit
-            if (
-                isinstance(error, MT5LoginError)  # the same credentials fail again (and may lock)
-                or not isinstance(error, MT5ConnectionError)  # configuration, not the link
-                or exhausted
-            ):
-                if exhausted and isinstance(error, MT5ConnectionError):
+            if exhausted or not _retryable(error, first=first):
+                if exhausted and _retryable(error, first=first):
                     error.add_note(f"aiomt5: gave up after {attempt} connect attempt(s)")
                 if first:
                     self._fail(error, attempts=attempt)
