@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -906,3 +907,14 @@ def test_timeframe_parse_rejects_everything_else_listing_the_valid_names(value: 
 def test_timeframe_seconds() -> None:
     assert (Timeframe.M5.seconds, Timeframe.H4.seconds, Timeframe.D1.seconds) == (300, 14400, 86400)
     assert Timeframe.W1.seconds == 7 * 86400
+
+
+async def test_process_isolation_runs_the_backend_in_a_child_process() -> None:
+    settings = sim_settings(isolation="process", isolation_hard_limit=30.0)
+    async with AsyncMT5Connector(settings) as mt5:
+        account = await mt5.get_account_info()
+        backend = mt5.backend
+        assert type(backend).__name__ == "ChildTerminal"
+        assert backend.pid is not None
+        assert backend.pid != os.getpid()
+    assert account.login == 5001234

@@ -74,6 +74,8 @@ if typing.TYPE_CHECKING:
     from ._frames import rates_to_frame as rates_to_frame
     from ._frames import ticks_to_frame as ticks_to_frame
     from ._history import FetchProgress as FetchProgress
+    from ._remote._isolation import ChildTerminal as ChildTerminal
+    from ._remote._pool import MT5Pool as MT5Pool
     from ._store import HistoryStore as HistoryStore
     from ._store import StoreKey as StoreKey
     from ._store import UpdateResult as UpdateResult
@@ -96,6 +98,7 @@ __all__ = [
     "BarIssue",
     "BarStream",
     "Check",
+    "ChildTerminal",
     "ComparisonReport",
     "ConnectionState",
     "ConnectionStats",
@@ -125,6 +128,7 @@ __all__ = [
     "MT5NotFoundError",
     "MT5OrderNotPlacedError",
     "MT5OutcomeUnknownError",
+    "MT5Pool",
     "MT5Settings",
     "MT5Struct",
     "MT5SymbolNotFoundError",
@@ -167,9 +171,11 @@ __all__ = [
     "verify_rates",
 ]
 
-# The market-data tools need numpy; they are imported on first use so ``import aiomt5`` (and the
-# pytest plugin) stays light.
+# The market-data tools need numpy and the remote tools rpyc (an optional extra); they are imported
+# on first use so ``import aiomt5`` (and the pytest plugin) stays light.
 _LAZY: typing.Final = {
+    "ChildTerminal": "._remote._isolation",
+    "MT5Pool": "._remote._pool",
     "rates_to_frame": "._frames",
     "ticks_to_frame": "._frames",
     "FetchProgress": "._history",

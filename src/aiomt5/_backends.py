@@ -125,6 +125,8 @@ def resolve_backend(backend: object | None, settings: MT5Settings) -> ResolvedBa
     if not isinstance(backend, str):
         return _check_object(backend)
     name = backend.strip().lower()
+    if settings.isolation == "process" and name in ("auto", "metatrader5", "sim"):
+        return _isolated("sim" if name == "sim" else "metatrader5", settings)
     if name == "auto":
         return _load_metatrader5(auto=True)
     if name == "metatrader5":
@@ -146,6 +148,18 @@ def _remote(url: BackendURL, settings: MT5Settings) -> ResolvedBackend:
             f"backend {url} needs the remote extra: pip install 'aiomt5[remote]'"
         ) from exc
     return ResolvedBackend(cast(Backend, remote_backend(url, settings)), f"remote({url})")
+
+
+def _isolated(spec: str, settings: MT5Settings) -> ResolvedBackend:
+    """The backend in a child process (``isolation="process"``), killed if a call wedges."""
+    try:
+        from ._remote._isolation import ChildTerminal  # served by the child over loopback rpyc
+    except ImportError as exc:
+        raise MT5NotAvailableError(
+            "isolation='process' needs the remote extra: pip install 'aiomt5[remote]'"
+        ) from exc
+    child = ChildTerminal(spec, hard_limit=settings.isolation_hard_limit)
+    return ResolvedBackend(cast(Backend, child), f"process({spec})")
 
 
 def constant_name(backend: object, prefix: str, value: int) -> str:

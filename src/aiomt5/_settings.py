@@ -195,6 +195,20 @@ class MT5Settings(BaseSettings):
         default="", description="Broker suffix on simulated symbol names, e.g. '.m'."
     )
 
+    # -- isolation
+    isolation: Literal["thread", "process"] = Field(
+        default="thread",
+        description=(
+            "'process' runs a local backend (metatrader5, sim) in a child process, so a call "
+            "wedged past isolation_hard_limit is ended by killing the child."
+        ),
+    )
+    isolation_hard_limit: float | None = Field(
+        default=60.0,
+        gt=0,
+        description="With process isolation: seconds a call may run before the child is killed.",
+    )
+
     @field_validator(
         "call_timeout",
         "connect_timeout",
