@@ -19,6 +19,7 @@ from aiomt5._events import (
     ReconnectScheduled,
     StateChanged,
 )
+from aiomt5._history import terminal_maxbars
 from aiomt5._settings import MT5Settings
 from aiomt5._supervisor import Supervisor, _Health
 from aiomt5._types import ConnectionState
@@ -400,3 +401,35 @@ async def test_stats_report_time_in_each_state_and_reconnects(
     assert set(stats.time_in_state) >= {"disconnected", "connecting", "connected", "reconnecting"}
     assert all(seconds >= 0 for seconds in stats.time_in_state.values())
     assert "No IPC connection" in (stats.last_error or "")
+
+
+async def test_the_terminals_maxbars_is_read_again_after_a_reconnect(
+    mt5: AsyncMT5Connector, term: SimTerminal, events: Events
+) -> None:
+    await terminal_maxbars(mt5, timeout=GUARD)
+    await terminal_maxbars(mt5, timeout=GUARD)
+    reads = term.calls["terminal_info"]
+    await mt5.reconnect()
+    await terminal_maxbars(mt5, timeout=GUARD)
+    assert term.calls["terminal_info"] == reads + 1
+
+
+async def test_the_events_iterator_sees_a_reconnect(
+    mt5: AsyncMT5Connector, term: SimTerminal
+) -> None:
+    async with mt5.events() as stream:
+        term.faults.break_pipe()
+        with pytest.raises(MT5NotConnectedError):
+            await mt5.get_terminal_info()
+        kinds = []
+        async with asyncio.timeout(GUARD):
+            async for event in stream:
+                kinds.append(event.kind)
+                if event.kind == "reconnected":
+                    break
+    assert kinds == [
+        "health_failed",
+        "state_changed",  # RECONNECTING
+        "state_changed",  # CONNECTED
+        "reconnected",
+    ]

@@ -323,6 +323,8 @@ class AsyncMT5Connector(TradingMethods):
             self._check_open()
             if self._state in _LIVE or self._state is ConnectionState.RECONNECTING:
                 return
+            if self._supervisor is not None:
+                await self._shut_down()  # one that gave up: keep its counters, end its task
             self._pending_error = None
             self._set_state(ConnectionState.CONNECTING, "connect()")
             self._connecting = asyncio.current_task()
