@@ -328,6 +328,7 @@ async def test_a_successful_call_is_proof_of_life(
     assert term.calls["terminal_info"] == pings
     assert (await supervisor._tick()).health is _Health.OK  # nothing since: a real ping
     assert term.calls["terminal_info"] == pings + 1
+    assert mt5.get_connection_stats().ping_ms == term.terminal_info().ping_last / 1000
 
 
 async def test_no_ping_queues_behind_a_long_call(mt5: AsyncMT5Connector, term: SimTerminal) -> None:
@@ -433,3 +434,25 @@ async def test_the_events_iterator_sees_a_reconnect(
         "state_changed",  # CONNECTED
         "reconnected",
     ]
+
+
+async def test_a_reconnect_waits_for_a_stuck_call_instead_of_starting_a_second_thread(
+    term: SimTerminal, events: Events
+) -> None:
+    wedging = settings(worker_wedged_after=0.0)
+    async with AsyncMT5Connector(wedging, backend=term, event_hooks=[events]) as mt5:
+        hang = term.faults.hang("symbol_info_tick")
+        with pytest.raises(MT5TimeoutError):
+            await mt5.call("symbol_info_tick", "EURUSD", timeout=0.001)
+        stuck = worker_threads()
+        reconnecting = asyncio.create_task(mt5.reconnect())
+        await events.wait_state(ConnectionState.RECONNECTING)
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert worker_threads() == stuck  # no second thread while one is inside MT5
+        assert not reconnecting.done()
+        hang.release()
+        await reconnecting
+        assert mt5.state is ConnectionState.CONNECTED
+        assert not stuck[0].is_alive()
+        assert len(worker_threads()) == 1

@@ -1035,6 +1035,7 @@ class AsyncMT5Connector(TradingMethods):
             health_failures=retired["health_failures"]
             + (supervisor.health_failures if supervisor else 0),
             time_in_state=times,
+            ping_ms=supervisor.ping_ms if supervisor else None,
         )
 
 

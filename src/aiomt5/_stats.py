@@ -26,7 +26,8 @@ class ConnectionStats:
     session's connect (0 while not connected); ``reconnects`` counts sessions after the first
     (the supervisor's and the user's); ``reconnect_attempts`` counts the supervisor's connect
     attempts, failed ones included; ``time_in_state`` maps each state's value to the seconds
-    spent in it, the current stay included.
+    spent in it, the current stay included. ``ping_ms`` is the terminal's ``ping_last`` to its
+    trade server at the last passing health check.
     """
 
     state: ConnectionState
@@ -53,6 +54,7 @@ class ConnectionStats:
     health_checks: int = 0
     health_failures: int = 0
     time_in_state: dict[str, float] | None = None
+    ping_ms: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -124,6 +124,8 @@ class Supervisor:
         """Health probes sent (ticks skipped thanks to a successful call are not counted)."""
         self.health_failures = 0
         """Health findings that made the connector DEGRADED or reconnect."""
+        self.ping_ms: float | None = None
+        """The terminal's ``ping_last`` to its trade server at the last passing check."""
 
     # ------------------------------------------------------------------ control (loop side)
 
@@ -469,4 +471,6 @@ class Supervisor:
             return _Verdict(_Health.DEGRADED, "the terminal is not connected to the trade server")
         if account is None:
             return _Verdict(_Health.DEGRADED, "account_info() failed")
+        ping = terminal.ping_last
+        self.ping_ms = ping / 1000 if ping is not None else None  # MT5 says microseconds
         return _Verdict(_Health.OK)
