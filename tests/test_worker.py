@@ -479,7 +479,7 @@ async def test_idle_thread_without_spin_still_answers(gates: Callable[[], Gate])
 
 
 def test_idle_poll_pauses_when_the_thread_lost_its_cpu() -> None:
-    ticks = iter(range(0, 10_000_000, 1000))  # every clock read is 1 ms later: "preempted"
+    ticks = iter(range(0, 100_000_000, 5000))  # every clock read is 5 ms later: "preempted"
     worker = Worker(clock=lambda: next(ticks) / 1e6)
     assert worker._spin(0.0005) > 0  # pause polling for a while
 

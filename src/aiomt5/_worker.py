@@ -84,9 +84,11 @@ _CANCELLED: Final = 3
 
 _thread_ids = itertools.count(1)
 
-# A poll of the idle spin normally takes about a microsecond; one this long means the thread lost
-# its CPU to another process, and polling is paused for _SPIN_PAUSE seconds.
-_PREEMPTED: Final = 50e-6
+# A poll of the idle spin normally takes about a microsecond, or a GIL hand-off (tens to hundreds
+# of microseconds) while the event loop runs Python code; one this long means the thread lost its
+# CPU to another process, and polling is paused for _SPIN_PAUSE seconds. (At 50 us, GIL waits
+# were taken for preemption and the spin was off most of the time on an idle machine.)
+_PREEMPTED: Final = 2e-3
 _SPIN_PAUSE: Final = 1.0
 
 # Give up the CPU (and the GIL) for an instant; Windows has no sched_yield, Sleep(0) does it there.
