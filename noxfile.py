@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pathlib
 import shutil
 
@@ -9,6 +10,11 @@ import nox
 
 nox.options.sessions = ["lint", "typing", "tests"]
 nox.options.reuse_existing_virtualenvs = True
+
+# pyenv's shims only run the active versions; put every installed version's bin on PATH so nox
+# finds python3.12, python3.13... themselves.
+for _bin in sorted(pathlib.Path.home().glob(".pyenv/versions/3.*/bin")):
+    os.environ["PATH"] = f"{_bin}{os.pathsep}{os.environ['PATH']}"
 
 # 3.10 reached end of life in October 2026 and lacks asyncio.timeout/TaskGroup: not supported.
 PYTHONS = [v for v in ("3.11", "3.12", "3.13") if shutil.which(f"python{v}")]

@@ -577,9 +577,19 @@ def classic(classic_port: int) -> Iterator[RemoteTerminal]:
     terminal.shutdown()
 
 
-def test_mt5linux_client_package_talks_to_simulator_server(classic_port: int, local: Any) -> None:
+@pytest.fixture
+def mt5linux_client(classic_port: int) -> Iterator[Any]:
+    """The real mt5linux client package, its connection closed after the test."""
     mt5linux = pytest.importorskip("mt5linux")
-    mt5 = mt5linux.MetaTrader5(host=HOST, port=classic_port)
+    client = mt5linux.MetaTrader5(host=HOST, port=classic_port)
+    yield client
+    client._MetaTrader5__conn.close()  # mt5linux never closes its rpyc connection itself
+
+
+def test_mt5linux_client_package_talks_to_simulator_server(
+    mt5linux_client: Any, local: Any
+) -> None:
+    mt5 = mt5linux_client
     assert mt5.initialize()
     tick = mt5.symbol_info_tick("EURUSD")
     assert tuple(tick) == tuple(local.symbol_info_tick("EURUSD"))
@@ -587,9 +597,10 @@ def test_mt5linux_client_package_talks_to_simulator_server(classic_port: int, lo
     assert rates.tobytes() == local.copy_rates_from_pos("EURUSD", 16385, 0, 10).tobytes()
 
 
-def test_mt5linux_and_aiomt5_backends_share_one_server(classic_port: int, local: Any) -> None:
-    mt5linux = pytest.importorskip("mt5linux")
-    theirs = mt5linux.MetaTrader5(host=HOST, port=classic_port)
+def test_mt5linux_and_aiomt5_backends_share_one_server(
+    classic_port: int, mt5linux_client: Any, local: Any
+) -> None:
+    theirs = mt5linux_client
     assert theirs.initialize()
     ours = remote_backend(f"mt5linux://{HOST}:{classic_port}", settings())
     assert ours.initialize()

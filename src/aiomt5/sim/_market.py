@@ -144,7 +144,9 @@ def _floor(timeframe: int, t: int) -> int:
 def _next(timeframe: int, start: int) -> int:
     """Start of the period after the one starting at ``start``."""
     if timeframe == c.TIMEFRAME_MN1:
-        month = np.array([start], dtype="datetime64[s]").astype("datetime64[M]") + 1
+        month = np.array([start], dtype="datetime64[s]").astype("datetime64[M]") + np.timedelta64(
+            1, "M"
+        )
         return int(month.astype("datetime64[s]").astype(np.int64)[0])
     return start + _FIXED_SECONDS[timeframe]
 
