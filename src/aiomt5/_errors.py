@@ -303,8 +303,6 @@ class MT5TradeError(MT5CallError):
 
 # --------------------------------------------------------------------------- mapping
 
-IPC_CODES: Final = frozenset({-10000, -10001, -10002, -10003, -10004, -10005})
-
 _BY_CODE: Final[dict[int, type[MT5Error]]] = {
     -10000: MT5ConnectionError,
     -10001: MT5ConnectionError,

@@ -47,7 +47,14 @@ from . import _constants as c
 from ._spec import MINUTES_PER_WEEK, SymbolSpec, minute_of_week
 from ._structs import RATES_DTYPE, TICKS_DTYPE
 
-__all__ = ["HISTORY_START_24_7", "HISTORY_START_DEFAULT", "MarketModel", "period_start"]
+__all__ = [
+    "HISTORY_START_24_7",
+    "HISTORY_START_DEFAULT",
+    "MarketModel",
+    "is_timeframe",
+    "nominal_seconds",
+    "period_start",
+]
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -111,8 +118,13 @@ _MONTH_S: Final = 31 * _DAY_S
 
 
 # =============================================================================== time frames
+def is_timeframe(timeframe: int) -> bool:
+    """True for the MetaTrader5 ``TIMEFRAME_*`` values (M1..M30, H1..H12, D1, W1, MN1)."""
+    return timeframe in _FIXED_SECONDS or timeframe == c.TIMEFRAME_MN1
+
+
 def _check_timeframe(timeframe: int) -> None:
-    if timeframe not in _FIXED_SECONDS and timeframe != c.TIMEFRAME_MN1:
+    if not is_timeframe(timeframe):
         msg = (
             f"unknown timeframe {timeframe!r}: pass one of the MetaTrader5 TIMEFRAME_* values "
             "(M1..M30, H1..H12, D1, W1, MN1)"
@@ -151,7 +163,8 @@ def _next(timeframe: int, start: int) -> int:
     return start + _FIXED_SECONDS[timeframe]
 
 
-def _nominal_seconds(timeframe: int) -> int:
+def nominal_seconds(timeframe: int) -> int:
+    """Seconds of one bar, MN1 counted as the longest month (for sizing requests)."""
     return _MONTH_S if timeframe == c.TIMEFRAME_MN1 else _FIXED_SECONDS[timeframe]
 
 
@@ -1032,7 +1045,7 @@ class MarketModel:
         end = _next(timeframe, _floor(timeframe, until_s))
         oldest = _floor(timeframe, self.history_start)
         # Guess the span holding `count` bars from the open share of the week, then widen.
-        span = int(count * _nominal_seconds(timeframe) / self._open_fraction * 1.1) + 4 * _DAY_S
+        span = int(count * nominal_seconds(timeframe) / self._open_fraction * 1.1) + 4 * _DAY_S
         while True:
             start = max(_floor(timeframe, end - span), oldest)
             bars = self._bars(timeframe, start, end, now_msc)

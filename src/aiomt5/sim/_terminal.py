@@ -35,7 +35,7 @@ from ._clock import SimClock
 from ._errors import Failure, error_text, invalid_argument
 from ._faults import Faults
 from ._group import compile_group
-from ._market import MarketModel
+from ._market import MarketModel, is_timeframe, nominal_seconds
 from ._structs import (
     AccountInfo,
     BookInfo,
@@ -704,7 +704,7 @@ class SimTerminal:
     @staticmethod
     def _timeframe(function: str, value: Any) -> int:
         timeframe = as_c_int(function, value)
-        if timeframe not in _TIMEFRAMES:
+        if not is_timeframe(timeframe):
             raise Failure(-2, "Invalid arguments")
         return timeframe
 
@@ -750,7 +750,7 @@ class SimTerminal:
         if date_to < date_from:
             raise Failure(-2)
         spec = self._specs[symbol]
-        nominal = (date_to - date_from) // _TIMEFRAMES[timeframe]
+        nominal = (date_to - date_from) // nominal_seconds(timeframe)
         if nominal * float(spec.hours.week_mask.mean()) > 2 * self.maxbars:
             raise Failure(-2)  # far beyond maxbars bars: refuse before generating them
         return self._capped(market.rates_range(timeframe, date_from, date_to, self._now_msc()))
@@ -1068,16 +1068,6 @@ class SimTerminal:
         state = "connected" if self._pipe else "not connected"
         return f"<SimTerminal seed={self.seed} {state} symbols={len(self._specs)} {self.clock!r}>"
 
-
-_TIMEFRAMES: Final[dict[int, int]] = {
-    c.TIMEFRAME_M1: 60, c.TIMEFRAME_M2: 120, c.TIMEFRAME_M3: 180, c.TIMEFRAME_M4: 240,
-    c.TIMEFRAME_M5: 300, c.TIMEFRAME_M6: 360, c.TIMEFRAME_M10: 600, c.TIMEFRAME_M12: 720,
-    c.TIMEFRAME_M15: 900, c.TIMEFRAME_M20: 1200, c.TIMEFRAME_M30: 1800,
-    c.TIMEFRAME_H1: 3600, c.TIMEFRAME_H2: 7200, c.TIMEFRAME_H3: 10800, c.TIMEFRAME_H4: 14400,
-    c.TIMEFRAME_H6: 21600, c.TIMEFRAME_H8: 28800, c.TIMEFRAME_H12: 43200,
-    c.TIMEFRAME_D1: 86400, c.TIMEFRAME_W1: 604800, c.TIMEFRAME_MN1: 2592000,
-}  # fmt: skip
-"""Nominal seconds per bar of every timeframe (MN1 as 30 days), for sizing requests."""
 
 _REQUEST_INTS: Final = (
     "action", "magic", "order", "deviation", "type", "type_filling", "type_time", "expiration",
