@@ -792,11 +792,13 @@ async def test_remote_backend_urls_build_a_remote_terminal(url: str) -> None:
     assert connector.state is ConnectionState.DISCONNECTED
 
 
-async def test_remote_backend_without_rpyc_says_which_extra_to_install(
+async def test_mt5linux_backend_without_rpyc_says_which_extra_to_install(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setitem(__import__("sys").modules, "aiomt5._remote", None)  # import fails
-    connector = AsyncMT5Connector(sim_settings(backend="aiomt5://127.0.0.1:9"))
+    modules = __import__("sys").modules
+    monkeypatch.setitem(modules, "rpyc", None)  # as if the remote extra were missing
+    monkeypatch.setitem(modules, "aiomt5._remote._mt5linux", None)  # even if imported before
+    connector = AsyncMT5Connector(sim_settings(backend="mt5linux://127.0.0.1:9"))
     with pytest.raises(MT5NotAvailableError, match=r"aiomt5\[remote\]"):
         await connector.connect()
 

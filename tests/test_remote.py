@@ -8,13 +8,16 @@ result is compared with a local simulator built with the same seed and frozen cl
 
 from __future__ import annotations
 
+import contextlib
 import enum
+import json
 import os
 import socket
 import ssl
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,8 +26,6 @@ from typing import Any
 import numpy as np
 import pytest
 import rpyc
-from rpyc.core import consts
-from rpyc.core.stream import SocketStream
 
 from aiomt5._connector import AsyncMT5Connector
 from aiomt5._errors import MT5ConfigurationError, MT5ConnectionError, MT5LoginError
@@ -38,8 +39,17 @@ from aiomt5._remote import (
 )
 from aiomt5._remote._auth import client_handshake, token_matches
 from aiomt5._remote._isolation import ChildTerminal, load_backend
+from aiomt5._remote._mt5linux import helper_source
 from aiomt5._remote._pool import MT5Pool
-from aiomt5._remote._wire import WireError, decode, encode
+from aiomt5._remote._wire import (
+    MAX_REPLY_BUFFERS,
+    MAX_REPLY_BYTES,
+    FrameReader,
+    WireError,
+    decode,
+    encode,
+    send_frame,
+)
 from aiomt5._settings import MT5Settings
 from aiomt5.sim import (
     DEFAULT_LOGIN,
@@ -99,19 +109,27 @@ def remote(server: RemoteServer) -> Iterator[RemoteTerminal]:
     terminal.shutdown()
 
 
-def raw_rpyc(server: RemoteServer, token: str) -> Any:
-    """An authenticated rpyc connection to ``server`` with no aiomt5 client code on top."""
-    sock = socket.create_connection((HOST, server.port))
+def raw_socket(server: RemoteServer, token: str) -> socket.socket:
+    """An authenticated connection to ``server`` with no aiomt5 client code on top."""
+    sock = socket.create_connection((HOST, server.port), timeout=5)
     client_handshake(sock, token)
-    return rpyc.connect_stream(SocketStream(sock))
+    return sock
 
 
-def remote_getattr(conn: Any, obj: Any, name: str) -> Any:
-    """Ask the server for ``obj.name`` with a raw request, as a hostile client would.
+def raw_call(server: RemoteServer, message: Any) -> Any:
+    """Send ``message`` as one request frame, as a hostile client could; return the reply."""
+    with raw_socket(server, TOKEN) as sock:
+        send_frame(sock, message)
+        reply, buffers = FrameReader(sock).read(MAX_REPLY_BYTES, MAX_REPLY_BUFFERS)
+    assert buffers == []
+    return reply
 
-    (``getattr`` on a netref answers dunders such as ``__class__`` locally.)
-    """
-    return conn.sync_request(consts.HANDLE_GETATTR, obj, name)
+
+def assert_dropped(sock: socket.socket) -> None:
+    """The server closed the connection (and answered nothing more)."""
+    # A reset when it closed with our unread bytes still in its buffer: as good as closed.
+    with contextlib.suppress(ConnectionResetError):
+        assert sock.recv(1024) == b""
 
 
 # =========================================================================== aiomt5 serve security
@@ -131,79 +149,137 @@ def test_serve_refuses_wrong_token(server: RemoteServer) -> None:
 
 
 def test_serve_refuses_rpyc_client_that_skips_the_handshake(server: RemoteServer) -> None:
-    conn = rpyc.connect(HOST, server.port)
+    def call_without_handshake() -> Any:
+        return rpyc.connect(HOST, server.port).root.call("version", ("t", ()), ("d", ()))
+
     with pytest.raises((EOFError, OSError)):
-        conn.root.call("version", ("t", ()), ("d", ()))
-    conn.close()
+        call_without_handshake()
+
+
+def test_serve_refuses_client_of_another_protocol_version(server: RemoteServer) -> None:
+    with socket.create_connection((HOST, server.port), timeout=5) as sock:
+        sock.sendall(b"AIOMT5\x01" + len(TOKEN).to_bytes(2, "big") + TOKEN.encode())
+        assert sock.recv(2) == b"VE"
+        assert_dropped(sock)
+
+
+def test_client_reports_server_of_another_protocol_version() -> None:
+    def newer_server(listener: socket.socket) -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(1024)
+            conn.sendall(b"VE")
+
+    with socket.create_server((HOST, 0)) as listener:
+        thread = threading.Thread(target=newer_server, args=(listener,))
+        thread.start()
+        terminal = remote_backend(
+            f"aiomt5://{HOST}:{listener.getsockname()[1]}", settings(), token=TOKEN
+        )
+        assert terminal.initialize() is False
+        thread.join()
+    code, text = terminal.last_error()
+    assert code == -10003
+    assert "same aiomt5 release" in text
 
 
 @pytest.mark.parametrize(
     "name",
     [
+        "Buy",
+        "_RawOrder",
+        "__import__",
         "eval",
-        "execute",
-        "namespace",
-        "getmodule",
-        "_backend",
-        "_lock",
-        "exposed_call",
+        "exec",
+        "terminal",
         "__class__",
         "__dict__",
-        "__init__",
-        "__new__",
-        "__reduce_ex__",
-        "get_service_name",
-        "_rpyc_getattr",
+        "_backend",
+        "serve_call",
+        42,
+        None,
+        ["version"],
     ],
 )
-def test_serve_root_exposes_no_other_attribute(server: RemoteServer, name: str) -> None:
-    conn = raw_rpyc(server, TOKEN)
-    try:
-        with pytest.raises(AttributeError):
-            remote_getattr(conn, conn.root, name)
-    finally:
-        conn.close()
-
-
-@pytest.mark.parametrize("name", ["__self__", "__func__", "__globals__", "__class__", "__call__"])
-def test_serve_entry_point_cannot_be_walked(server: RemoteServer, name: str) -> None:
-    conn = raw_rpyc(server, TOKEN)
-    try:
-        call = remote_getattr(conn, conn.root, "call")
-        with pytest.raises(AttributeError):
-            remote_getattr(conn, call, name)
-    finally:
-        conn.close()
-
-
-@pytest.mark.parametrize("name", ["Buy", "_RawOrder", "__import__", "terminal", "eval", 42])
 def test_serve_call_refuses_names_outside_the_api(server: RemoteServer, name: Any) -> None:
-    conn = raw_rpyc(server, TOKEN)
+    reply = raw_call(server, [name, ["t", []], ["d", []]])
+    assert reply[:2] == ["raise", "AttributeError"]
+    assert server.url  # and it still serves
+    assert raw_call(server, ["version", ["t", []], ["d", []]])[0] == "ok"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["t", [{"__class__": 1}]],  # JSON objects are not wire data
+        ["a", "<f8", [1], 0],  # arrays are never arguments
+        ["s", "Tick", [1, 2, 3, 4, 5, 6, 7, 8]],  # nor structs
+        "not a tuple",
+    ],
+)
+def test_serve_call_refuses_non_data_arguments(server: RemoteServer, args: Any) -> None:
+    reply = raw_call(server, ["symbol_info", args, ["d", []]])
+    assert reply[:2] == ["raise", "TypeError"]
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        b"\x00\x00\x00\x05\x00\x00" + b"junk!",  # not JSON
+        b"\x00\x00\x00\x02\x00\x00" + b"{}",  # JSON, but not a request
+        b"\x00\x00\x00\x07\x00\x00" + b"[1,2,3,",  # truncated
+        b"\xff\xff\xff\xff\x00\x00",  # a 4 GB request: refused before reading it
+        b"\x00\x00\x00\x02\x00\x01" + b"\x00" * 8 + b"[]",  # requests carry no buffers
+        b"\x00\x10\x00\x00\x00\x00" + b"[" * 0x100000,  # nested beyond any limit
+    ],
+)
+def test_serve_drops_a_client_that_sends_garbage(server: RemoteServer, frame: bytes) -> None:
+    with raw_socket(server, TOKEN) as sock:
+        sock.sendall(frame)
+        assert_dropped(sock)
+    # The server itself is unharmed.
+    assert raw_call(server, ["version", ["t", []], ["d", []]])[0] == "ok"
+
+
+def test_serve_reply_is_plain_data(server: RemoteServer, local: Any) -> None:
+    assert raw_call(server, ["initialize", ["t", []], ["d", []]])[1] is True
+    reply = raw_call(server, ["symbol_info_tick", ["t", ["EURUSD"]], ["d", []]])
+    assert reply == ["ok", ["s", "Tick", list(local.symbol_info_tick("EURUSD"))], [1, "Success"]]
+
+
+NO_RPYC = textwrap.dedent(
+    """
+    import sys
+    sys.modules["rpyc"] = None  # as if the remote extra were not installed
+    from aiomt5._backends import resolve_backend
+    from aiomt5._errors import MT5NotAvailableError
+    from aiomt5._remote import RemoteServer, remote_backend
+    from aiomt5._settings import MT5Settings
+    from aiomt5.sim import SimTerminal, make_module
+
+    token = "t" * 32
+    settings = MT5Settings(backend="sim")
+    with RemoteServer(make_module(SimTerminal()), port=0, token=token) as server:
+        terminal = remote_backend(server.url, settings, token=token)
+        assert terminal.initialize(), terminal.last_error()
+        assert terminal.copy_rates_from_pos("EURUSD", 1, 0, 10).shape == (10,)
+        terminal.shutdown()
     try:
-        reply = conn.root.call(name, ("t", ()), ("d", ()))
-    finally:
-        conn.close()
-    assert reply[:2] == ("raise", "AttributeError")
+        resolve_backend("mt5linux://127.0.0.1:18812", settings)
+    except MT5NotAvailableError as exc:
+        assert "pip install 'aiomt5[remote]'" in str(exc), exc
+    else:
+        raise AssertionError("mt5linux:// without rpyc")
+    print("ok")
+    """
+)
 
 
-def test_serve_call_refuses_non_data_arguments(server: RemoteServer) -> None:
-    conn = raw_rpyc(server, TOKEN)
-    try:
-        # A netref (the remote side's own object) instead of encoded data.
-        reply = conn.root.call("symbol_info", ("t", (conn.root,)), ("d", ()))
-    finally:
-        conn.close()
-    assert reply[:2] == ("raise", "TypeError")
-
-
-def test_serve_constants_arrive_as_plain_pairs(server: RemoteServer, local: Any) -> None:
-    conn = raw_rpyc(server, TOKEN)
-    try:
-        constants = dict(conn.root.constants())
-    finally:
-        conn.close()
-    assert constants["TIMEFRAME_H1"] == local.TIMEFRAME_H1
-    assert all(type(value) is int for value in constants.values())
+def test_serve_and_aiomt5_backend_need_no_rpyc() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", NO_RPYC], capture_output=True, text=True, check=False, timeout=60
+    )
+    assert result.stdout.strip() == "ok", result.stderr
 
 
 def test_serve_binds_loopback_by_default(sim: Any) -> None:
@@ -321,6 +397,14 @@ def test_aiomt5_struct_results_equal_local_simulator(
     assert_same(got, getattr(local, name)(*args, **kwargs))
     if hasattr(got, "_asdict"):
         assert got._asdict() == getattr(local, name)(*args, **kwargs)._asdict()
+
+
+def test_aiomt5_large_array_arrives_whole(remote: RemoteTerminal, local: Any) -> None:
+    got = remote.copy_rates_from_pos("EURUSD", 1, 0, 150_000)
+    assert len(got) == 150_000
+    assert_same(got, local.copy_rates_from_pos("EURUSD", 1, 0, 150_000))
+    got["close"] = 0.0  # the caller owns it
+    assert remote.copy_rates_from_pos("EURUSD", 1, 0, 3)["close"].all()
 
 
 @pytest.mark.parametrize(("name", "args"), ARRAY_CALLS)
@@ -615,6 +699,28 @@ def test_mt5linux_struct_results_equal_local_simulator(
     assert_same(getattr(classic, name)(*args, **kwargs), getattr(local, name)(*args, **kwargs))
 
 
+def test_mt5linux_backend_hands_the_connection_over_to_frames(classic: RemoteTerminal) -> None:
+    assert classic._transport.handed_over  # type: ignore[attr-defined]
+
+
+def test_mt5linux_backend_works_through_rpyc_where_it_cannot_hand_over(
+    classic_port: int, local: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A server whose connection is not a plain socket says no; calls then go through rpyc.
+    source = helper_source() + "\ndef _aiomt5_can_hand_over(conn):\n    return False\n"
+    monkeypatch.setattr("aiomt5._remote._mt5linux.helper_source", lambda: source)
+    terminal = remote_backend(f"mt5linux://{HOST}:{classic_port}", settings())
+    assert terminal.initialize(), terminal.last_error()
+    try:
+        assert not terminal._transport.handed_over  # type: ignore[attr-defined]
+        for name, args, kwargs in STRUCT_CALLS[:4]:
+            assert_same(getattr(terminal, name)(*args, **kwargs), getattr(local, name)(*args))
+        for name, args in ARRAY_CALLS[:2]:
+            assert_same(getattr(terminal, name)(*args), getattr(local, name)(*args))
+    finally:
+        terminal.shutdown()
+
+
 @pytest.mark.parametrize(("name", "args"), ARRAY_CALLS)
 def test_mt5linux_array_results_equal_local_simulator(
     classic: RemoteTerminal, local: Any, name: str, args: tuple[Any, ...]
@@ -818,7 +924,8 @@ def test_wire_refuses_array_whose_size_does_not_match() -> None:
         ("s", "Tick", (1,)),  # structs not allowed here
         ("a", "<f8", (1,), b"\0" * 8),  # arrays not allowed here
         ("zz", ()),
-        ("t", [1, 2]),
+        ("t", "12"),  # a string is not a sequence of values here
+        ("t", {"k": 1}),  # nor is a JSON object
         object(),
         (),
     ],
@@ -826,6 +933,27 @@ def test_wire_refuses_array_whose_size_does_not_match() -> None:
 def test_wire_refuses_unexpected_data(wire: Any) -> None:
     with pytest.raises(WireError):
         decode(wire)
+
+
+def test_wire_array_uses_its_out_of_band_buffer_once() -> None:
+    array = np.arange(6, dtype="<i4").reshape(2, 3)
+    buffers: list[Any] = []
+    wire = encode((array, 7), buffers)
+    assert wire == ("t", (("a", "<i4", (2, 3), 0), 7))
+    received = [bytearray(buffers[0])]
+    got, seven = decode(wire, arrays=True, buffers=received)
+    assert seven == 7
+    assert (got == array).all()
+    assert got.flags.writeable
+    with pytest.raises(WireError, match="missing buffer"):
+        decode(wire, arrays=True, buffers=received)  # already used: never shared
+    with pytest.raises(WireError, match="missing buffer"):
+        decode(("a", "<i4", (1,), 3), arrays=True, buffers=[])
+
+
+def test_wire_decodes_json_lists_like_tuples() -> None:
+    value = {"when": datetime(2026, 1, 2, tzinfo=UTC), "items": (1, [2.5, "x"])}
+    assert decode(json.loads(json.dumps(encode(value)))) == value
 
 
 def test_wire_refuses_unknown_struct_type() -> None:
@@ -843,8 +971,8 @@ class _BadTransport:
     def open(self) -> None:
         pass
 
-    def call(self, name: str, args: Any, kwargs: Any) -> tuple[Any, ...]:
-        return self.reply  # type: ignore[no-any-return]
+    def call(self, name: str, args: Any, kwargs: Any) -> tuple[Any, list[Any] | None]:
+        return self.reply, None
 
     def close(self) -> None:
         self.closed = True

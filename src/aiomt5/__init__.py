@@ -171,8 +171,8 @@ __all__ = [
     "verify_rates",
 ]
 
-# The market-data tools need numpy and the remote tools rpyc (an optional extra); they are imported
-# on first use so ``import aiomt5`` (and the pytest plugin) stays light.
+# The market-data and remote tools need numpy; they are imported on first use so
+# ``import aiomt5`` (and the pytest plugin) stays light.
 _LAZY: typing.Final = {
     "ChildTerminal": "._remote._isolation",
     "MT5Pool": "._remote._pool",

@@ -116,7 +116,7 @@ def resolve_backend(backend: object | None, settings: MT5Settings) -> ResolvedBa
         settings: Used for the name when ``backend`` is None, and to build the simulator.
 
     Raises:
-        MT5NotAvailableError: The MetaTrader5 package is missing, or a remote backend was asked
+        MT5NotAvailableError: The MetaTrader5 package is missing, or ``mt5linux://`` was asked
             for without the ``remote`` extra (rpyc) installed.
         MT5ConfigurationError: ``backend`` is neither a known name nor a MetaTrader5-like object.
     """
@@ -141,23 +141,21 @@ def resolve_backend(backend: object | None, settings: MT5Settings) -> ResolvedBa
 
 
 def _remote(url: BackendURL, settings: MT5Settings) -> ResolvedBackend:
+    from ._remote import remote_backend
+
     try:
-        from ._remote import remote_backend  # rpyc: the optional `remote` extra
-    except ImportError as exc:
+        backend = remote_backend(url, settings)
+    except ImportError as exc:  # mt5linux:// speaks rpyc: the optional `remote` extra
         raise MT5NotAvailableError(
-            f"backend {url} needs the remote extra: pip install 'aiomt5[remote]'"
+            f"backend {url} needs rpyc, in the remote extra: pip install 'aiomt5[remote]'"
         ) from exc
-    return ResolvedBackend(cast(Backend, remote_backend(url, settings)), f"remote({url})")
+    return ResolvedBackend(cast(Backend, backend), f"remote({url})")
 
 
 def _isolated(spec: str, settings: MT5Settings) -> ResolvedBackend:
     """The backend in a child process (``isolation="process"``), killed if a call wedges."""
-    try:
-        from ._remote._isolation import ChildTerminal  # served by the child over loopback rpyc
-    except ImportError as exc:
-        raise MT5NotAvailableError(
-            "isolation='process' needs the remote extra: pip install 'aiomt5[remote]'"
-        ) from exc
+    from ._remote._isolation import ChildTerminal  # served by the child on a loopback port
+
     child = ChildTerminal(spec, hard_limit=settings.isolation_hard_limit)
     return ResolvedBackend(cast(Backend, child), f"process({spec})")
 

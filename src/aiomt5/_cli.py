@@ -353,11 +353,8 @@ def _build_app() -> typer.Typer:
         Options (see `aiomt5 serve --help`): --backend metatrader5|sim, --host, --port,
         --token-file (or MT5_REMOTE_TOKEN), --tls-cert/--tls-key.
         """
-        try:
-            from ._remote import serve_main  # the remote extra (rpyc) is optional
-        except ImportError:
-            state["out"].fail("aiomt5 serve needs rpyc", "pip install 'aiomt5[remote]'")
-            raise typer.Exit(2) from None
+        from ._remote import serve_main  # imported here: the other commands never need it
+
         raise typer.Exit(serve_main(ctx.args))
 
     @app.command()

@@ -1,8 +1,10 @@
 """Remote terminals: ``aiomt5 serve`` and the ``aiomt5://`` / ``mt5linux://`` backends.
 
 ``remote_backend(url, settings)`` builds the MetaTrader5-shaped object the connector's worker
-calls; ``serve``/``serve_main``/``RemoteServer`` are the server side. rpyc (the ``remote``
-extra) is imported only here, so ``import aiomt5`` stays light.
+calls; ``serve``/``serve_main``/``RemoteServer`` are the server side. ``aiomt5 serve``, the
+``aiomt5://`` client and process isolation speak their own framed protocol (``_wire``) and
+need nothing beyond numpy; only ``mt5linux://`` needs rpyc (the ``remote`` extra), imported
+when such a backend is built.
 """
 
 from __future__ import annotations

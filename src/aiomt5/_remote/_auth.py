@@ -1,12 +1,13 @@
-"""The ``aiomt5 serve`` connection handshake: a token checked before rpyc says a word.
+"""The ``aiomt5 serve`` connection handshake: a token checked before any request is read.
 
 Right after TCP (and TLS, when configured) connects, the client sends::
 
-    b"AIOMT5\\x01" + 2-byte big-endian length + the token (UTF-8)
+    b"AIOMT5" + protocol version byte + 2-byte big-endian length + the token (UTF-8)
 
-and the server answers ``b"OK"`` or closes the connection. Only then does the rpyc protocol
-start, so an unauthenticated peer never reaches a single rpyc handler. The token is compared
-in constant time (``hmac.compare_digest`` over SHA-256 digests, which also hides its length).
+and the server answers ``b"OK"`` (then framed requests follow, see ``_wire``), ``b"VE"`` when
+the client speaks another protocol version, or closes the connection. An unauthenticated peer
+never reaches the request loop. The token is compared in constant time
+(``hmac.compare_digest`` over SHA-256 digests, which also hides its length).
 """
 
 from __future__ import annotations
@@ -18,9 +19,12 @@ import socket
 import ssl
 from typing import Final
 
+from ._wire import PROTOCOL
+
 __all__ = [
     "MIN_TOKEN_LENGTH",
     "AuthRejectedError",
+    "ProtocolMismatchError",
     "client_handshake",
     "client_tls_context",
     "is_loopback",
@@ -29,8 +33,10 @@ __all__ = [
     "token_matches",
 ]
 
-MAGIC: Final = b"AIOMT5\x01"
+_PREFIX: Final = b"AIOMT5"
+MAGIC: Final = _PREFIX + bytes([PROTOCOL])
 _ACCEPTED: Final = b"OK"
+_OTHER_VERSION: Final = b"VE"
 _MAX_TOKEN_BYTES: Final = 1024
 MIN_TOKEN_LENGTH: Final = 16
 """Shortest token ``aiomt5 serve`` accepts (``secrets.token_urlsafe(32)`` gives 43)."""
@@ -38,6 +44,10 @@ MIN_TOKEN_LENGTH: Final = 16
 
 class AuthRejectedError(ConnectionError):
     """The peer did not complete the handshake: wrong token, wrong protocol, or it hung up."""
+
+
+class ProtocolMismatchError(ConnectionError):
+    """Client and server are different aiomt5 versions speaking different protocols."""
 
 
 def is_loopback(host: str) -> bool:
@@ -70,6 +80,7 @@ def client_handshake(sock: socket.socket, token: str | None) -> None:
 
     Raises:
         AuthRejectedError: The server refused the token (or is not an ``aiomt5 serve``).
+        ProtocolMismatchError: The server speaks another protocol version.
         OSError: The connection failed.
     """
     data = (token or "").encode()
@@ -80,6 +91,11 @@ def client_handshake(sock: socket.socket, token: str | None) -> None:
         answer = _read_exactly(sock, len(_ACCEPTED))
     except AuthRejectedError:
         answer = b""
+    if answer == _OTHER_VERSION:
+        raise ProtocolMismatchError(
+            f"the server speaks another aiomt5 remote protocol (this client: version {PROTOCOL}):"
+            " install the same aiomt5 release on both sides"
+        )
     if answer != _ACCEPTED:
         raise AuthRejectedError(
             "the server rejected the token: set remote_token (MT5_REMOTE_TOKEN) to the token "
@@ -94,7 +110,13 @@ def server_handshake(sock: socket.socket, expected: bytes | None) -> None:
         AuthRejectedError: Wrong magic, wrong or missing token.
         OSError: The connection failed or timed out.
     """
-    if _read_exactly(sock, len(MAGIC)) != MAGIC:
+    magic = _read_exactly(sock, len(MAGIC))
+    if magic != MAGIC:
+        if magic.startswith(_PREFIX):
+            sock.sendall(_OTHER_VERSION)
+            raise AuthRejectedError(
+                f"the client speaks aiomt5 remote protocol {magic[-1]}, this server {PROTOCOL}"
+            )
         raise AuthRejectedError("not an aiomt5 client (bad handshake)")
     size = int.from_bytes(_read_exactly(sock, 2), "big")
     if size > _MAX_TOKEN_BYTES:

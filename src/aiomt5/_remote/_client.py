@@ -17,7 +17,9 @@ The transport (``aiomt5 serve`` or an mt5linux server) is a small object with ``
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import socket
 import threading
 from collections.abc import Mapping
 from typing import Any, Final, Protocol
@@ -25,14 +27,27 @@ from typing import Any, Final, Protocol
 from aiomt5.sim._constants import CONSTANTS
 from aiomt5.sim._structs import STRUCT_TYPES
 
-from ._wire import RAISABLE, SERVED_FUNCTIONS, WireError, decode, encode
+from ._wire import (
+    MAX_REPLY_BUFFERS,
+    MAX_REPLY_BYTES,
+    RAISABLE,
+    SERVED_FUNCTIONS,
+    FrameReader,
+    WireError,
+    decode,
+    encode,
+    send_frame,
+)
 
 __all__ = [
     "FAILURE_VALUES",
     "NO_CONNECTION",
+    "FramedLink",
     "LinkError",
     "RemoteTerminal",
     "Transport",
+    "link_error",
+    "tcp_connect",
 ]
 
 NO_CONNECTION: Final = (-10004, "No IPC connection")
@@ -70,6 +85,66 @@ class LinkError(ConnectionError):
         self.text = text
 
 
+def link_error(url: str, exc: BaseException, *, timed_out: bool = False) -> LinkError:
+    """The ``last_error()`` of a call whose reply never came: it may have run."""
+    if timed_out or isinstance(exc, TimeoutError):
+        return LinkError(-10002, f"IPC recv failed: no reply from {url} in time")
+    return LinkError(-10002, f"IPC recv failed: link to {url} broke ({type(exc).__name__})")
+
+
+def tcp_connect(host: str, port: int, timeout: float, url: str) -> socket.socket:
+    """A connected TCP socket with Nagle off (small requests must not wait for an ACK).
+
+    Raises:
+        LinkError: -10004, the server cannot be reached.
+    """
+    try:
+        sock = socket.create_connection((host, port), timeout)
+    except OSError as exc:
+        raise LinkError(-10004, f"No IPC connection: cannot reach {url}: {exc}") from None
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+class FramedLink:
+    """A connected socket speaking the framed protocol (``_wire.send_frame``/``FrameReader``).
+
+    What ``aiomt5 serve`` speaks after its handshake, and an mt5linux server after the
+    ``mt5linux://`` transport hands its connection over; ``sock``'s timeout bounds each reply.
+    """
+
+    def __init__(self, sock: socket.socket, url: str) -> None:
+        self._sock = sock
+        self._reader = FrameReader(sock)
+        self._url = url
+
+    def call(self, name: str, args: Any, kwargs: Any) -> tuple[Any, list[Any]]:
+        """One request, one reply (JSON arrays as lists) with its buffers.
+
+        Raises:
+            LinkError: -10001 the request could not be sent, -10002 the reply did not come or
+                was garbage (the request may have run).
+            WireError: An argument JSON cannot carry; nothing was sent.
+        """
+        try:
+            send_frame(self._sock, (name, args, kwargs))
+        except OSError as exc:
+            raise LinkError(-10001, f"IPC send failed: link to {self._url} broke: {exc}") from None
+        try:
+            return self._reader.read(MAX_REPLY_BYTES, MAX_REPLY_BUFFERS)
+        except (OSError, EOFError) as exc:
+            raise link_error(self._url, exc) from None
+        except WireError as exc:
+            message = f"IPC recv failed: invalid reply from {self._url}: {exc}"
+            raise LinkError(-10002, message) from None
+
+    def close(self) -> None:
+        """Shut the connection down (idempotent)."""
+        with contextlib.suppress(OSError):  # already broken: nothing to tell it
+            self._sock.shutdown(socket.SHUT_RDWR)
+        self._sock.close()
+
+
 class Transport(Protocol):
     """One link to a remote terminal (not thread-safe; ``RemoteTerminal`` serializes it)."""
 
@@ -80,8 +155,12 @@ class Transport(Protocol):
     def open(self) -> None:
         """Connect (and authenticate). Raises ``LinkError``."""
 
-    def call(self, name: str, args: Any, kwargs: Any) -> tuple[Any, ...]:
-        """Send one encoded call, return the raw reply tuple. Raises ``LinkError``."""
+    def call(self, name: str, args: Any, kwargs: Any) -> tuple[Any, list[Any] | None]:
+        """Send one encoded call; return the raw reply and its out-of-band buffers (if any).
+
+        Raises ``LinkError`` when the link fails, ``WireError`` when an argument cannot be
+        sent (before anything is sent).
+        """
 
     def close(self) -> None:
         """Drop the link (idempotent)."""
@@ -151,12 +230,10 @@ class RemoteTerminal:
 
     def _send(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         try:
-            wire_args, wire_kwargs = encode(args), encode(kwargs)
-        except WireError as exc:
+            reply, buffers = self._transport.call(name, encode(args), encode(kwargs))
+            status, result, error = _parse_reply(reply, buffers)
+        except WireError as exc:  # an argument the wire cannot carry: nothing was sent
             raise TypeError(f"{name}(): {exc}") from None
-        try:
-            reply = self._transport.call(name, wire_args, wire_kwargs)
-            status, result, error = _parse_reply(reply)
         except LinkError as exc:
             self._transport.close()
             self._last_error = (exc.code, exc.text)
@@ -171,24 +248,26 @@ class RemoteTerminal:
         return f"<RemoteTerminal {self._description} {state}>"
 
 
-def _parse_reply(reply: Any) -> tuple[str, Any, tuple[int, str]]:
+def _parse_reply(reply: Any, buffers: list[Any] | None) -> tuple[str, Any, tuple[int, str]]:
     """Check and decode a ``serve_call`` reply; malformed replies are link errors."""
     try:
-        return _decode_reply(reply)
+        return _decode_reply(reply, buffers)
     except WireError as exc:
         raise LinkError(-10002, f"IPC recv failed: invalid reply from the server ({exc})") from None
 
 
-def _decode_reply(reply: Any) -> tuple[str, Any, tuple[int, str]]:
-    if type(reply) is not tuple or len(reply) not in (3, 4):
+def _decode_reply(reply: Any, buffers: list[Any] | None) -> tuple[str, Any, tuple[int, str]]:
+    # Tuples from rpyc, lists from the framed protocol's JSON.
+    if type(reply) not in (tuple, list) or len(reply) not in (3, 4):
         raise WireError("malformed reply")
-    error = reply[-1]
-    if type(error) is not tuple or len(error) != 2:
+    code_text = reply[-1]
+    if type(code_text) not in (tuple, list) or len(code_text) != 2:
         raise WireError("malformed last_error in reply")
+    error = (code_text[0], code_text[1])
     if type(error[0]) is not int or type(error[1]) is not str:
         raise WireError("malformed last_error in reply")
     if reply[0] == "ok" and len(reply) == 3:
-        return "ok", decode(reply[1], STRUCT_TYPES, arrays=True), error
+        return "ok", decode(reply[1], STRUCT_TYPES, arrays=True, buffers=buffers), error
     kind = reply[1]
     if reply[0] == "raise" and len(reply) == 4 and type(kind) is str and kind in _EXCEPTIONS:
         return "raise", (kind, str(reply[2])), error

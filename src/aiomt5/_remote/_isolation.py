@@ -148,7 +148,7 @@ class _ChildTransport:
         link.open()
         self._link = link
 
-    def call(self, name: str, args: Any, kwargs: Any) -> tuple[Any, ...]:
+    def call(self, name: str, args: Any, kwargs: Any) -> tuple[Any, list[Any] | None]:
         assert self._link is not None
         try:
             return self._link.call(name, args, kwargs)

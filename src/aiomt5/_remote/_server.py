@@ -1,38 +1,33 @@
 """``aiomt5 serve``: one MetaTrader5 terminal offered to remote aiomt5 clients, safely.
 
-Unlike mt5linux's server (an rpyc *classic* server: any client runs any code on the host), this
-is an rpyc *service* with exactly two remote entry points, ``call(name, args, kwargs)`` for the
-MetaTrader5 API functions in ``SERVED_FUNCTIONS`` and ``constants()``; no eval, no imports, no
-attribute access beyond those two (``_rpyc_getattr`` whitelists them and the protocol config
-turns every other kind of access off). Before rpyc starts, a client must present the token
-(``_auth``); TLS is optional. Values cross as plain tuples (``_wire``), never as netrefs.
+Unlike mt5linux's server (an rpyc *classic* server: any client runs any code on the host), the
+only thing a client can ask for is a MetaTrader5 API call: a request names a function from
+``SERVED_FUNCTIONS`` and carries plain values (``_wire``); there is no eval, no import, no
+object or attribute protocol to walk. Before the first request a client must present the
+token (``_auth``); TLS is optional. Replies are plain values, structs as tuples, arrays as raw
+bytes after the message.
 
 The backend is any MetaTrader5-like module: the real package on Windows (or Wine), or the
 simulator (``--backend sim``). Calls from all clients are serialized, as the terminal's one
-IPC pipe would anyway.
+IPC pipe would anyway. Each client gets a thread; a client that sends anything that is not a
+request is dropped, and the others go on.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import logging
 import os
 import socket
 import ssl
 import sys
 import threading
 from collections.abc import Sequence
-from typing import Any, Final
-
-import rpyc
-from rpyc.utils.authenticators import AuthenticationError
-from rpyc.utils.server import ThreadedServer
+from typing import Final
 
 from aiomt5._errors import MT5ConfigurationError, MT5Error
 from aiomt5._log import get_logger
 
-from ._aiomt5 import uncompressed_channel
 from ._auth import (
     MIN_TOKEN_LENGTH,
     AuthRejectedError,
@@ -40,7 +35,7 @@ from ._auth import (
     server_handshake,
     server_tls_context,
 )
-from ._wire import serve_call
+from ._wire import WireError, serve_frames
 
 __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "TOKEN_ENV", "RemoteServer", "serve", "serve_main"]
 
@@ -48,85 +43,9 @@ DEFAULT_HOST: Final = "127.0.0.1"
 DEFAULT_PORT: Final = 18813
 """mt5linux's default is 18812; the next port keeps both runnable side by side."""
 TOKEN_ENV: Final = "MT5_REMOTE_TOKEN"
+_ACCEPT_POLL: Final = 0.2  # seconds between checks of close() while waiting for clients
 
 log = get_logger("aiomt5.remote")
-# rpyc logs its own plain messages (connections accepted, closed) to a stdlib logger.
-_rpyc_log = logging.getLogger("aiomt5.remote.rpyc")
-
-# Everything a client could reach through rpyc's generic handlers is off; the service's own
-# _rpyc_getattr is the only door.
-_SERVER_CONFIG: Final[dict[str, Any]] = {
-    "allow_safe_attrs": False,
-    "allow_exposed_attrs": True,
-    "allow_public_attrs": False,
-    "allow_all_attrs": False,
-    "allow_getattr": True,
-    "allow_setattr": False,
-    "allow_delattr": False,
-    "allow_pickle": False,
-    "import_custom_exceptions": False,
-    "instantiate_custom_exceptions": False,
-    "instantiate_oldstyle_exceptions": False,
-    "propagate_SystemExit_locally": False,
-    "propagate_KeyboardInterrupt_locally": False,
-    "include_local_traceback": False,
-    "include_local_version": False,
-}
-_ENTRY_POINTS: Final = frozenset({"call", "constants"})
-
-
-class _TerminalService(rpyc.Service):  # type: ignore[misc]  # rpyc is untyped
-    """The rpyc root object clients see: ``call`` and ``constants``, nothing else."""
-
-    def __init__(self, backend: object) -> None:
-        self._backend = backend
-        self._lock = threading.Lock()
-
-    def _rpyc_getattr(self, name: str) -> Any:
-        if name in _ENTRY_POINTS:
-            return getattr(self, f"exposed_{name}")
-        raise AttributeError(f"aiomt5 serve exposes only call() and constants(), not {name!r}")
-
-    def _rpyc_setattr(self, name: str, value: Any) -> None:
-        raise AttributeError(f"cannot set {name!r}")
-
-    def _rpyc_delattr(self, name: str) -> None:
-        raise AttributeError(f"cannot delete {name!r}")
-
-    def exposed_call(self, name: Any, args: Any, kwargs: Any) -> tuple[Any, ...]:
-        """One MetaTrader5 call: see ``_wire.serve_call``."""
-        with self._lock:
-            return serve_call(self._backend, name, args, kwargs)
-
-    def exposed_constants(self) -> tuple[tuple[str, int], ...]:
-        """The backend's integer constants, as ``(name, value)`` pairs."""
-        backend = self._backend
-        return tuple(
-            (name, int(value))
-            for name in dir(backend)
-            if name.isupper() and type(value := getattr(backend, name)) is int
-        )
-
-
-class _ThreadedServer(ThreadedServer):  # type: ignore[misc]  # rpyc is untyped
-    def _authenticate_and_serve_client(self, sock: socket.socket) -> None:
-        # rpyc only shuts the socket down; close it, or every connection leaks a descriptor.
-        try:
-            super()._authenticate_and_serve_client(sock)
-        finally:
-            sock.close()
-
-    def _serve_client(self, sock: socket.socket, credentials: Any) -> None:
-        config = dict(
-            self.protocol_config,
-            credentials=credentials,
-            endpoints=(sock.getsockname(), sock.getpeername()),
-            logger=self.logger,
-        )
-        # The client went away, or close() shut its socket: nothing to report.
-        with contextlib.suppress(OSError, EOFError):
-            conn = self.service._connect(uncompressed_channel(sock), config)
-            self._handle_connection(conn)
 
 
 class RemoteServer:
@@ -162,32 +81,29 @@ class RemoteServer:
         handshake_timeout: float = 10.0,
     ) -> None:
         self._token = _check_token(token, host=host, allow_no_token=allow_no_token)
+        self._backend = backend
         self._tls = tls
         self._handshake_timeout = handshake_timeout
-        self._server = _ThreadedServer(
-            _TerminalService(backend),
-            hostname=host,
-            port=port,
-            reuse_addr=True,
-            authenticator=self._authenticate,
-            protocol_config=dict(_SERVER_CONFIG),
-            logger=_rpyc_log,
-            listener_timeout=0.2,
-            auto_register=False,
-        )
+        self._lock = threading.Lock()  # one backend call at a time, from any client
+        self._clients: dict[socket.socket, threading.Thread] = {}
+        self._clients_lock = threading.Lock()
+        self._closed = threading.Event()
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
         # Listen at once: the address is reported (and connectable) before serving starts.
-        self._server._listen()
+        self._listener = socket.create_server((host.strip("[]"), port), family=family)
+        self._listener.settimeout(_ACCEPT_POLL)
+        self._host, self._port = self._listener.getsockname()[:2]
         self._thread: threading.Thread | None = None
 
     @property
     def host(self) -> str:
         """The bound address."""
-        return str(self._server.host)
+        return str(self._host)
 
     @property
     def port(self) -> int:
         """The bound TCP port (the real one when constructed with ``port=0``)."""
-        return int(self._server.port)
+        return int(self._port)
 
     @property
     def url(self) -> str:
@@ -195,38 +111,87 @@ class RemoteServer:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"aiomt5://{host}:{self.port}"
 
-    def _authenticate(self, sock: socket.socket) -> tuple[socket.socket, None]:
-        # Runs in the connection's own thread: a slow client cannot block the others.
-        peer = _peer(sock)
-        try:
-            sock.settimeout(self._handshake_timeout)
-            if self._tls is not None:
-                sock = self._tls.wrap_socket(sock, server_side=True)
-            server_handshake(sock, self._token)
-            sock.settimeout(None)
-        except (AuthRejectedError, OSError) as exc:
-            log.warning("aiomt5.remote.client_rejected", peer=peer, reason=str(exc))
-            sock.close()  # the TLS socket when wrapped (the plain one is then detached)
-            raise AuthenticationError(str(exc)) from None
-        log.info("aiomt5.remote.client_accepted", peer=peer)
-        return sock, None
-
     def serve_forever(self) -> None:
         """Serve until ``close()`` (from another thread) or Ctrl-C."""
-        self._server.start()
+        while not self._closed.is_set():
+            try:
+                sock, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                if self._closed.is_set():
+                    break  # close() shut the listener down
+                raise
+            thread = threading.Thread(
+                target=self._serve_client, args=(sock,), name="aiomt5-serve-client", daemon=True
+            )
+            with self._clients_lock:
+                if self._closed.is_set():
+                    sock.close()
+                    break
+                self._clients[sock] = thread
+            thread.start()
 
     def start(self) -> None:
         """Serve in a daemon thread; returns at once (the socket is already listening)."""
         self._thread = threading.Thread(
-            target=self._server.start, name=f"aiomt5-serve-{self.port}", daemon=True
+            target=self.serve_forever, name=f"aiomt5-serve-{self.port}", daemon=True
         )
         self._thread.start()
 
     def close(self) -> None:
-        """Stop accepting, drop every client and wait for the serving thread."""
-        self._server.close()
-        if self._thread is not None:
+        """Stop accepting, drop every client and wait for the serving threads."""
+        self._closed.set()
+        with contextlib.suppress(OSError):  # wakes accept() up at once
+            self._listener.shutdown(socket.SHUT_RDWR)
+        self._listener.close()
+        with self._clients_lock:
+            clients = list(self._clients.items())
+        for sock, _ in clients:
+            with contextlib.suppress(OSError):  # wakes its thread up: recv returns b""
+                sock.shutdown(socket.SHUT_RDWR)
+        if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join()
+        for _, thread in clients:
+            # A thread inside a hung backend call cannot be woken; it is a daemon.
+            thread.join(timeout=1.0)
+
+    def _serve_client(self, sock: socket.socket) -> None:
+        peer = _peer(sock)
+        try:
+            sock.settimeout(self._handshake_timeout)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock = self._secure(sock)
+            server_handshake(sock, self._token)
+        except (AuthRejectedError, OSError) as exc:  # ssl.SSLError included
+            log.warning("aiomt5.remote.client_rejected", peer=peer, reason=str(exc))
+            self._forget(sock)
+            return
+        log.info("aiomt5.remote.client_accepted", peer=peer)
+        try:
+            sock.settimeout(None)
+            serve_frames(sock, self._backend, self._lock)
+        except WireError as exc:
+            log.warning("aiomt5.remote.client_dropped", peer=peer, reason=str(exc))
+        except OSError:
+            pass  # the client went away, or close() shut its socket: nothing to report
+        finally:
+            self._forget(sock)
+            log.info("aiomt5.remote.client_closed", peer=peer)
+
+    def _secure(self, sock: socket.socket) -> socket.socket:
+        """Wrap ``sock`` in TLS when configured (raises ``OSError``/``ssl.SSLError``)."""
+        if self._tls is None:
+            return sock
+        tls_sock = self._tls.wrap_socket(sock, server_side=True)
+        with self._clients_lock:  # close() must shut the TLS socket down from now on
+            self._clients[tls_sock] = self._clients.pop(sock)
+        return tls_sock
+
+    def _forget(self, sock: socket.socket) -> None:
+        with self._clients_lock:
+            self._clients.pop(sock, None)
+        sock.close()
 
     def __enter__(self) -> RemoteServer:
         self.start()

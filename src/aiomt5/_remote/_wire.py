@@ -29,6 +29,8 @@ once per connection so the server side of a call speaks the same format (see ``_
 from __future__ import annotations
 
 import datetime as _dt
+import json as _json
+import struct as _struct
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -36,16 +38,40 @@ import numpy as _np
 
 SERVED_FUNCTIONS = frozenset(
     (
-        "initialize", "login", "shutdown", "version", "last_error", "terminal_info",
-        "account_info", "symbols_total", "symbols_get", "symbol_info", "symbol_info_tick",
-        "symbol_select", "market_book_add", "market_book_get", "market_book_release",
-        "copy_rates_from", "copy_rates_from_pos", "copy_rates_range", "copy_ticks_from",
-        "copy_ticks_range", "orders_total", "orders_get", "positions_total", "positions_get",
-        "history_orders_total", "history_orders_get", "history_deals_total",
-        "history_deals_get", "order_calc_margin", "order_calc_profit", "order_check",
+        "initialize",
+        "login",
+        "shutdown",
+        "version",
+        "last_error",
+        "terminal_info",
+        "account_info",
+        "symbols_total",
+        "symbols_get",
+        "symbol_info",
+        "symbol_info_tick",
+        "symbol_select",
+        "market_book_add",
+        "market_book_get",
+        "market_book_release",
+        "copy_rates_from",
+        "copy_rates_from_pos",
+        "copy_rates_range",
+        "copy_ticks_from",
+        "copy_ticks_range",
+        "orders_total",
+        "orders_get",
+        "positions_total",
+        "positions_get",
+        "history_orders_total",
+        "history_orders_get",
+        "history_deals_total",
+        "history_deals_get",
+        "order_calc_margin",
+        "order_calc_profit",
+        "order_check",
         "order_send",
     )
-)  # fmt: skip
+)
 """The MetaTrader5 functions a remote terminal answers: the C API, without the pure-Python
 ``Buy``/``Sell``/``Close``/``_RawOrder`` helpers (they are built on ``order_send``)."""
 
@@ -55,6 +81,7 @@ RAISABLE = ("TypeError", "ValueError", "OverflowError", "AttributeError", "Runti
 _MAX_DEPTH = 8
 _SUCCESS = (1, "Success")
 _PLAIN = (type(None), bool, int, float, str, bytes)
+_SEQUENCES = (tuple, list)  # rpyc brings tuples, the framed protocol's JSON lists
 
 
 class WireError(ValueError):
@@ -64,8 +91,14 @@ class WireError(ValueError):
 # --------------------------------------------------------------------------- encoding
 
 
-def encode(value: Any) -> Any:
+def encode(value: Any, buffers: list[Any] | None = None) -> Any:
     """Turn a MetaTrader5 argument or result into plain, tagged tuples (see the module doc).
+
+    Args:
+        value: What to send.
+        buffers: When given, arrays' data is appended to it (as contiguous memoryviews, no
+            copy) and the array's tag holds its index there instead of the bytes: the framed
+            protocol sends those buffers after the message, out of band.
 
     Raises:
         WireError: The value has a type remote terminals cannot carry.
@@ -74,7 +107,7 @@ def encode(value: Any) -> Any:
     if kind in _PLAIN:
         return value
     if isinstance(value, _np.ndarray):
-        return _encode_array(value)
+        return _encode_array(value, buffers)
     if isinstance(value, _np.generic):
         return encode(value.item())
     if isinstance(value, bool):
@@ -89,12 +122,12 @@ def encode(value: Any) -> Any:
         return _encode_datetime(value)
     if isinstance(value, tuple):
         if hasattr(kind, "n_fields") and hasattr(value, "_asdict"):
-            return ("s", kind.__name__, tuple([encode(item) for item in value]))
-        return ("t", tuple([encode(item) for item in value]))
+            return ("s", kind.__name__, tuple([encode(item, buffers) for item in value]))
+        return ("t", tuple([encode(item, buffers) for item in value]))
     if isinstance(value, list):
-        return ("l", tuple([encode(item) for item in value]))
+        return ("l", tuple([encode(item, buffers) for item in value]))
     if isinstance(value, Mapping):
-        return ("d", tuple([(str(key), encode(item)) for key, item in value.items()]))
+        return ("d", tuple([(str(key), encode(item, buffers)) for key, item in value.items()]))
     raise WireError(
         f"cannot send a {kind.__name__} to a remote terminal: use int, float, str, bool, "
         "datetime, dict, list or tuple"
@@ -105,19 +138,43 @@ def _encode_datetime(value: _dt.datetime) -> Any:
     offset = value.utcoffset()
     seconds = None if offset is None else int(offset.total_seconds())
     fields = (
-        value.year, value.month, value.day, value.hour, value.minute, value.second,
+        value.year,
+        value.month,
+        value.day,
+        value.hour,
+        value.minute,
+        value.second,
         value.microsecond,
-    )  # fmt: skip
+    )
     return ("dt", fields, seconds)
 
 
-def _encode_array(array: Any) -> Any:
+def _encode_array(array: Any, buffers: list[Any] | None) -> Any:
     dtype = array.dtype
     if dtype.hasobject:
         raise WireError("cannot send an object array to a remote terminal")
-    descr = dtype.str if dtype.names is None else _freeze(dtype.descr)
-    data = _np.ascontiguousarray(array).tobytes()
-    return ("a", descr, tuple(int(n) for n in array.shape), data)
+    descr = _DESCRS.get(dtype)
+    if descr is None:
+        descr = dtype.str if dtype.names is None else _freeze(dtype.descr)
+        _remember(_DESCRS, dtype, descr)
+    shape = tuple(int(n) for n in array.shape)
+    if buffers is None:
+        return ("a", descr, shape, _np.ascontiguousarray(array).tobytes())
+    buffers.append(_np.ascontiguousarray(array).reshape(-1).view(_np.uint8).data)
+    return ("a", descr, shape, len(buffers) - 1)
+
+
+# Building a structured dtype from its description (and back) costs more than sending 100
+# bars: both directions are remembered (MetaTrader5 has two array dtypes; the bound is slack).
+_DESCRS: dict[Any, Any] = {}
+_DTYPES: dict[Any, Any] = {}
+_REMEMBERED = 32
+
+
+def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
+    if len(cache) >= _REMEMBERED:
+        cache.clear()
+    cache[key] = value
 
 
 def _freeze(value: Any) -> Any:
@@ -129,10 +186,10 @@ def _freeze(value: Any) -> Any:
 def _thaw(descr: Any) -> list[Any]:
     entries = []
     for entry in _seq(descr):
-        if type(entry) is not tuple or len(entry) < 2:
+        if type(entry) not in _SEQUENCES or len(entry) < 2:
             raise WireError("malformed remote array dtype")
-        fmt = _thaw(entry[1]) if type(entry[1]) is tuple else entry[1]  # nested fields
-        entries.append((entry[0], fmt, *entry[2:]))
+        fmt = _thaw(entry[1]) if type(entry[1]) in _SEQUENCES else entry[1]  # nested fields
+        entries.append((entry[0], fmt, *[_freeze(item) for item in entry[2:]]))
     return entries
 
 
@@ -144,15 +201,18 @@ def decode(
     structs: Mapping[str, Callable[[Any], Any]] | None = None,
     *,
     arrays: bool = False,
+    buffers: list[Any] | None = None,
     depth: int = 0,
 ) -> Any:
     """Rebuild a value encoded by ``encode``.
 
     Args:
-        wire: What arrived.
+        wire: What arrived (tuples from rpyc, or the lists of a framed message's JSON).
         structs: Struct type name -> constructor; None refuses structs (arguments never have
             them).
         arrays: Whether numpy arrays may appear (results only).
+        buffers: The out-of-band buffers that came with a framed message (``bytearray``s,
+            each used by at most one array, which then shares its memory).
         depth: Current nesting (callers leave it at 0).
 
     Raises:
@@ -161,51 +221,63 @@ def decode(
     kind = type(wire)
     if kind in _PLAIN:
         return wire
-    if kind is not tuple or not wire or depth > _MAX_DEPTH:
+    if kind not in _SEQUENCES or not wire or depth > _MAX_DEPTH:
         raise WireError(f"unexpected {kind.__name__} in remote data")
     tag = wire[0]
-    if tag == "t" and len(wire) == 2:
+    size = len(wire)
+    if tag == "t" and size == 2:
+        items = _seq(wire[1])
         return tuple(
-            [decode(item, structs, arrays=arrays, depth=depth + 1) for item in _seq(wire[1])]
+            [decode(i, structs, arrays=arrays, buffers=buffers, depth=depth + 1) for i in items]
         )
-    if tag == "l" and len(wire) == 2:
-        return [decode(item, structs, arrays=arrays, depth=depth + 1) for item in _seq(wire[1])]
-    if tag == "d" and len(wire) == 2:
-        return _decode_dict(wire[1], structs, arrays, depth)
-    if tag == "dt" and len(wire) == 3:
+    if tag == "l" and size == 2:
+        items = _seq(wire[1])
+        return [decode(i, structs, arrays=arrays, buffers=buffers, depth=depth + 1) for i in items]
+    if tag == "d" and size == 2:
+        return _decode_dict(wire[1], structs, arrays, buffers, depth)
+    if tag == "dt" and size == 3:
         return _decode_datetime(wire[1], wire[2])
-    if tag == "s" and len(wire) == 3 and structs is not None:
-        return _decode_struct(wire[1], wire[2], structs, arrays, depth)
-    if tag == "a" and len(wire) == 4 and arrays:
-        return _decode_array(wire[1], wire[2], wire[3])
+    if tag == "s" and size == 3 and structs is not None:
+        return _decode_struct(wire[1], wire[2], structs, arrays, buffers, depth)
+    if tag == "a" and size == 4 and arrays:
+        return _decode_array(wire[1], wire[2], _array_data(wire[3], buffers))
     raise WireError(f"unknown or misplaced remote value tag {tag!r}")
 
 
-def _seq(items: Any) -> tuple[Any, ...]:
-    if type(items) is not tuple:
+def _seq(items: Any) -> Any:
+    if type(items) not in _SEQUENCES:
         raise WireError("malformed remote sequence")
     return items
 
 
 def _decode_dict(
-    items: Any, structs: Mapping[str, Callable[[Any], Any]] | None, arrays: bool, depth: int
+    items: Any,
+    structs: Mapping[str, Callable[[Any], Any]] | None,
+    arrays: bool,
+    buffers: list[Any] | None,
+    depth: int,
 ) -> dict[str, Any]:
     result = {}
     for pair in _seq(items):
-        if type(pair) is not tuple or len(pair) != 2 or type(pair[0]) is not str:
+        if type(pair) not in _SEQUENCES or len(pair) != 2 or type(pair[0]) is not str:
             raise WireError("malformed remote dict")
-        result[pair[0]] = decode(pair[1], structs, arrays=arrays, depth=depth + 1)
+        result[pair[0]] = decode(pair[1], structs, arrays=arrays, buffers=buffers, depth=depth + 1)
     return result
 
 
 def _decode_datetime(fields: Any, offset: Any) -> _dt.datetime:
-    if type(fields) is not tuple or len(fields) != 7 or any(type(f) is not int for f in fields):
+    if (
+        type(fields) not in _SEQUENCES
+        or len(fields) != 7
+        or any(type(f) is not int for f in fields)
+    ):
         raise WireError("malformed remote datetime")
     if offset is not None and type(offset) is not int:
         raise WireError("malformed remote datetime offset")
     tz = None if offset is None else _dt.timezone(_dt.timedelta(seconds=offset))
     try:
-        return _dt.datetime(*fields, tzinfo=tz)
+        year, month, day, hour, minute, second, microsecond = fields
+        return _dt.datetime(year, month, day, hour, minute, second, microsecond, tzinfo=tz)
     except (ValueError, OverflowError) as exc:
         raise WireError(f"invalid remote datetime: {exc}") from None
 
@@ -215,27 +287,44 @@ def _decode_struct(
     fields: Any,
     structs: Mapping[str, Callable[[Any], Any]],
     arrays: bool,
+    buffers: list[Any] | None,
     depth: int,
 ) -> Any:
     make = structs.get(name) if type(name) is str else None
     if make is None:
         raise WireError(f"unknown remote struct type {name!r}")
-    values = [decode(item, structs, arrays=arrays, depth=depth + 1) for item in _seq(fields)]
+    values = [
+        decode(item, structs, arrays=arrays, buffers=buffers, depth=depth + 1)
+        for item in _seq(fields)
+    ]
     try:
         return make(tuple(values))
     except TypeError as exc:
         raise WireError(f"malformed remote {name}: {exc}") from None
 
 
+def _array_data(data: Any, buffers: list[Any] | None) -> Any:
+    if type(data) is not int:
+        return data
+    if buffers is None or not 0 <= data < len(buffers) or buffers[data] is None:
+        raise WireError("remote array refers to a missing buffer")
+    buffer, buffers[data] = buffers[data], None  # one array per buffer: they never share
+    return buffer
+
+
 def _decode_array(descr: Any, shape: Any, data: Any) -> Any:
-    if type(data) is not bytes or type(shape) is not tuple:
+    if type(data) not in (bytes, bytearray) or type(shape) not in _SEQUENCES:
         raise WireError("malformed remote array")
     if any(type(n) is not int or n < 0 for n in shape):
         raise WireError("malformed remote array shape")
-    try:
-        dtype = _np.dtype(descr if type(descr) is str else _thaw(descr))
-    except (TypeError, ValueError) as exc:
-        raise WireError(f"invalid remote array dtype: {exc}") from None
+    key = descr if type(descr) is str else repr(descr)  # faithful for lists of str/int
+    dtype = _DTYPES.get(key)
+    if dtype is None:
+        try:
+            dtype = _np.dtype(descr if type(descr) is str else _thaw(descr))
+        except (TypeError, ValueError) as exc:
+            raise WireError(f"invalid remote array dtype: {exc}") from None
+        _remember(_DTYPES, key, dtype)
     if dtype.hasobject:
         # Object arrays from raw bytes would be pointers chosen by the peer.
         raise WireError("remote array with an object dtype refused")
@@ -244,14 +333,18 @@ def _decode_array(descr: Any, shape: Any, data: Any) -> Any:
         count *= n
     if count * dtype.itemsize != len(data):
         raise WireError("remote array size does not match its shape")
-    # A copy: MetaTrader5's arrays are writable, frombuffer over bytes is not.
-    return _np.frombuffer(data, dtype=dtype, count=count).reshape(shape).copy()
+    array = _np.frombuffer(data, dtype=dtype, count=count).reshape(tuple(shape))
+    # MetaTrader5's arrays are writable: a bytearray's memory is (and is ours alone); bytes'
+    # is not, so those are copied.
+    return array if type(data) is bytearray else array.copy()
 
 
 # --------------------------------------------------------------------------- serving
 
 
-def serve_call(backend: Any, name: Any, args: Any, kwargs: Any) -> tuple[Any, ...]:
+def serve_call(
+    backend: Any, name: Any, args: Any, kwargs: Any, buffers: list[Any] | None = None
+) -> tuple[Any, ...]:
     """Run one MetaTrader5 call for a remote client; the server half of every remote backend.
 
     Args:
@@ -259,6 +352,8 @@ def serve_call(backend: Any, name: Any, args: Any, kwargs: Any) -> tuple[Any, ..
         name: The function, one of ``SERVED_FUNCTIONS``.
         args: The encoded positional arguments (``("t", ...)``).
         kwargs: The encoded keyword arguments (``("d", ...)``).
+        buffers: Where arrays in the result put their data (see ``encode``); None sends them
+            inline as bytes.
 
     Returns:
         ``("ok", encoded result, last_error)`` or ``("raise", type name, message, last_error)``,
@@ -282,8 +377,10 @@ def serve_call(backend: Any, name: Any, args: Any, kwargs: Any) -> tuple[Any, ..
         return ("raise", kind, str(exc), _last_error(backend))
     error = _last_error(backend)
     try:
-        return ("ok", encode(result), error)
+        return ("ok", encode(result, buffers), error)
     except WireError as exc:
+        if buffers:
+            del buffers[:]
         return ("raise", "RuntimeError", f"{name} returned {exc}", error)
 
 
@@ -298,3 +395,126 @@ def _decode_arguments(args: Any, kwargs: Any) -> tuple[tuple[Any, ...], dict[str
 def _last_error(backend: Any) -> tuple[int, str]:
     code, message = backend.last_error()
     return (int(code), str(message))
+
+
+# --------------------------------------------------------------------------- framing
+
+PROTOCOL = 2
+"""Version of the framed protocol below, checked in the ``aiomt5 serve`` handshake."""
+
+MAX_REQUEST_BYTES = 1 << 20
+"""A request is a function name and a few values: a bigger one is not a request."""
+MAX_REPLY_BYTES = 1 << 31
+"""Largest reply message or buffer a client accepts (a bound against a corrupt stream)."""
+MAX_REPLY_BUFFERS = 64
+
+_HEADER = _struct.Struct("!IH")  # message bytes, buffer count; then "!Q" per buffer
+_RECV_SIZE = 65536
+_COALESCE = 65536  # buffers up to this size are copied into the message's write
+
+
+def send_frame(sock: Any, message: Any, buffers: Any = ()) -> None:
+    """Send one frame: header, buffer sizes, ``message`` as JSON, then the raw ``buffers``.
+
+    ``message`` is wire data (``encode``'s output); tuples travel as JSON arrays. Buffers (see
+    ``encode(value, buffers)``) are written from their memory, never copied into the message.
+
+    Raises:
+        WireError: ``message`` holds something JSON cannot carry (bytes...); nothing was sent.
+        OSError: The connection failed.
+    """
+    try:
+        data = _json.dumps(message, separators=(",", ":")).encode()
+    except (TypeError, ValueError) as exc:
+        raise WireError(f"cannot send this to a remote terminal: {exc}") from None
+    sizes = [buffer.nbytes for buffer in buffers]
+    head = _HEADER.pack(len(data), len(sizes)) + _struct.pack(f"!{len(sizes)}Q", *sizes)
+    if sum(sizes) <= _COALESCE:  # one write: each one costs a wake-up on the other side
+        sock.sendall(b"".join([head, data, *buffers]))
+        return
+    sock.sendall(head + data)
+    for buffer in buffers:
+        sock.sendall(buffer)
+
+
+class FrameReader:
+    """Reads ``send_frame``'s frames from one socket, for as long as the connection lasts.
+
+    Small reads are buffered (a reply usually arrives in one ``recv``); a big buffer is
+    received straight into its own ``bytearray``, which the decoded array then uses as is.
+    """
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+        self._pending = bytearray()
+
+    def read(self, max_bytes: int, max_buffers: int) -> tuple[Any, list[Any]]:
+        """The next frame's message (JSON arrays as lists) and its buffers.
+
+        Raises:
+            WireError: The frame is malformed or bigger than ``max_bytes``/``max_buffers``:
+                the stream cannot be trusted any more, drop the connection.
+            EOFError: The peer closed the connection.
+            OSError: The connection failed (``TimeoutError``: no data in time).
+        """
+        size, count = _HEADER.unpack(self._read(_HEADER.size))
+        if size > max_bytes or count > max_buffers:
+            raise WireError(f"remote frame too big ({size} bytes, {count} buffers)")
+        lengths = _struct.unpack(f"!{count}Q", self._read(count * 8)) if count else ()
+        if any(length > max_bytes for length in lengths):
+            raise WireError("remote frame buffer too big")
+        try:
+            message = _json.loads(self._read(size))
+        except (ValueError, RecursionError) as exc:
+            raise WireError(f"malformed remote message: {exc}") from None
+        return message, [self._read_buffer(length) for length in lengths]
+
+    def _read(self, size: int) -> bytes:
+        pending = self._pending
+        while len(pending) < size:
+            chunk = self._sock.recv(max(size - len(pending), _RECV_SIZE))
+            if not chunk:
+                raise EOFError("connection closed by peer")
+            pending += chunk
+        data = bytes(pending[:size])
+        del pending[:size]
+        return data
+
+    def _read_buffer(self, size: int) -> bytearray:
+        buffer = bytearray(size)
+        pending = self._pending
+        have = min(len(pending), size)
+        buffer[:have] = pending[:have]
+        del pending[:have]
+        with memoryview(buffer) as view:
+            while have < size:
+                received = self._sock.recv_into(view[have:], size - have)
+                if not received:
+                    raise EOFError("connection closed by peer")
+                have += received
+        return buffer
+
+
+def serve_frames(sock: Any, backend: Any, lock: Any) -> None:
+    """Answer framed requests ``[name, args, kwargs]`` on ``sock`` until the peer leaves.
+
+    The server loop of ``aiomt5 serve``; ``lock`` serializes calls from all connections (the
+    terminal has one pipe anyway). Each reply is ``serve_call``'s tuple with arrays out of
+    band. Returns when the peer closes the connection.
+
+    Raises:
+        WireError: The peer sent something that is not a request: drop it.
+        OSError: The connection failed.
+    """
+    reader = FrameReader(sock)
+    while True:
+        try:
+            request, _ = reader.read(MAX_REQUEST_BYTES, 0)
+        except EOFError:
+            return
+        if type(request) is not list or len(request) != 3:
+            raise WireError("a request is [name, args, kwargs]")
+        buffers: list[Any] = []
+        with lock:
+            reply = serve_call(backend, request[0], request[1], request[2], buffers)
+        send_frame(sock, reply, buffers)
