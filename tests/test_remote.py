@@ -8,6 +8,7 @@ result is compared with a local simulator built with the same seed and frozen cl
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import enum
 import json
@@ -29,6 +30,7 @@ import rpyc
 
 from aiomt5._connector import AsyncMT5Connector
 from aiomt5._errors import MT5ConfigurationError, MT5ConnectionError, MT5LoginError
+from aiomt5._events import ConnectorEvent, StateChanged
 from aiomt5._remote import (
     RemoteServer,
     RemoteTerminal,
@@ -51,6 +53,7 @@ from aiomt5._remote._wire import (
     send_frame,
 )
 from aiomt5._settings import MT5Settings
+from aiomt5._types import ConnectionState
 from aiomt5.sim import (
     DEFAULT_LOGIN,
     DEFAULT_PASSWORD,
@@ -878,6 +881,93 @@ async def test_pool_connect_failure_closes_every_member() -> None:
         await pool.connect()
     assert caught.group_contains(MT5LoginError)
     assert not pool.get(DEFAULT_LOGIN).is_connected()
+
+
+class SimMembers:
+    """A pool backend factory that keeps each member's simulator, for faults."""
+
+    def __init__(self) -> None:
+        self.terminals: dict[int, SimTerminal] = {}
+
+    def __call__(self, member: MT5Settings) -> object:
+        assert member.login is not None
+        self.terminals[member.login] = terminal = SimTerminal(seed=SEED)
+        return terminal
+
+
+async def test_pool_hooks_see_every_members_events_with_its_login() -> None:
+    seen: list[tuple[int, str]] = []
+    logins = (DEFAULT_LOGIN, DEFAULT_LOGIN + 1)
+    pool = MT5Pool(
+        [pool_member(login) for login in logins],
+        event_hooks=[lambda login, event: seen.append((login, event.kind))],
+    )
+    async with pool:
+        assert pool.states() == dict.fromkeys(logins, ConnectionState.CONNECTED)
+    for login in logins:
+        assert (login, "state_changed") in seen
+
+
+async def test_pool_brings_back_a_member_whose_supervisor_gave_up() -> None:
+    sims = SimMembers()
+    down, other = DEFAULT_LOGIN, DEFAULT_LOGIN + 1
+    members = [pool_member(down, reconnect_max_retries=1), pool_member(other)]
+    revived = asyncio.Event()
+    connects: list[int] = []
+
+    def on_event(login: int, event: ConnectorEvent) -> None:
+        if isinstance(event, StateChanged) and event.new is ConnectionState.CONNECTED:
+            connects.append(login)
+            if connects.count(down) == 2:  # connected at start, then brought back
+                revived.set()
+
+    pool = MT5Pool(members, backend=sims, event_hooks=[on_event])
+    async with pool:
+        terminal = sims.terminals[down]
+        # The terminal goes away for a while: four initialize() calls fail, more than the
+        # member's own supervisor tries before giving up.
+        terminal.faults.fail("initialize", -10003, times=4)
+        terminal.faults.break_pipe()
+        with pytest.raises(MT5ConnectionError):
+            await pool.get(down).get_account_info()
+        async with asyncio.timeout(10):
+            await revived.wait()
+        assert pool.states()[down] is ConnectionState.CONNECTED
+        assert (await pool.get(down).get_account_info()).login == down
+        assert pool.failures == {}
+        assert pool.states()[other] is ConnectionState.CONNECTED
+
+
+async def test_pool_without_require_all_starts_with_the_members_that_connect() -> None:
+    sims = SimMembers()
+    up, late, rejected = DEFAULT_LOGIN, DEFAULT_LOGIN + 1, DEFAULT_LOGIN + 2
+    members = [pool_member(up), pool_member(late), pool_member(rejected, password="wrong")]
+    pool = MT5Pool(members, backend=sims, require_all=False)
+    connected = asyncio.Event()
+
+    def on_event(login: int, event: ConnectorEvent) -> None:
+        connected_now = isinstance(event, StateChanged) and event.new is ConnectionState.CONNECTED
+        if login == late and connected_now:
+            connected.set()
+
+    pool.add_event_hook(on_event)
+    # `late`'s terminal is still starting: its first two initialize() calls fail.
+    sims.terminals[late].faults.fail("initialize", -10003, times=2)
+    async with pool:
+        assert pool.states()[up] is ConnectionState.CONNECTED
+        async with asyncio.timeout(10):
+            await connected.wait()
+        assert set(pool.failures) == {rejected}  # a rejected login is not retried
+        assert isinstance(pool.failures[rejected], MT5LoginError)
+        assert pool.states()[rejected] is ConnectionState.DISCONNECTED
+
+
+async def test_pool_without_require_all_fails_when_no_member_connects() -> None:
+    members = [pool_member(DEFAULT_LOGIN + 1, password="wrong")]
+    pool = MT5Pool(members, require_all=False)
+    with pytest.raises(ExceptionGroup) as caught:
+        await pool.connect()
+    assert caught.group_contains(MT5LoginError)
 
 
 def test_pool_refuses_duplicate_and_missing_logins() -> None:
