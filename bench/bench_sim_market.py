@@ -6,6 +6,10 @@ excursions, random tick volume and spread, packed into the same 60-byte ``RATES_
 The simulator must do more (deterministic random access per day, a Brownian bridge between daily
 anchors, sessions, rounding to digits), and the target is at most ~3x the baseline.
 
+Then a terminal's repeated ``copy_rates_from_pos(EURUSD, M1, 0, 100_000)``: the first call of a new
+terminal and the best repeat, with the history cache (the default budget) and without it
+(``history_cache_bytes=0``, every request generated again). The target is ~3 ms a repeat.
+
 Run: ``.venv/bin/python bench/bench_sim_market.py [--repeat N] [--seed S]``
 """
 
@@ -18,8 +22,9 @@ from datetime import UTC, datetime
 
 import numpy as np
 
+from aiomt5.sim import SimClock, SimTerminal
 from aiomt5.sim._constants import TIMEFRAME_M1
-from aiomt5.sim._market import MarketModel
+from aiomt5.sim._market import HISTORY_CACHE_BYTES, MarketModel
 from aiomt5.sim._spec import SymbolSpec, TradingHours
 from aiomt5.sim._structs import RATES_DTYPE
 
@@ -32,6 +37,9 @@ FX_TO = FX_FROM + (138 * 7 + 4) * 86_400 + 640 * 60 - 60
 CRYPTO_FROM = int(datetime(2018, 1, 1, tzinfo=UTC).timestamp())
 CRYPTO_TO = CRYPTO_FROM + ROWS * 60 - 60
 NOW_MSC = int(datetime(2026, 3, 2, tzinfo=UTC).timestamp()) * 1000
+# The repeated request: 100k M1 bars back from 10:00 on a Monday, as a chart would ask.
+CHART_BARS = 100_000
+CHART_NOW_S = datetime(2026, 3, 2, 10, tzinfo=UTC).timestamp()
 
 FX = SymbolSpec(
     name="EURUSD", description="Euro vs US Dollar", path="Forex\\Majors\\EURUSD",
@@ -66,40 +74,63 @@ def baseline(rng: np.random.Generator) -> np.ndarray:
     return out
 
 
-def best_of(repeat: int, make: Callable[[], np.ndarray]) -> float:
+def timed(make: Callable[[], np.ndarray], rows: int = ROWS) -> float:
+    """Wall time of one run, checking that it made ``rows`` packed rates rows."""
+    start = time.perf_counter()
+    made = make()
+    took = time.perf_counter() - start
+    if len(made) != rows or made.dtype != RATES_DTYPE:
+        msg = f"expected {rows} RATES_DTYPE rows, got {len(made)} {made.dtype}"
+        raise SystemExit(msg)
+    return took
+
+
+def best_of(repeat: int, make: Callable[[], np.ndarray], rows: int = ROWS) -> float:
     """Best wall time of ``repeat`` runs (the least disturbed by other processes)."""
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        rows = make()
-        times.append(time.perf_counter() - start)
-        if len(rows) != ROWS or rows.dtype != RATES_DTYPE:
-            msg = f"expected {ROWS} RATES_DTYPE rows, got {len(rows)} {rows.dtype}"
-            raise SystemExit(msg)
-    return min(times)
+    return min(timed(make, rows) for _ in range(repeat))
 
 
-def terminal_runner(seed: int) -> Callable[[], np.ndarray] | str:
-    """copy_rates_range on a SimTerminal with maxbars raised, or why that is not possible."""
-    try:
-        from aiomt5.sim import SimClock, SimTerminal
-    except ImportError as exc:
-        return f"skipped: aiomt5.sim.SimTerminal is not importable yet ({exc})"
+def new_terminal(seed: int, now_s: float, maxbars: int, history_cache_bytes: int) -> SimTerminal:
     terminal = SimTerminal(
         seed,
-        clock=SimClock.fixed(NOW_MSC / 1000),
+        clock=SimClock.fixed(now_s),
         symbols=[FX],
-        maxbars=10 * ROWS,
+        maxbars=maxbars,
+        history_cache_bytes=history_cache_bytes,
         market_watch=[FX.name],
     )
     if not terminal.initialize():
-        return f"skipped: SimTerminal.initialize() failed: {terminal.last_error()}"
+        msg = f"SimTerminal.initialize() failed: {terminal.last_error()}"
+        raise SystemExit(msg)
+    return terminal
+
+
+def terminal_runner(seed: int) -> Callable[[], np.ndarray]:
+    """copy_rates_range on a SimTerminal with maxbars raised; no history cache, so every run
+    generates the bars (the cache is measured by ``repeated_chart``)."""
+    terminal = new_terminal(seed, NOW_MSC / 1000, 10 * ROWS, history_cache_bytes=0)
 
     def run() -> np.ndarray:
         rows: np.ndarray = terminal.copy_rates_range(FX.name, TIMEFRAME_M1, FX_FROM, FX_TO)
         return rows
 
     return run
+
+
+def repeated_chart(seed: int, repeat: int, history_cache_bytes: int) -> tuple[float, float]:
+    """(first call, best repeat) of copy_rates_from_pos(EURUSD, M1, 0, 100k), a new terminal
+    for each first call."""
+    firsts, repeats = [], []
+    for _ in range(repeat):
+        terminal = new_terminal(seed, CHART_NOW_S, 2 * CHART_BARS, history_cache_bytes)
+
+        def chart(terminal: SimTerminal = terminal) -> np.ndarray:
+            rows: np.ndarray = terminal.copy_rates_from_pos(FX.name, TIMEFRAME_M1, 0, CHART_BARS)
+            return rows
+
+        firsts.append(timed(chart, CHART_BARS))
+        repeats.append(best_of(3, chart, CHART_BARS))
+    return min(firsts), min(repeats)
 
 
 def main() -> None:
@@ -117,17 +148,23 @@ def main() -> None:
             TIMEFRAME_M1, date_from, date_to, NOW_MSC
         )
 
-    cases: list[tuple[str, Callable[[], np.ndarray] | str]] = [
+    cases: list[tuple[str, Callable[[], np.ndarray]]] = [
         ("MarketModel.rates_range M1, FX (weekends closed)", model_case(FX, FX_FROM, FX_TO)),
         ("MarketModel.rates_range M1, crypto (24/7)", model_case(CRYPTO, CRYPTO_FROM, CRYPTO_TO)),
         ("SimTerminal.copy_rates_range M1, FX", terminal_runner(args.seed)),
     ]
     for label, case in cases:
-        if isinstance(case, str):
-            print(f"{label}: {case}")
-            continue
         took = best_of(args.repeat, case)
         print(f"{label}: {took * 1e3:8.1f} ms   ratio {took / base:5.2f}x baseline")
+
+    label = f"repeated {CHART_BARS // 1000}k-bar copy_rates_from_pos M1, FX"
+    first, again = repeated_chart(args.seed, args.repeat, HISTORY_CACHE_BYTES)
+    first_0, again_0 = repeated_chart(args.seed, args.repeat, 0)
+    print(
+        f"{label}: first {first * 1e3:6.1f} ms, repeat {again * 1e3:6.2f} ms; "
+        f"uncached (history_cache_bytes=0): first {first_0 * 1e3:6.1f} ms, "
+        f"repeat {again_0 * 1e3:6.2f} ms; repeat ratio {again / again_0:5.3f}x uncached"
+    )
 
 
 if __name__ == "__main__":

@@ -10,8 +10,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from aiomt5.sim import SimClock, SimTerminal
 from aiomt5.sim import _constants as c
-from aiomt5.sim._market import HISTORY_START_24_7, HISTORY_START_DEFAULT, MarketModel
+from aiomt5.sim._market import (
+    HISTORY_START_24_7,
+    HISTORY_START_DEFAULT,
+    HistoryCache,
+    MarketModel,
+)
 from aiomt5.sim._spec import SymbolSpec, TradingHours
 from aiomt5.sim._structs import RATES_DTYPE, TICKS_DTYPE
 
@@ -94,8 +100,8 @@ def test_symbol_name_changes_the_path_for_the_same_parameters() -> None:
     length=st.integers(min_value=0, max_value=30 * 1440),
 )
 def test_a_minute_has_the_same_bar_whichever_range_asks_for_it(offset: int, length: int) -> None:
-    # The reference spans 90 days (generated in chunks); sub-ranges go through the day cache
-    # (up to 16 days) or chunks, from a fresh model each time.
+    # The reference spans 90 days (12 cached chunks of days); sub-ranges start or end inside
+    # chunks, from a fresh model each time.
     first = minute(utc(2023, 1, 2))
     reference = MarketModel(FX, SEED).m1(first, first + 90 * 1440)
     part = MarketModel(FX, SEED).m1(first + offset, first + offset + length)
@@ -530,3 +536,165 @@ def test_a_spec_without_sessions_is_refused() -> None:
     closed = dataclasses.replace(FX, hours=TradingHours(()))
     with pytest.raises(ValueError, match="no session"):
         MarketModel(closed, SEED)
+
+
+# =============================================================================== history cache
+CHUNK_START = utc(2024, 3, 6)  # epoch day 19788 = 8 * 2473: a cached chunk starts here
+NOW_MSC = (MONDAY + 10 * 3600 + 30) * 1000 + 500  # 10:00:30.5 on a Monday: a forming bar
+RANGES = {
+    "straddling a chunk start": (CHUNK_START - 5 * 3600, CHUNK_START + 5 * 3600),
+    "over a weekend": (FRIDAY + 20 * 3600, MONDAY + 2 * 3600),
+    "at the history start": (utc(1999, 12, 20), utc(2000, 1, 20)),
+    "at the 24/7 history start": (utc(2016, 12, 20), utc(2017, 1, 20)),
+    "many chunks": (utc(2023, 10, 1, 7, 13), utc(2024, 1, 29, 16, 47)),
+    "up to now": (MONDAY - 3 * 86_400, MONDAY + 86_400),
+}
+ALL_TIMEFRAMES = [c.TIMEFRAME_M1, c.TIMEFRAME_M5, c.TIMEFRAME_H1, c.TIMEFRAME_D1, c.TIMEFRAME_W1]
+
+
+def uncached(spec: SymbolSpec) -> MarketModel:
+    return MarketModel(spec, SEED, history_cache=HistoryCache(0))
+
+
+def requests(model: MarketModel, timeframe: int) -> list[np.ndarray]:
+    """Every kind of bar request over each of RANGES, as of NOW_MSC."""
+    results = []
+    for first, last in RANGES.values():
+        results.append(model.rates_range(timeframe, first, last, NOW_MSC))
+        results.append(model.rates_from(timeframe, last, 3000, NOW_MSC))
+    results.append(model.rates_from_pos(timeframe, 0, 5000, NOW_MSC))
+    results.append(model.rates_from_pos(timeframe, 7, 20, NOW_MSC))
+    return results
+
+
+def assert_owned(rows: np.ndarray) -> None:
+    """A new array of its own (not a view of a cache), writable and C-contiguous."""
+    assert rows.base is None
+    assert rows.flags.writeable
+    assert rows.flags.c_contiguous
+
+
+def assert_same_bytes(actual: list[np.ndarray], expected: list[np.ndarray]) -> None:
+    assert len(actual) == len(expected)
+    for got, want in zip(actual, expected, strict=True):
+        assert got.dtype == want.dtype == RATES_DTYPE
+        assert got.tobytes() == want.tobytes()
+
+
+@pytest.mark.parametrize("timeframe", ALL_TIMEFRAMES)
+@pytest.mark.parametrize("name", list(SPECS))
+def test_cached_bars_are_byte_identical_to_uncached_ones(name: str, timeframe: int) -> None:
+    cached = MarketModel(SPECS[name], SEED)
+    first_time = requests(cached, timeframe)
+    assert_same_bytes(first_time, requests(uncached(SPECS[name]), timeframe))
+    assert_same_bytes(requests(cached, timeframe), first_time)  # now served from the cache
+
+
+# One model for all examples, with a budget small enough that they also evict each other.
+WARM = MarketModel(GOLD, SEED, history_cache=HistoryCache(2 << 20))
+
+
+@settings(derandomize=True, max_examples=30, deadline=None)
+@given(
+    offset=st.integers(min_value=0, max_value=400 * 1440),
+    length=st.integers(min_value=0, max_value=25 * 1440),
+)
+def test_a_warm_cache_gives_what_a_cold_model_gives(offset: int, length: int) -> None:
+    first = minute(utc(2023, 1, 1)) + offset
+    expected = uncached(GOLD).m1(first, first + length)
+    assert WARM.m1(first, first + length).tobytes() == expected.tobytes()
+
+
+def test_bars_do_not_depend_on_what_was_asked_before() -> None:
+    a = (utc(2024, 2, 1, 12), utc(2024, 2, 20, 3))
+    alone = MarketModel(FX, SEED).rates_range(c.TIMEFRAME_M1, *a, LATER_MSC)
+    model = MarketModel(FX, SEED)
+    model.rates_range(c.TIMEFRAME_M1, utc(2024, 2, 10), utc(2024, 3, 10), LATER_MSC)  # B
+    model.rates_from_pos(c.TIMEFRAME_H1, 0, 500, a[1] * 1000)
+    assert model.rates_range(c.TIMEFRAME_M1, *a, LATER_MSC).tobytes() == alone.tobytes()
+
+
+def test_markets_sharing_a_history_cache_keep_their_own_bars() -> None:
+    shared = HistoryCache()
+    span = (utc(2024, 2, 1), utc(2024, 2, 10))
+    variants = [{"seed": SEED}, {"seed": SEED + 1}, {"seed": SEED, "history_start": span[0] + 1}]
+    pairs = [(MarketModel(FX, history_cache=shared, **v), v) for v in variants]
+    for model, variant in pairs + pairs[::-1]:  # each asks after the others have filled the cache
+        alone = MarketModel(FX, history_cache=HistoryCache(0), **variant)
+        expected = alone.rates_range(c.TIMEFRAME_M1, *span, LATER_MSC)
+        assert model.rates_range(c.TIMEFRAME_M1, *span, LATER_MSC).tobytes() == expected.tobytes()
+
+
+def test_the_history_cache_stays_within_its_budget() -> None:
+    cache = HistoryCache(3 << 20)
+    model = MarketModel(CRYPTO, SEED, history_cache=cache)
+    for month in range(1, 13):
+        for day in (1, 9, 20):
+            model.rates_range(
+                c.TIMEFRAME_M1, utc(2023, month, day), utc(2023, month, day + 5), LATER_MSC
+            )
+            assert 0 < cache.nbytes <= cache.max_bytes
+    wider = model.rates_range(c.TIMEFRAME_M1, utc(2022, 1, 1), utc(2022, 3, 1), LATER_MSC)
+    assert len(wider) == 59 * 1440 + 1  # served whole, though it could not be kept
+    assert cache.nbytes <= cache.max_bytes
+
+
+def test_daily_history_does_not_flush_the_history_cache() -> None:
+    cache = HistoryCache()
+    model = MarketModel(FX, SEED, history_cache=cache)
+    model.rates_from_pos(c.TIMEFRAME_M1, 0, 1000, LATER_MSC)
+    kept = cache.nbytes
+    daily = model.rates_range(c.TIMEFRAME_D1, utc(2010, 1, 1), utc(2020, 1, 1), LATER_MSC)
+    assert len(daily) > 2500
+    assert cache.nbytes == kept
+
+
+def test_a_negative_history_cache_budget_is_refused() -> None:
+    with pytest.raises(ValueError, match="budget must be >= 0"):
+        HistoryCache(-1)
+
+
+@pytest.mark.parametrize("timeframe", [c.TIMEFRAME_M1, c.TIMEFRAME_H1, c.TIMEFRAME_D1])
+def test_repeated_requests_return_independent_writable_arrays(timeframe: int) -> None:
+    model = MarketModel(FX, SEED)
+    calls = [
+        lambda: model.rates_from_pos(timeframe, 0, 2000, NOW_MSC),
+        lambda: model.rates_from(timeframe, MONDAY, 2000, NOW_MSC),
+        lambda: model.rates_range(timeframe, utc(2024, 1, 1), MONDAY + 86_400, NOW_MSC),
+        lambda: model.m1(minute(utc(2024, 1, 1)), minute(MONDAY)),
+    ]
+    for call in calls:
+        first = call()
+        expected = first.copy()
+        assert_owned(first)
+        for name in RATES_DTYPE.names or ():
+            first[name] = 0
+        again = call()
+        assert_owned(again)
+        assert again.tobytes() == expected.tobytes()
+
+
+TERMINAL_CALLS = {
+    "copy_rates_from_pos": (0, 100),
+    "copy_rates_from": (MONDAY, 100),
+    "copy_rates_range": (FRIDAY, MONDAY),
+}
+
+
+@pytest.mark.parametrize("function", list(TERMINAL_CALLS))
+def test_terminal_rates_are_arrays_the_caller_owns(function: str) -> None:
+    terminal = SimTerminal(SEED, clock=SimClock.fixed(NOW_MSC / 1000))
+    assert terminal.initialize()
+
+    def call() -> np.ndarray:
+        rows: np.ndarray = getattr(terminal, function)(
+            "EURUSD", c.TIMEFRAME_M1, *TERMINAL_CALLS[function]
+        )
+        return rows
+
+    first = call()
+    expected = first.copy()
+    assert len(first) >= 100
+    assert_owned(first)
+    first["close"] = -1.0
+    assert call().tobytes() == expected.tobytes()

@@ -26,13 +26,18 @@ it. The pieces, from coarse to fine:
   period start: epoch-aligned for M2..D1, Sunday 00:00 for W1, the 1st of the month for MN1.
 
 The hot path (complete bars) is vectorised across minutes and days; Python loops run per day at
-most. Recently used days of bars and ticks are kept in small LRU caches, so polling "now" is
-cheap, and daily bars are kept per block of days, so D1/W1/MN1 history is generated once.
+most. Like the real terminal, which keeps a symbol's loaded history in memory, recently used
+complete M1 bars are kept in a ``HistoryCache``: an LRU of epoch-aligned chunks of days within a
+byte budget, so overlapping requests share chunks and a repeated request only packs its rows.
+Recently used days of ticks are kept in a small LRU, so polling "now" is cheap, and daily bars
+are kept per block of days, so D1/W1/MN1 history is generated once. Caches only ever hold values
+that are pure functions of ``(seed, symbol, time)``: what was asked before never changes a value.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 import threading
 from collections import OrderedDict
@@ -48,8 +53,10 @@ from ._spec import MINUTES_PER_WEEK, SymbolSpec, minute_of_week
 from ._structs import RATES_DTYPE, TICKS_DTYPE
 
 __all__ = [
+    "HISTORY_CACHE_BYTES",
     "HISTORY_START_24_7",
     "HISTORY_START_DEFAULT",
+    "HistoryCache",
     "MarketModel",
     "is_timeframe",
     "nominal_seconds",
@@ -87,9 +94,13 @@ _LEVEL_SD_CAP: Final = 0.12
 _CLOSED_WEIGHT: Final = 0.08
 # High/low excursion beyond max/min(open, close), in minute standard deviations (times u**2).
 _EXCURSION: Final = 1.2
-# Days of bars generated per vectorised chunk: bounds the working memory of huge ranges.
-_CHUNK_DAYS: Final = 512
-_BAR_CACHE_DAYS: Final = 16
+# Days of bars generated per vectorised batch: bounds the working memory of huge ranges.
+_BATCH_DAYS: Final = 512
+# Complete M1 bars are cached per chunk of epoch days [k * 8, k * 8 + 8): aligned, so overlapping
+# requests reuse the same chunks; small, so a short first request generates little beyond it.
+_CACHE_CHUNK_DAYS: Final = 8
+HISTORY_CACHE_BYTES: Final = 64 << 20
+"""Default budget of a ``HistoryCache``: about a million M1 bars (64 bytes each as columns)."""
 _TICK_CACHE_DAYS: Final = 4
 # D1 bars are kept per block of days, for every block ever asked for (a few KB each): daily,
 # weekly and monthly history over decades is then generated once.
@@ -147,6 +158,12 @@ def period_start(timeframe: int, times: I64) -> I64:
         return times - (times - _FIRST_SUNDAY_S) % _WEEK_S
     seconds = _FIXED_SECONDS[timeframe]
     return times - times % seconds
+
+
+def _check_day(day: int) -> None:
+    if day > _LAST_DAY:
+        msg = f"dates after 2149-06 are outside the simulated history (day {day})"
+        raise ValueError(msg)
 
 
 def _floor(timeframe: int, t: int) -> int:
@@ -227,6 +244,10 @@ class _Bars:
     def __len__(self) -> int:
         return len(self.time)
 
+    @property
+    def nbytes(self) -> int:
+        return sum(getattr(self, name).nbytes for name in _BAR_FIELDS)
+
     @classmethod
     def empty(cls) -> _Bars:
         f, i = np.empty(0, np.float64), np.empty(0, np.int64)
@@ -291,6 +312,7 @@ class _Bars:
 
 
 _BAR_FIELDS: Final = _Bars.__slots__
+_BAR_BYTES: Final = 8 * len(_BAR_FIELDS)  # as columns: every field is 64-bit
 
 
 @dataclass(frozen=True, slots=True)
@@ -345,6 +367,68 @@ class _LRU(Generic[_K, _V]):
             self._items.move_to_end(key)
             while len(self._items) > self._capacity:
                 self._items.popitem(last=False)
+
+
+class HistoryCache:
+    """Complete M1 bars kept in memory, as the real terminal keeps loaded history.
+
+    An LRU of chunks of days within a byte budget, meant to be shared by the markets of one
+    terminal (``SimTerminal(history_cache_bytes=...)``), so the budget holds however many
+    symbols are used. It only stores and hands back bars; each market decides what to keep.
+    Thread-safe.
+
+    Args:
+        max_bytes: The budget, in bytes of bar columns (64 per M1 bar). 0 keeps nothing.
+
+    Raises:
+        ValueError: ``max_bytes`` is negative.
+    """
+
+    def __init__(self, max_bytes: int = HISTORY_CACHE_BYTES) -> None:
+        if max_bytes < 0:
+            msg = f"the history cache budget must be >= 0 bytes, got {max_bytes}"
+            raise ValueError(msg)
+        self.max_bytes: Final = max_bytes
+        self._items: OrderedDict[tuple[int, int], _Bars] = OrderedDict()
+        self._nbytes = 0
+        self._lock = threading.Lock()
+        self._owners = itertools.count()
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held now (never above ``max_bytes``)."""
+        return self._nbytes
+
+    def new_owner(self) -> int:
+        """A key space of its own, for one market."""
+        with self._lock:
+            return next(self._owners)
+
+    def get(self, key: tuple[int, int]) -> _Bars | None:
+        with self._lock:
+            bars = self._items.get(key)
+            if bars is not None:
+                self._items.move_to_end(key)
+            return bars
+
+    def put(self, key: tuple[int, int], bars: _Bars) -> None:
+        """Keep ``bars`` (arrays of their own), evicting the least recently used.
+
+        The arrays become read-only: a slip that would write into the cache fails loudly.
+        """
+        size = bars.nbytes
+        if size > self.max_bytes:
+            return
+        for name in _BAR_FIELDS:
+            getattr(bars, name).flags.writeable = False
+        with self._lock:
+            replaced = self._items.pop(key, None)
+            if replaced is not None:
+                self._nbytes -= replaced.nbytes
+            self._items[key] = bars
+            self._nbytes += size
+            while self._nbytes > self.max_bytes:
+                self._nbytes -= self._items.popitem(last=False)[1].nbytes
 
 
 class _Selection:
@@ -552,8 +636,20 @@ def _aggregate(parts: list[_Bars], timeframe: int) -> _Bars:
     return merged.aggregate(merged.time)
 
 
+def _rows(parts: list[_Bars], lo: int, hi: int) -> list[_Bars]:
+    """Rows ``[lo, hi)`` of a bar series given in parts, as views."""
+    rows, offset = [], 0
+    for part in parts:
+        first, end = max(lo - offset, 0), min(hi - offset, len(part))
+        if first < end:
+            rows.append(part if end - first == len(part) else part.slice(first, end))
+        offset += len(part)
+    return rows
+
+
 def _pack(parts: list[_Bars]) -> Packed:
-    """Parts of a bar series packed into one ``RATES_DTYPE`` array without concatenating."""
+    """Parts of a bar series packed into one new ``RATES_DTYPE`` array without concatenating:
+    what ``rates_*`` return, an array the caller owns (never a view of a cache)."""
     out = np.empty(sum(len(p) for p in parts), dtype=RATES_DTYPE)
     position = 0
     for part in parts:
@@ -572,13 +668,25 @@ class MarketModel:
         history_start: Epoch seconds before which there is no data (``None``: 2000-01-03 for
             instruments with sessions, 2017-01-01 for 24/7 ones). The first bar is the first
             open minute at or after it.
+        history_cache: Where recently used complete M1 bars are kept (``None``: a cache of its
+            own with the default budget, ``HISTORY_CACHE_BYTES``). A terminal passes one cache
+            to all its markets. It changes speed only, never a value.
+
+    Bars and ticks are returned as new arrays the caller owns, never views of a cache.
 
     Raises:
         ValueError: The spec never trades, or has a non-positive base price or volatility, or
             ``history_start`` lies outside 1970..2149.
     """
 
-    def __init__(self, spec: SymbolSpec, seed: int, *, history_start: int | None = None) -> None:
+    def __init__(
+        self,
+        spec: SymbolSpec,
+        seed: int,
+        *,
+        history_start: int | None = None,
+        history_cache: HistoryCache | None = None,
+    ) -> None:
         week_open = spec.hours.week_mask
         if not week_open.any():
             msg = f"{spec.name}: its trading hours have no session; give it at least one"
@@ -634,7 +742,10 @@ class MarketModel:
         self.history_start: Final = self._start_min * 60
         """Epoch seconds of the first M1 bar."""
 
-        self._bar_cache: _LRU[int, _Bars] = _LRU(_BAR_CACHE_DAYS)
+        self._history = history_cache if history_cache is not None else HistoryCache()
+        self._history_owner = self._history.new_owner()
+        # Bytes of a chunk of complete M1 bars (on average over the week), to size requests.
+        self._chunk_bytes = _CACHE_CHUNK_DAYS * _DAY_MIN * self._open_fraction * _BAR_BYTES
         self._tick_cache: _LRU[int, _DayTicks] = _LRU(_TICK_CACHE_DAYS)
         self._daily_cache: _LRU[int, _Bars] = _LRU(_DAILY_CACHE_BLOCKS)
 
@@ -654,9 +765,7 @@ class MarketModel:
     def _trading_days(self, first: int, last: int) -> I64:
         """Epoch days in ``[first, last]`` (clipped to the history) with open minutes."""
         first = max(first, self._start_min // _DAY_MIN)
-        if last > _LAST_DAY:
-            msg = f"dates after 2149-06 are outside the simulated history (day {last})"
-            raise ValueError(msg)
+        _check_day(last)
         days = np.arange(first, last + 1, dtype=np.int64)
         result: I64 = days[self._day_open[self._weekdays(days)]]
         return result
@@ -710,7 +819,8 @@ class MarketModel:
 
         A Brownian bridge in variance time between the day's two anchors.
         """
-        a0, a1 = self._anchors(days), self._anchors(days + 1)
+        # One pass down the tree for both ends (its cost is mostly per call, not per day).
+        a0, a1 = np.split(self._anchors(np.concatenate((days, days + 1))), 2)
         steps = normals[:, 1:]
         steps *= self._minute_sd7[weekday]
         np.cumsum(steps, axis=1, out=steps)
@@ -765,39 +875,68 @@ class MarketModel:
         bars = _Bars(seconds, opens, high, low, closes, tick_volume, spread, real_volume)
         return bars, pick.counts
 
-    def _m1_parts(self, first_minute: int, last_minute: int) -> Iterator[_Bars]:
+    def _m1_parts(
+        self, first_minute: int, last_minute: int, *, keep: bool = True
+    ) -> Iterator[_Bars]:
         """Complete M1 bars of the open minutes in ``[first_minute, last_minute]``, in parts.
 
-        Few days come from (and go to) the day cache; long ranges are generated in chunks of
-        days so the working memory stays bounded.
+        Chunks of days come from the history cache where it has them. The missing ones are
+        generated in batches of days (bounding the working memory of long ranges) and, with
+        ``keep``, whole and into the cache, unless the range could not fit in it at all: an LRU
+        cannot hold such a range, and keeping it would only evict everything else.
         """
         first_minute = max(first_minute, self._start_min)
         if last_minute < first_minute:
             return
-        days = self._trading_days(first_minute // _DAY_MIN, last_minute // _DAY_MIN)
+        first_day, last_day = first_minute // _DAY_MIN, last_minute // _DAY_MIN
+        _check_day(last_day)
+        chunks = range(first_day // _CACHE_CHUNK_DAYS, last_day // _CACHE_CHUNK_DAYS + 1)
+        keep = keep and len(chunks) * self._chunk_bytes <= self._history.max_bytes
         first_s, last_s = first_minute * 60, last_minute * 60
-        if len(days) <= _BAR_CACHE_DAYS:
-            yield _Bars.concat(self._cached_days(days)).between(first_s, last_s)
+        missing: list[int] = []  # a run of chunks not in the cache, generated together
+        for chunk in chunks:
+            cached = self._history.get((self._history_owner, chunk))
+            if cached is None:
+                missing.append(chunk)
+                if len(missing) * _CACHE_CHUNK_DAYS < _BATCH_DAYS:
+                    continue
+            for bars in self._generate_chunks(missing, first_day, last_day, keep=keep):
+                yield bars.between(first_s, last_s)
+            missing = []
+            if cached is not None:
+                yield cached.between(first_s, last_s)
+        for bars in self._generate_chunks(missing, first_day, last_day, keep=keep):
+            yield bars.between(first_s, last_s)
+
+    def _generate_chunks(
+        self, chunks: list[int], first_day: int, last_day: int, *, keep: bool
+    ) -> Iterator[_Bars]:
+        """Bars of consecutive ``chunks``: whole and cached with ``keep``, else only the days of
+        ``[first_day, last_day]``, in one part."""
+        if not chunks:
             return
-        for i in range(0, len(days), _CHUNK_DAYS):
-            yield self._generate_days(days[i : i + _CHUNK_DAYS])[0].between(first_s, last_s)
+        lo_day, hi_day = chunks[0] * _CACHE_CHUNK_DAYS, (chunks[-1] + 1) * _CACHE_CHUNK_DAYS - 1
+        if not keep:
+            lo_day, hi_day = max(lo_day, first_day), min(hi_day, last_day)
+        days = self._trading_days(lo_day, min(hi_day, _LAST_DAY))
+        if not len(days):
+            return
+        bars = self._generate_days(days)[0]
+        if not keep:
+            yield bars
+            return
+        starts = np.array([chunk * _CACHE_CHUNK_DAYS * _DAY_S for chunk in chunks])
+        bounds = np.append(np.searchsorted(bars.time, starts), len(bars)).tolist()
+        for chunk, lo, hi in zip(chunks, bounds[:-1], bounds[1:], strict=True):
+            # Copies, so a cached chunk holds its own bytes, not a view pinning the whole batch.
+            part = bars.slice(lo, hi).copy()
+            if len(part):
+                self._history.put((self._history_owner, chunk), part)
+                yield part
 
     def _m1(self, first_minute: int, last_minute: int) -> _Bars:
         """Complete M1 bars of the open minutes in ``[first_minute, last_minute]``."""
         return _Bars.concat(list(self._m1_parts(first_minute, last_minute)))
-
-    def _cached_days(self, days: I64) -> list[_Bars]:
-        found = {day: self._bar_cache.get(day) for day in days.tolist()}
-        missing = np.array([day for day, bars in found.items() if bars is None], dtype=np.int64)
-        if len(missing):
-            bars, counts = self._generate_days(missing)
-            ends = np.cumsum(counts)
-            for day, end, n in zip(missing.tolist(), ends.tolist(), counts.tolist(), strict=True):
-                # Copies, so a cached day does not pin the whole batch in memory.
-                block = bars.slice(end - n, end).copy()
-                found[day] = block
-                self._bar_cache.put(day, block)
-        return [bars for bars in found.values() if bars is not None]
 
     def m1(self, first_minute: int, last_minute: int) -> Packed:
         """Complete M1 bars (``RATES_DTYPE``) of the open minutes in ``[first, last]``.
@@ -965,8 +1104,9 @@ class MarketModel:
         hi = int(np.searchsorted(day_ticks.time_msc, now_msc, "right"))
         return day_ticks.bar(lo, hi) if hi > lo else _Bars.empty()
 
-    def _bars(self, timeframe: int, first_s: int, end_s: int, now_msc: int) -> Packed:
-        """Bars of the periods starting in ``[first_s, end_s)`` (period bounds) as of now.
+    def _bars(self, timeframe: int, first_s: int, end_s: int, now_msc: int) -> list[_Bars]:
+        """Bars of the periods starting in ``[first_s, end_s)`` (period bounds) as of now, in
+        parts that may be views of cached bars (pack them, never hand them out).
 
         Complete M1 bars, then the forming one if the current minute is in range and has ticks;
         higher timeframes aggregate each part, then merge the periods that straddle parts
@@ -974,11 +1114,11 @@ class MarketModel:
         """
         if timeframe in _DAILY_TIMEFRAMES:
             daily = self._daily_bars(first_s // _DAY_S, end_s // _DAY_S, now_msc)
-            return daily.aggregate(period_start(timeframe, daily.time)).pack()
+            return [daily.aggregate(period_start(timeframe, daily.time))]
         parts = self._live_m1(first_s // 60, end_s // 60, now_msc)
         if timeframe == c.TIMEFRAME_M1:
-            return _pack(parts)
-        return _aggregate(parts, timeframe).pack()
+            return parts
+        return [_aggregate(parts, timeframe)]
 
     def _live_m1(self, first_minute: int, end_minute: int, now_msc: int) -> list[_Bars]:
         """M1 bars of minutes ``[first, end)`` as of now, in parts: the complete ones, then the
@@ -1008,7 +1148,9 @@ class MarketModel:
         if bars is None:
             first = block * _DAILY_BLOCK_DAYS * _DAY_MIN
             last = first + _DAILY_BLOCK_DAYS * _DAY_MIN - 1
-            bars = _aggregate(list(self._m1_parts(first, last)), c.TIMEFRAME_D1)
+            # Once aggregated, these M1 bars are rarely needed again: keep them out of the
+            # history cache (it is still read), so decades of daily bars do not flush it.
+            bars = _aggregate(list(self._m1_parts(first, last, keep=False)), c.TIMEFRAME_D1)
             self._daily_cache.put(block, bars)
         return bars
 
@@ -1024,33 +1166,35 @@ class MarketModel:
         _check_timeframe(timeframe)
         upto = min(date_to, now_msc // 1000)
         if upto < date_from:
-            return np.empty(0, dtype=RATES_DTYPE)
+            return _pack([])
         first = _floor(timeframe, date_from)
         if first < date_from:
             first = _next(timeframe, first)
         last = _floor(timeframe, upto)
         if last < first:
-            return np.empty(0, dtype=RATES_DTYPE)
-        return self._bars(timeframe, first, _next(timeframe, last), now_msc)
+            return _pack([])
+        return _pack(self._bars(timeframe, first, _next(timeframe, last), now_msc))
 
-    def _latest(self, timeframe: int, until_s: int, count: int, now_msc: int) -> Packed:
-        """The ``count`` latest bars with open time <= ``until_s`` (fewer at the history start)."""
+    def _latest(self, timeframe: int, until_s: int, count: int, now_msc: int) -> list[_Bars]:
+        """The ``count`` latest bars with open time <= ``until_s`` (fewer at the history start),
+        in parts as ``_bars`` gives them."""
         _check_timeframe(timeframe)
         if count < 0:
             msg = f"count must be >= 0, got {count}"
             raise ValueError(msg)
         until_s = min(until_s, now_msc // 1000)
         if count == 0 or until_s < self.history_start:
-            return np.empty(0, dtype=RATES_DTYPE)
+            return []
         end = _next(timeframe, _floor(timeframe, until_s))
         oldest = _floor(timeframe, self.history_start)
         # Guess the span holding `count` bars from the open share of the week, then widen.
         span = int(count * nominal_seconds(timeframe) / self._open_fraction * 1.1) + 4 * _DAY_S
         while True:
             start = max(_floor(timeframe, end - span), oldest)
-            bars = self._bars(timeframe, start, end, now_msc)
-            if len(bars) >= count or start == oldest:
-                return bars[max(0, len(bars) - count) :]
+            parts = self._bars(timeframe, start, end, now_msc)
+            total = sum(len(part) for part in parts)
+            if total >= count or start == oldest:
+                return _rows(parts, max(0, total - count), total)
             span *= 2
 
     def rates_from(self, timeframe: int, date_from: int, count: int, now_msc: int) -> Packed:
@@ -1059,7 +1203,7 @@ class MarketModel:
         Raises:
             ValueError: ``timeframe`` is not a ``TIMEFRAME_*`` value or ``count`` < 0.
         """
-        return self._latest(timeframe, date_from, count, now_msc)
+        return _pack(self._latest(timeframe, date_from, count, now_msc))
 
     def rates_from_pos(self, timeframe: int, start_pos: int, count: int, now_msc: int) -> Packed:
         """``count`` bars from position ``start_pos`` into the past, oldest first.
@@ -1074,8 +1218,8 @@ class MarketModel:
         if start_pos < 0 or count < 0:
             msg = f"start_pos and count must be >= 0, got {start_pos} and {count}"
             raise ValueError(msg)
-        bars = self._latest(timeframe, now_msc // 1000, start_pos + count, now_msc)
-        return bars[: max(0, len(bars) - start_pos)]
+        parts = self._latest(timeframe, now_msc // 1000, start_pos + count, now_msc)
+        return _pack(_rows(parts, 0, sum(len(part) for part in parts) - start_pos))
 
 
 def _copy_mask(flags: int) -> int | None:
