@@ -1,9 +1,9 @@
 """Remote terminals: ``aiomt5 serve`` security, the ``aiomt5://`` and ``mt5linux://`` backends.
 
 Servers run on 127.0.0.1 with ephemeral ports: ``aiomt5 serve`` in a thread of the test
-process, the mt5linux (rpyc classic) server in a child process with the simulator installed as
-its ``MetaTrader5`` module, as ``python -m mt5linux`` does with the real one. Every remote
-result is compared with a local simulator built with the same seed and frozen clock.
+process, the mt5linux server as ``python -m mt5linux`` (the package's own classic rpyc server)
+in a child process whose ``MetaTrader5`` module is a shim installing the simulator. Every
+remote result is compared with a local simulator built with the same seed and frozen clock.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import contextlib
 import enum
 import json
 import os
+import re
 import socket
 import ssl
 import subprocess
@@ -619,41 +620,73 @@ def test_serve_main_refuses_public_address_without_token(
 
 # =========================================================================== mt5linux://
 
-CLASSIC_SERVER = textwrap.dedent(
+MT5_SHIM = textwrap.dedent(
     f"""
-    import sys
+    # MetaTrader5.py: the simulator standing in for the real package, for `python -m mt5linux`.
     import aiomt5.sim
     from aiomt5.sim import SimClock, SimTerminal
+
     aiomt5.sim.install(
         SimTerminal(seed={SEED}, clock=SimClock.fixed({START!r}), maxbars=200_000)
     )
-    from rpyc.core.service import SlaveService
-    from rpyc.utils.server import ThreadedServer
-    # What `python -m mt5linux` runs (rpyc_classic's ThreadedServer of SlaveService), on an
-    # ephemeral loopback port that it reports on stdout.
-    server = ThreadedServer(
-        SlaveService, hostname="127.0.0.1", port=0, reuse_addr=True, auto_register=False
-    )
-    server._listen()
-    sys.stdout.write(f"{{server.port}}\\n")
-    sys.stdout.flush()
-    server.start()
     """
 )
+_STARTED = re.compile(r"server started on \[(?P<host>[^\]]*)\]:(?P<port>\d+)")
+
+
+def start_mt5linux_server(shim_dir: Path) -> tuple[subprocess.Popen[str], int]:
+    """``python -m mt5linux`` (the package's own classic server) on an ephemeral loopback port.
+
+    ``shim_dir`` holds a ``MetaTrader5.py`` that installs the simulator, as the real package
+    would be installed in the Wine Python. The port comes from the server's log line.
+    """
+    pytest.importorskip("mt5linux")
+    path = os.pathsep.join(p for p in (str(shim_dir), os.environ.get("PYTHONPATH", "")) if p)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mt5linux", "--host", HOST, "--port", "0"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": path},
+    )
+    assert process.stderr is not None
+    for line in process.stderr:  # ends (and fails below) if the server exits instead
+        if found := _STARTED.search(line):
+            # Keep reading its log, or a chatty server would block on a full pipe.
+            drain = threading.Thread(target=process.stderr.read, daemon=True)
+            drain.start()
+            _drains[process.pid] = drain
+            return process, int(found["port"])
+    stop(process)
+    pytest.fail(f"python -m mt5linux did not start (exit status {process.returncode})")
+
+
+_drains: dict[int, threading.Thread] = {}
+
+
+def stop(process: subprocess.Popen[str]) -> None:
+    process.kill()
+    process.wait()
+    drain = _drains.pop(process.pid, None)
+    if drain is not None:
+        drain.join()
+    if process.stderr is not None:
+        process.stderr.close()
+
+
+@pytest.fixture(scope="module")
+def shim_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("mt5-shim")
+    (directory / "MetaTrader5.py").write_text(MT5_SHIM)
+    return directory
 
 
 @pytest.fixture
-def classic_port() -> Iterator[int]:
-    process = subprocess.Popen(
-        [sys.executable, "-c", CLASSIC_SERVER], stdout=subprocess.PIPE, text=True
-    )
-    assert process.stdout is not None
-    line = process.stdout.readline()
+def classic_port(shim_dir: Path) -> Iterator[int]:
+    process, port = start_mt5linux_server(shim_dir)
     try:
-        yield int(line)
+        yield port
     finally:
-        process.terminate()
-        process.communicate()
+        stop(process)
 
 
 @pytest.fixture
@@ -759,18 +792,13 @@ def test_mt5linux_order_send_returns_nested_structs(classic: RemoteTerminal, loc
     assert_same(classic.order_send(request), local.order_send(request))
 
 
-def test_mt5linux_server_gone_fails_then_reports_no_connection() -> None:
-    process = subprocess.Popen(
-        [sys.executable, "-c", CLASSIC_SERVER], stdout=subprocess.PIPE, text=True
-    )
-    assert process.stdout is not None
-    port = int(process.stdout.readline())
+def test_mt5linux_server_gone_fails_then_reports_no_connection(shim_dir: Path) -> None:
+    process, port = start_mt5linux_server(shim_dir)
     terminal = remote_backend(f"mt5linux://{HOST}:{port}", settings())
     try:
         assert terminal.initialize()
     finally:
-        process.kill()
-        process.communicate()
+        stop(process)
     assert terminal.account_info() is None
     assert terminal.last_error()[0] in (-10002, -10004)
     assert terminal.initialize() is False
