@@ -28,6 +28,9 @@ from typing import Any
 import numpy as np
 import pytest
 import rpyc
+from hypothesis import given
+from hypothesis import settings as settings_
+from hypothesis import strategies as st
 
 from aiomt5._connector import AsyncMT5Connector
 from aiomt5._errors import MT5ConfigurationError, MT5ConnectionError, MT5LoginError
@@ -243,6 +246,28 @@ def test_serve_drops_a_client_that_sends_garbage(server: RemoteServer, frame: by
         assert_dropped(sock)
     # The server itself is unharmed.
     assert raw_call(server, ["version", ["t", []], ["d", []]])[0] == "ok"
+
+
+def test_serve_closes_connections_beyond_max_clients(sim: Any) -> None:
+    with RemoteServer(sim, port=0, token=TOKEN, max_clients=2) as running:
+        first, second = raw_socket(running, TOKEN), raw_socket(running, TOKEN)
+        with first, second, socket.create_connection((HOST, running.port), timeout=5) as third:
+            assert_dropped(third)
+        # Slots free up when clients leave.
+        assert raw_call(running, ["version", ["t", []], ["d", []]])[0] == "ok"
+
+
+@settings_(max_examples=300, deadline=None)
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner),
+        max_leaves=20,
+    )
+)
+def test_wire_decode_of_any_json_is_a_value_or_a_wire_error(message: Any) -> None:
+    with contextlib.suppress(WireError):
+        decode(message, STRUCT_TYPES, arrays=True, buffers=[bytearray(8)])
 
 
 def test_serve_reply_is_plain_data(server: RemoteServer, local: Any) -> None:

@@ -62,6 +62,8 @@ class RemoteServer:
         allow_no_token: Accept clients without a token; refused unless ``host`` is loopback.
         tls: A server ``ssl.SSLContext`` (see ``server_tls_context``), or None for plain TCP.
         handshake_timeout: Seconds a new connection may take to present its token.
+        max_clients: Connections served at once (each has a thread); more are closed at once,
+            so a flood of connections cannot exhaust the host.
 
     Raises:
         MT5ConfigurationError: No token (without ``allow_no_token``), a token too short, or no
@@ -79,8 +81,10 @@ class RemoteServer:
         allow_no_token: bool = False,
         tls: ssl.SSLContext | None = None,
         handshake_timeout: float = 10.0,
+        max_clients: int = 64,
     ) -> None:
         self._token = _check_token(token, host=host, allow_no_token=allow_no_token)
+        self._max_clients = max_clients
         self._backend = backend
         self._tls = tls
         self._handshake_timeout = handshake_timeout
@@ -129,6 +133,12 @@ class RemoteServer:
                 if self._closed.is_set():
                     sock.close()
                     break
+                if len(self._clients) >= self._max_clients:
+                    log.warning(
+                        "aiomt5.remote.client_refused", peer=_peer(sock), reason="too many clients"
+                    )
+                    sock.close()
+                    continue
                 self._clients[sock] = thread
             thread.start()
 
