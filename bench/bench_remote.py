@@ -3,16 +3,18 @@
 Three clients, same run, same simulated terminal (seeded, frozen clock, 200k-bar limit), each
 server in its own process:
 
-* **mt5linux** — the ``mt5linux`` client package against its server (an rpyc classic server
-  with the simulator as ``MetaTrader5``, which is what ``python -m mt5linux`` runs). Its struct
+* **mt5linux** — the ``mt5linux`` client package against its server, ``python -m mt5linux``
+  (an rpyc classic server) with the simulator installed as ``MetaTrader5``. Its struct
   results are netrefs, so reading ``tick.bid`` and ``tick.ask`` is part of the cost (as in any
   bot); its ``copy_rates_*`` results are pickled over (``rpyc.classic.obtain``).
-* **mt5linux://** — our backend against the same server.
+* **mt5linux://** — our backend against another ``python -m mt5linux`` (after its setup the
+  connection speaks aiomt5's framed protocol: see docs/remote.md).
 * **aiomt5://** — our backend against ``aiomt5 serve`` (token authenticated).
 
 Calls: a trivial call (``version()``), ``symbol_info_tick`` + reading bid/ask, and
 ``copy_rates_from_pos`` of 100 and 100,000 M1 bars. Rounds interleave the clients so load
-spikes hit all of them; the median per-call time is reported with the ratio to mt5linux.
+spikes hit all of them, in a shuffled order, each after a few untimed calls; the median
+per-call time is reported with the ratio to mt5linux.
 Goals: trivial call <= 0.7x mt5linux; 100k bars <= 0.1x mt5linux.
 
 Run: ``.venv/bin/python bench/bench_remote.py [--rounds N]`` (needs ``pip install mt5linux``).
@@ -21,13 +23,19 @@ Run: ``.venv/bin/python bench/bench_remote.py [--rounds N]`` (needs ``pip instal
 from __future__ import annotations
 
 import argparse
+import os
+import random
+import re
 import statistics
 import subprocess
 import sys
+import tempfile
 import textwrap
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from aiomt5._remote import remote_backend
@@ -38,23 +46,16 @@ TOKEN = "bench-token-" + "0123456789abcdef" * 2
 # The servers' terminal, as source for their processes; main() builds the same in-process.
 SIM = "SimTerminal(seed=3, clock=SimClock.fixed('2026-03-02T10:00Z'), maxbars=200_000)"
 
-CLASSIC_SERVER = textwrap.dedent(
+# The mt5linux server is the package's own `python -m mt5linux`, with this MetaTrader5.py (the
+# simulator) on its PYTHONPATH, as the real package would be in the Wine Python.
+MT5_SHIM = textwrap.dedent(
     f"""
-    import sys
     import aiomt5.sim
     from aiomt5.sim import SimClock, SimTerminal
     aiomt5.sim.install({SIM})
-    from rpyc.core.service import SlaveService
-    from rpyc.utils.server import ThreadedServer
-    server = ThreadedServer(
-        SlaveService, hostname="127.0.0.1", port=0, reuse_addr=True, auto_register=False
-    )
-    server._listen()
-    sys.stdout.write(f"{{server.port}}\\n")
-    sys.stdout.flush()
-    server.start()
     """
 )
+_STARTED = re.compile(r"server started on \[[^\]]*\]:(\d+)")
 
 AIOMT5_SERVER = textwrap.dedent(
     f"""
@@ -88,6 +89,33 @@ def server(source: str) -> Iterator[int]:
         process.communicate()
 
 
+@contextmanager
+def mt5linux_server() -> Iterator[int]:
+    """``python -m mt5linux`` on an ephemeral loopback port (read from its log line)."""
+    with tempfile.TemporaryDirectory() as shim_dir:
+        (Path(shim_dir) / "MetaTrader5.py").write_text(MT5_SHIM)
+        path = os.pathsep.join(p for p in (shim_dir, os.environ.get("PYTHONPATH", "")) if p)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mt5linux", "--host", "127.0.0.1", "--port", "0"],
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": path},
+        )
+        assert process.stderr is not None
+        try:
+            for line in process.stderr:
+                if found := _STARTED.search(line):
+                    break
+            else:
+                sys.exit("python -m mt5linux did not start")
+            # rpyc logs every connection; keep its pipe drained so the server never blocks on it
+            threading.Thread(target=process.stderr.read, daemon=True).start()
+            yield int(found[1])
+        finally:
+            process.terminate()
+            process.communicate()
+
+
 def operations(mt5: Any) -> dict[str, Callable[[], object]]:
     def tick() -> object:
         t = mt5.symbol_info_tick("EURUSD")
@@ -102,6 +130,10 @@ def operations(mt5: Any) -> dict[str, Callable[[], object]]:
 
 
 def per_call(operation: Callable[[], object], calls: int) -> float:
+    # A server process idle while the others were measured wakes up slowly (its CPU dozed):
+    # untimed calls first, so no client pays for the order it is measured in.
+    for _ in range(max(1, calls // 10)):
+        operation()
     start = time.perf_counter()
     for _ in range(calls):
         operation()
@@ -124,10 +156,16 @@ def main() -> None:
     )
     local.initialize()
     local_ops = operations(local)
-    with server(CLASSIC_SERVER) as classic_port, server(AIOMT5_SERVER) as serve_port:
+    # A server process per client: state one client leaves in a shared server (mt5linux's
+    # netrefs, a bigger heap for the garbage collector) would slow the other one down.
+    with (
+        mt5linux_server() as classic_port,
+        mt5linux_server() as ours_port,
+        server(AIOMT5_SERVER) as serve_port,
+    ):
         clients = {
             "mt5linux": mt5linux.MetaTrader5(host="127.0.0.1", port=classic_port),
-            "mt5linux://": remote_backend(f"mt5linux://127.0.0.1:{classic_port}", settings),
+            "mt5linux://": remote_backend(f"mt5linux://127.0.0.1:{ours_port}", settings),
             "aiomt5://": remote_backend(f"aiomt5://127.0.0.1:{serve_port}", settings, token=TOKEN),
         }
         ops = {}
@@ -139,9 +177,14 @@ def main() -> None:
                 assert operation() is not None  # warm up, and check every call works
         ops["local"] = local_ops
         results: dict[tuple[str, str], list[float]] = {}
+        # A shuffled order each round (seeded): a client measured right after mt5linux's runs
+        # slower (its garbage, its cold caches), and no client should always be the one.
+        shuffle = random.Random(0).shuffle
+        order = list(ops)
         for _ in range(options.rounds):
             for _, calls, key in CASES:
-                for name in ops:
+                shuffle(order)
+                for name in order:
                     results.setdefault((key, name), []).append(per_call(ops[name][key], calls))
 
     print(f"remote terminals on loopback, median of {options.rounds} rounds (lower is better)")

@@ -38,6 +38,7 @@ from aiomt5._events import ConnectorEvent, StateChanged
 from aiomt5._remote import (
     RemoteServer,
     RemoteTerminal,
+    _wire,
     client_tls_context,
     remote_backend,
     serve_main,
@@ -1097,6 +1098,35 @@ def test_wire_array_uses_its_out_of_band_buffer_once() -> None:
 def test_wire_decodes_json_lists_like_tuples() -> None:
     value = {"when": datetime(2026, 1, 2, tzinfo=UTC), "items": (1, [2.5, "x"])}
     assert decode(json.loads(json.dumps(encode(value)))) == value
+
+
+@pytest.mark.parametrize("poll", [True, False], ids=["poll", "select"])
+def test_frame_reader_busy_polls_then_reads_every_frame(
+    poll: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not poll:  # Windows has no select.poll: the reader falls back to select()
+        monkeypatch.delattr(_wire._select, "poll")
+    left, right = socket.socketpair()
+    with left, right:
+        reader = FrameReader(right, busy_poll=0.01)
+        big = np.arange(100_000, dtype="<f8")
+        buffers: list[Any] = []
+        wire = encode(("one", big), buffers)
+        sender = threading.Thread(target=send_frame, args=(left, wire, buffers))
+        sender.start()  # 800 kB: more than the socket holds, so it is sent while we read
+        message, received = reader.read(MAX_REPLY_BYTES, MAX_REPLY_BUFFERS)
+        sender.join()
+        send_frame(left, ["two"])
+        assert (decode(message, arrays=True, buffers=received)[1] == big).all()
+        assert reader.read(MAX_REPLY_BYTES, 0) == (["two"], [])
+        # Nothing comes: the reader stops checking after busy_poll and sleeps in recv,
+        # where the socket's timeout applies as usual.
+        right.settimeout(0.01)
+        with pytest.raises(TimeoutError):
+            reader.read(MAX_REPLY_BYTES, 0)
+        left.close()
+        with pytest.raises(EOFError):
+            FrameReader(right, busy_poll=0.01).read(MAX_REPLY_BYTES, 0)
 
 
 def test_wire_refuses_unknown_struct_type() -> None:

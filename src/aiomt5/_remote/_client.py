@@ -28,6 +28,7 @@ from aiomt5.sim._constants import CONSTANTS
 from aiomt5.sim._structs import STRUCT_TYPES
 
 from ._wire import (
+    BUSY_POLL,
     MAX_REPLY_BUFFERS,
     MAX_REPLY_BYTES,
     RAISABLE,
@@ -115,7 +116,7 @@ class FramedLink:
 
     def __init__(self, sock: socket.socket, url: str) -> None:
         self._sock = sock
-        self._reader = FrameReader(sock)
+        self._reader = FrameReader(sock, BUSY_POLL)
         self._url = url
 
     def call(self, name: str, args: Any, kwargs: Any) -> tuple[Any, list[Any]]:
