@@ -8,6 +8,7 @@ remote result is compared with a local simulator built with the same seed and fr
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import contextlib
 import enum
@@ -1038,6 +1039,12 @@ def test_pool_get_unknown_login_names_the_members() -> None:
 
 
 # =========================================================================== the wire format
+
+
+def test_helper_sent_to_mt5linux_servers_is_python_37_syntax() -> None:
+    # The helper runs in whatever Python hosts the mt5linux server (often an old one in Wine).
+    tree = ast.parse(helper_source(), feature_version=(3, 7))
+    assert any(isinstance(node, ast.FunctionDef) for node in tree.body)
 
 
 def test_wire_round_trips_nested_values() -> None:
