@@ -113,7 +113,7 @@ def mt5linux_server() -> Iterator[int]:
             yield int(found[1])
         finally:
             process.terminate()
-            process.communicate()
+            process.wait()  # not communicate(): the drain thread owns stderr
 
 
 def operations(mt5: Any) -> dict[str, Callable[[], object]]:

@@ -21,9 +21,10 @@ import subprocess
 import sys
 import textwrap
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -1134,6 +1135,39 @@ def test_frame_reader_busy_polls_then_reads_every_frame(
         left.close()
         with pytest.raises(EOFError):
             FrameReader(right, busy_poll=0.01).read(MAX_REPLY_BYTES, 0)
+
+
+def test_frame_reader_busy_polls_only_while_data_comes_quickly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    now = [0.0]
+    monkeypatch.setattr(_wire, "_time", SimpleNamespace(perf_counter=lambda: now[0]))
+    checks: list[float] = []
+
+    def readable(advance: float) -> Callable[[], bool]:
+        def check() -> bool:  # the data is there, ``advance`` seconds after the wait began
+            checks.append(advance)
+            now[0] += advance
+            return True
+
+        return check
+
+    left, right = socket.socketpair()
+    with left, right:
+        reader = FrameReader(right, busy_poll=1e-4)
+
+        def next_frame() -> Any:
+            send_frame(left, ["x"])
+            return reader.read(MAX_REPLY_BYTES, 0)[0]
+
+        reader._readable = readable(1.0)  # a slow peer: a second's wait
+        assert next_frame() == ["x"]
+        assert checks == [1.0]
+        assert next_frame() == ["x"]  # no checking after a slow wait
+        assert checks == [1.0]
+        reader._readable = readable(0.0)  # that wait was quick: checking is worth it again
+        assert next_frame() == ["x"]
+        assert checks == [1.0, 0.0]
 
 
 def test_wire_refuses_unknown_struct_type() -> None:

@@ -419,8 +419,11 @@ BUSY_POLL = 100e-6
 A thread woken from ``recv`` costs 20-25 us on an idle virtual machine (its CPU dozed), once
 on each side of a round trip: about 60 us of a 70 us loopback ping-pong. Checking for the
 reply (or, on a server, the next request) for a moment first costs that much CPU at most and
-brings the round trip down to about 10 us when the peer is quick, as in a loop of calls.
+brings the round trip down to about 10 us when the peer is quick, as in a loop of calls. A
+reader checks only while data keeps coming that quickly (see ``FrameReader``).
 """
+
+_QUICK = 10  # a wait up to this many busy_polls long: the next one may well be caught
 
 _HEADER = _struct.Struct("!IH")  # message bytes, buffer count; then "!Q" per buffer
 _RECV_SIZE = 65536
@@ -457,7 +460,8 @@ class FrameReader:
     Small reads are buffered (a reply usually arrives in one ``recv``); a big buffer is
     received straight into its own ``bytearray``, which the decoded array then uses as is.
     With ``busy_poll`` (seconds) it checks for data that long before sleeping in ``recv``
-    (see ``BUSY_POLL``).
+    (see ``BUSY_POLL``), as long as the last wait was not much longer than that (a peer
+    that answers in a millisecond or more is not worth the CPU).
     """
 
     def __init__(self, sock: Any, busy_poll: float = 0.0) -> None:
@@ -465,6 +469,7 @@ class FrameReader:
         self._pending = bytearray()
         self._busy_poll = busy_poll
         self._readable = _readable_probe(sock) if busy_poll > 0 else None
+        self._quick = True  # the last wait for data was within busy_poll: worth checking
 
     def read(self, max_bytes: int, max_buffers: int) -> tuple[Any, list[Any]]:
         """The next frame's message (JSON arrays as lists) and its buffers.
@@ -490,9 +495,10 @@ class FrameReader:
     def _read(self, size: int) -> bytes:
         pending = self._pending
         while len(pending) < size:
-            if self._readable is not None:
-                self._wait(self._readable)
-            chunk = self._sock.recv(max(size - len(pending), _RECV_SIZE))
+            if self._readable is None:
+                chunk = self._sock.recv(max(size - len(pending), _RECV_SIZE))
+            else:
+                chunk = self._wait_and_recv(self._readable, max(size - len(pending), _RECV_SIZE))
             if not chunk:
                 raise EOFError("connection closed by peer")
             pending += chunk
@@ -500,14 +506,23 @@ class FrameReader:
         del pending[:size]
         return data
 
-    def _wait(self, readable: Callable[[], bool]) -> None:
+    def _wait_and_recv(self, readable: Callable[[], bool], size: int) -> bytes:
+        # Check for data for busy_poll seconds before sleeping in recv, but only while data
+        # comes about that quickly: when the peer is slow (a bot between calls, a loaded
+        # machine) checking would only burn the CPU the peer may need.
+        start = _time.perf_counter()
+        if self._quick and not self._tls_pending():
+            deadline = start + self._busy_poll
+            while not readable() and _time.perf_counter() < deadline:
+                pass
+        chunk: bytes = self._sock.recv(size)
+        self._quick = _time.perf_counter() - start <= _QUICK * self._busy_poll
+        return chunk
+
+    def _tls_pending(self) -> bool:
         # TLS may hold decrypted bytes the socket no longer shows: recv returns them at once.
         pending = getattr(self._sock, "pending", None)
-        if pending is not None and pending():
-            return
-        deadline = _time.perf_counter() + self._busy_poll
-        while not readable() and _time.perf_counter() < deadline:
-            pass
+        return pending is not None and bool(pending())
 
     def _read_buffer(self, size: int) -> bytearray:
         buffer = bytearray(size)
