@@ -109,11 +109,9 @@ async def reconcile_latency(fault: str, samples: int, history: int) -> list[floa
             elif event.kind == "reconciled":
                 took.append(time.perf_counter() - began.pop(event.tag))
 
-        async def reconnect(_seconds: float) -> None:
-            await mt5.disconnect()
-            await mt5.connect()
-
-        trader = Trader(mt5, settle=0, on_event=on_event, sleep=reconnect)
+        # The connector's own supervisor reconnects after a broken pipe; the trader looks
+        # again as soon as it has.
+        trader = Trader(mt5, settle=0, on_event=on_event)
         for i in range(history):
             await (trader.buy if i % 2 == 0 else trader.sell)(SYMBOL, 0.01)
         for i in range(samples):

@@ -82,6 +82,11 @@ class Reconnector:
         self.reconnects = 0
 
     async def __call__(self, _seconds: float) -> None:
+        # Shielded: the trader cancels its wait once the state changes (our disconnect does),
+        # and then waits for the reconnect, which must go on.
+        await asyncio.shield(self._reconnect())
+
+    async def _reconnect(self) -> None:
         assert self.connector is not None
         self.reconnects += 1
         await self.connector.disconnect()
@@ -397,6 +402,19 @@ async def test_terminal_restart_after_execution_is_reconciled_after_reconnecting
     # Reconnected by the stand-in (or by the connector's own supervisor, whichever came first).
     assert trader._connector.get_connection_stats().reconnects >= 1
     assert [p.ticket for p in await trader.positions()] == [result.order]
+
+
+async def test_reconciling_looks_again_as_soon_as_the_supervisor_reconnects(
+    term: SimTerminal,
+) -> None:
+    term.faults.break_pipe_on("order_send", after_execution=True)
+    async with AsyncMT5Connector(sim_settings(), backend=term) as mt5:
+        # An hour between lookups: only noticing the reconnect can end the wait in time.
+        trader = Trader(mt5, settle=0, retry_interval=3600)
+        async with asyncio.timeout(60):
+            result = await trader.sell("GBPUSD", 0.2)
+        assert result.reconciled
+        assert mt5.get_connection_stats().reconnects == 1
 
 
 async def test_a_send_hanging_past_its_timeout_resolves_with_its_late_result(

@@ -227,7 +227,8 @@ class Trader:
         max_resends: With ``resend_if_absent``, how many times a proven-absent request may be
             sent again.
         on_event: Receives ``TradeEvent`` steps (on the loop thread; errors are logged).
-        sleep: How to wait (``asyncio.sleep``); tests pass their own.
+        sleep: How to wait (``asyncio.sleep``); tests pass their own. A wait for the
+            terminal to come back is cancelled as soon as the connection state changes.
     """
 
     def __init__(
@@ -753,6 +754,7 @@ class Trader:
         settled = self.settle <= 0
         last: Reconciliation | None = None
         while True:
+            session = self._connector.get_connection_stats().reconnects
             try:
                 outcome = await self._look(payload, tag, sent_at, deadline, attempts)
                 if isinstance(outcome, OrderResult):
@@ -774,7 +776,7 @@ class Trader:
                 # A read failed (pipe down, trade server down: -1, a timeout). Never report that
                 # as the send's outcome; wait for the terminal to come back and look again.
                 checked.append(f"lookup failed: {type(exc).__name__}")
-                if not await self._wait_usable(deadline):
+                if not await self._wait_usable(deadline, session):
                     raise self._unknown(payload, tag, checked, last, budget, error) from exc
                 continue
             self._reconciled(tag, started, "absent")
@@ -844,8 +846,12 @@ class Trader:
             self._late_waiters.pop(tag, None)
         return self._late.pop(tag, None)
 
-    async def _wait_usable(self, deadline: float) -> bool:
-        """Wait until the terminal may answer again; False when the deadline passes first."""
+    async def _wait_usable(self, deadline: float, session: int) -> bool:
+        """Wait until the terminal may answer again; False when the deadline passes first.
+
+        ``session`` is the connector's reconnect count when the failed lookup began: a newer
+        session is a fresh link, worth looking again at once.
+        """
         connector = self._connector
         loop = asyncio.get_running_loop()
         remaining = deadline - loop.time()
@@ -853,11 +859,6 @@ class Trader:
             return False
         if connector.state is ConnectionState.CLOSED:
             raise MT5ClosedError("the connector was closed while a trade was being reconciled")
-        if connector.is_connected():
-            # The pipe failed but the connector has not noticed (its supervisor will, or someone
-            # reconnects): try again a little later.
-            await self._sleep(min(self.retry_interval, remaining))
-            return loop.time() < deadline or self.retry_interval == 0
         changed = asyncio.Event()
 
         def on_event(event: ConnectorEvent) -> None:
@@ -866,6 +867,14 @@ class Trader:
 
         connector.add_event_hook(on_event)
         try:
+            if connector.is_connected():
+                if connector.get_connection_stats().reconnects != session:
+                    return True
+                # The pipe failed but the connector has not noticed yet. Its supervisor usually
+                # does at once (the failed call told it): look again as soon as the state
+                # moves, or after retry_interval if it does not.
+                if not await self._pause(changed, min(self.retry_interval, remaining)):
+                    return loop.time() < deadline or self.retry_interval == 0
             async with asyncio.timeout_at(deadline):
                 while not connector.is_connected():
                     changed.clear()
@@ -875,6 +884,23 @@ class Trader:
         finally:
             connector.remove_event_hook(on_event)
         return True
+
+    async def _pause(self, changed: asyncio.Event, seconds: float) -> bool:
+        """Sleep ``seconds`` with the trader's ``sleep``, cut short when ``changed`` is set.
+
+        Returns whether ``changed`` ended the pause (the sleep is then cancelled).
+        """
+        sleeper = asyncio.ensure_future(self._sleep(seconds))
+        watcher = asyncio.ensure_future(changed.wait())
+        try:
+            await asyncio.wait((sleeper, watcher), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (sleeper, watcher):
+                task.cancel()
+            await asyncio.gather(sleeper, watcher, return_exceptions=True)
+        if not sleeper.cancelled() and (error := sleeper.exception()) is not None:
+            raise error  # the sleep itself failed, as an awaited sleep would have raised
+        return changed.is_set()
 
     async def _look(
         self,
