@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from aiomt5._connector import AsyncMT5Connector
 from aiomt5._dtypes import RATES_DTYPE, TICKS_DTYPE
-from aiomt5._errors import MT5InvalidArgumentError, MT5SymbolNotFoundError
+from aiomt5._errors import MT5CallError, MT5InvalidArgumentError, MT5SymbolNotFoundError
 from aiomt5._history import (
     FetchProgress,
     fetch_rates,
@@ -144,6 +144,31 @@ async def test_empty_range_returns_empty_rates_array(mt5: AsyncMT5Connector) -> 
     assert got.dtype == RATES_DTYPE
 
 
+HISTORY_START = datetime(2000, 1, 3, tzinfo=UTC)  # EURUSD's first bar in the simulator
+
+
+async def test_range_from_before_the_history_returns_the_bars_from_its_start(
+    mt5: AsyncMT5Connector, oracle: SimTerminal, term: SimTerminal
+) -> None:
+    # The terminal refuses pages entirely before the first bar (-1); they hold no bars.
+    end = datetime(2000, 2, 1, tzinfo=UTC)
+    got = await fetch_rates(mt5, "EURUSD", "H1", datetime(1999, 6, 1, tzinfo=UTC), end)
+    want = oracle.copy_rates_range("EURUSD", Timeframe.H1, ts(HISTORY_START), ts(end))
+    assert got["time"][0] == ts(HISTORY_START)
+    assert np.array_equal(got, want)
+    assert (
+        term.copy_rates_range("EURUSD", Timeframe.H1, datetime(1999, 6, 1, tzinfo=UTC), end) is None
+    )
+
+
+async def test_range_entirely_before_the_history_says_so(mt5: AsyncMT5Connector) -> None:
+    with pytest.raises(MT5CallError, match="outside the server's history") as raised:
+        await fetch_rates(
+            mt5, "EURUSD", "H1", datetime(1990, 1, 1, tzinfo=UTC), datetime(1995, 1, 1, tzinfo=UTC)
+        )
+    assert raised.value.code == -1
+
+
 # --------------------------------------------------------------------------- bars by count
 
 
@@ -180,6 +205,23 @@ async def test_count_stops_at_the_start_of_history(mt5: AsyncMT5Connector) -> No
     got = await fetch_rates(mt5, "EURUSD", "MN1", datetime(2001, 6, 1, tzinfo=UTC), count=5000)
     assert len(got) == 18  # January 2000 to June 2001
     assert_clean_seams(got)
+
+
+async def test_count_ending_exactly_at_a_page_boundary_stops_at_the_first_bar(
+    mt5: AsyncMT5Connector, oracle: SimTerminal
+) -> None:
+    first = oracle.copy_rates_range(
+        "EURUSD", Timeframe.D1, ts(HISTORY_START), ts(HISTORY_START) + 86400 * 60
+    )
+    anchor = datetime.fromtimestamp(int(first["time"][39]), UTC)
+    # Two full pages of 20 reach the first bar; the next page would lie before the history.
+    got = await fetch_rates(mt5, "EURUSD", "D1", anchor, count=100, page_size=20)
+    assert np.array_equal(got, first[:40])
+
+
+async def test_count_before_the_history_says_so(mt5: AsyncMT5Connector) -> None:
+    with pytest.raises(MT5CallError, match="outside the server's history"):
+        await fetch_rates(mt5, "EURUSD", "H1", datetime(1995, 1, 1, tzinfo=UTC), count=10)
 
 
 async def test_progress_reaches_one_with_the_final_row_count(mt5: AsyncMT5Connector) -> None:
@@ -317,6 +359,19 @@ async def test_ticks_over_many_pages_match_one_unlimited_call(
     assert np.array_equal(got, want)
     assert len(pages) > 10
     assert pages[-1].fraction == 1.0
+
+
+async def test_ticks_from_before_the_history_start_at_its_first_tick(
+    mt5: AsyncMT5Connector, oracle: SimTerminal
+) -> None:
+    start = datetime(1999, 12, 31, tzinfo=UTC)
+    end = HISTORY_START + timedelta(hours=1)
+    got = await fetch_ticks(mt5, "EURUSD", start, end)
+    want = oracle.copy_ticks_range("EURUSD", ts(HISTORY_START), ts(end), -1)
+    assert len(want) > 0
+    assert np.array_equal(got, want)
+    with pytest.raises(MT5CallError, match="outside the server's history"):
+        await fetch_ticks(mt5, "EURUSD", start, HISTORY_START - timedelta(seconds=1))
 
 
 async def test_ticks_count_takes_the_first_ticks_from_date_from(

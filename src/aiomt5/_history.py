@@ -37,7 +37,7 @@ import numpy.typing as npt
 
 from ._arguments import positive_int, utc_timestamp
 from ._dtypes import RATES_DTYPE, TICKS_DTYPE
-from ._errors import MT5CallError, MT5InvalidArgumentError
+from ._errors import MT5CallError, MT5InvalidArgumentError, MT5NotFoundError
 from ._timeframe import Timeframe, TimeframeLike
 from ._types import USE_DEFAULT, TimeoutArg
 
@@ -64,7 +64,10 @@ _MONTH_MIN_SECONDS: Final = 28 * 86400
 _TICK_WINDOW_START: Final = 3600
 _TICK_WINDOW_MAX: Final = 31 * 86400
 _TICK_FLAGS: Final = {"all": -1, "info": 1, "trade": 2}
+_NO_RATES: Final = np.empty(0, RATES_DTYPE)
+_NO_TICKS: Final = np.empty(0, TICKS_DTYPE)
 _INVALID_PARAMS: Final = -2
+_CALL_FAILED: Final = -1
 
 TickFlagsLike = Literal["all", "info", "trade"] | int
 """``"all"``/``"info"``/``"trade"`` or MetaTrader5's ``COPY_TICKS_*`` value (-1, 1, 2)."""
@@ -164,6 +167,43 @@ class _Calls:
 
     async def __call__(self, function: str, *args: Any) -> Any:
         return await self.connector.call(function, *args, timeout=self.timeout)
+
+
+class _Outside:
+    """Pages the terminal refuses because they lie entirely outside the server's data.
+
+    MetaTrader5 fails such a request (-1, "Terminal: Call failed") instead of returning no
+    rows: a page before the symbol's history starts is one. Those pages count as empty while
+    another page of the request is answered; if none is, the request fails with a message that
+    says so.
+    """
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.first: MT5CallError | None = None
+        self.answered = False
+
+    def refused(self, error: MT5CallError) -> bool:
+        """Whether ``error`` is such a refusal (then the page is empty); else raise it."""
+        if error.code != _CALL_FAILED or isinstance(error, MT5NotFoundError):
+            return False
+        if self.first is None:
+            self.first = error
+        return True
+
+    def check(self) -> None:
+        """Raise when every page was refused: nothing of the request lies in the data."""
+        first = self.first
+        if first is None or self.answered:
+            return
+        raise MT5CallError(
+            f"the terminal refused every page of {self.what} ({first.message}): the request "
+            "lies entirely outside the server's history for it (before its first bar, or in "
+            "the future), or the symbol has no history there",
+            function=first.function,
+            args_summary=first.args_summary,
+            code=first.code,
+        ) from first
 
 
 async def _latest_tick_msc(call: _Calls, symbol: str) -> int | None:
@@ -376,12 +416,19 @@ async def _rates_range(
     windows = [(low, min(low + span - 1, end)) for low in range(start, end + 1, span)]
     pager.reserve(len(windows) * page)
     parts: list[npt.NDArray[np.void]] = []
+    outside = _Outside(f"{symbol} {Timeframe(frame).name} bars")
     upcoming: asyncio.Task[Any] | None = None
     try:
         for index, (low, high) in enumerate(windows):
             if upcoming is None:
                 upcoming = asyncio.ensure_future(call("copy_rates_range", symbol, frame, low, high))
-            bars = await upcoming
+            try:
+                bars = await upcoming
+                outside.answered = True
+            except MT5CallError as exc:
+                if not outside.refused(exc):
+                    raise
+                bars = _NO_RATES
             upcoming = None
             if index + 1 < len(windows):
                 # Queue the next page before handling this one: the terminal works on it while
@@ -396,6 +443,7 @@ async def _rates_range(
     finally:
         if upcoming is not None:
             _abandon(upcoming)
+    outside.check()
     return parts
 
 
@@ -421,6 +469,7 @@ async def _rates_back(
     anchor, total, position = request
     page, maxbars = limits
     parts: list[npt.NDArray[np.void]] = []
+    outside = _Outside(f"{symbol} {Timeframe(frame).name} bars")
     remaining = total
     if anchor is None:
         # copy_rates_from_pos only reaches maxbars deep (the chart buffer); older pages go by time.
@@ -433,7 +482,12 @@ async def _rates_back(
         bars = await call("copy_rates_from_pos", symbol, frame, position, first)
     else:
         first = min(remaining, page)
-        bars = await call("copy_rates_from", symbol, frame, anchor, first)
+        try:
+            bars = await call("copy_rates_from", symbol, frame, anchor, first)
+        except MT5CallError as exc:
+            if outside.refused(exc):
+                outside.check()  # the anchor lies before the history: say so
+            raise
     pager.sink = None  # pages arrive newest first: the caller gets them from the list
     while True:
         if len(bars):
@@ -444,7 +498,12 @@ async def _rates_back(
             break  # done, or the history starts here
         older = int(bars["time"][0]) - 1
         first = min(remaining, page)
-        bars = await call("copy_rates_from", symbol, frame, older, first)
+        try:
+            bars = await call("copy_rates_from", symbol, frame, older, first)
+        except MT5CallError as exc:
+            if not outside.refused(exc):
+                raise
+            break  # nothing before the last page: the history starts there
     parts.reverse()
     return parts
 
@@ -536,16 +595,21 @@ async def tick_pages(
     parts: list[npt.NDArray[np.void]] = []
     rows = 0
     window = _TICK_WINDOW_START
+    outside = _Outside(f"{name} ticks")
     low = start
     while low <= end and (total is None or rows < total):
         high = min(low + window - 1, end)
         try:
             ticks = await call("copy_ticks_range", name, low, high, copy_flags)
+            outside.answered = True
         except MT5CallError as exc:
-            if exc.code != _INVALID_PARAMS or high == low:
+            if outside.refused(exc):
+                ticks = _NO_TICKS
+            elif exc.code != _INVALID_PARAMS or high == low:
                 raise
-            window = max((high - low + 1) // 2, 1)
-            continue
+            else:
+                window = max((high - low + 1) // 2, 1)
+                continue
         if total is not None and rows + len(ticks) > total:
             ticks = ticks[: total - rows]
         if len(ticks):
@@ -558,6 +622,7 @@ async def tick_pages(
         pager.add(ticks, fraction)
         window = _next_window(high - low + 1, len(ticks), target)
         low = high + 1
+    outside.check()
     return parts
 
 
