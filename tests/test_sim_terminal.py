@@ -254,6 +254,43 @@ def test_copy_rates_accepts_aware_datetimes_ints_and_floats(term: SimTerminal) -
     assert np.array_equal(by_int, by_float)
 
 
+FIRST_BAR = int(datetime(2000, 1, 3, tzinfo=UTC).timestamp())  # EURUSD's history start
+BEFORE = (datetime(1995, 1, 2, tzinfo=UTC), datetime(1995, 1, 9, tzinfo=UTC))
+FUTURE = (datetime(2027, 1, 4, tzinfo=UTC), datetime(2027, 1, 5, tzinfo=UTC))
+
+
+@pytest.mark.parametrize(
+    ("function", "args"),
+    [
+        ("copy_rates_range", (1, *BEFORE)),
+        ("copy_rates_range", (1, *FUTURE)),
+        ("copy_rates_from", (1, BEFORE[1], 10)),
+        ("copy_ticks_range", (*BEFORE, -1)),
+        ("copy_ticks_range", (*FUTURE, -1)),
+        ("copy_ticks_from", (FUTURE[0], 10, -1)),
+    ],
+)
+def test_requests_entirely_outside_the_servers_data_fail(
+    term: SimTerminal, function: str, args: tuple[object, ...]
+) -> None:
+    # "If the interval of the requested data is completely outside the available data on the
+    # server, then the function returns false" (the CopyRates documentation).
+    assert getattr(term, function)("EURUSD", *args) is None
+    assert term.last_error() == (-1, "Terminal: Call failed")
+
+
+def test_requests_reaching_into_the_data_return_what_is_there(term: SimTerminal) -> None:
+    rates = term.copy_rates_range("EURUSD", term.TIMEFRAME_H1, BEFORE[0], FIRST_BAR + 3600)
+    assert list(rates["time"]) == [FIRST_BAR, FIRST_BAR + 3600]
+    assert len(term.copy_rates_from("EURUSD", term.TIMEFRAME_H1, FIRST_BAR, 10)) == 1
+    ticks = term.copy_ticks_from("EURUSD", BEFORE[0], 5, term.COPY_TICKS_ALL)
+    assert ticks["time"][0] >= FIRST_BAR
+    # Inside the history, a closed market is no data, not a failure.
+    weekend = datetime(2026, 2, 28, tzinfo=UTC), datetime(2026, 3, 1, tzinfo=UTC)
+    assert len(term.copy_rates_range("EURUSD", term.TIMEFRAME_M1, *weekend)) == 0
+    assert term.last_error() == (1, "Success")
+
+
 @pytest.mark.parametrize("bad", ["2026-03-04", np.datetime64("2026-03-04"), 2**31, 0])
 def test_copy_rates_rejects_other_date_types(term: SimTerminal, bad: object) -> None:
     assert term.copy_rates_from("EURUSD", term.TIMEFRAME_H1, bad, 3) is None

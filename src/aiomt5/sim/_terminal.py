@@ -704,6 +704,17 @@ class SimTerminal:
             raise Failure(-2)
         return bars
 
+    def _check_available(self, market: MarketModel, first_s: int, last_s: int | None) -> None:
+        """Fail as the terminal does when a request lies entirely outside the server's data.
+
+        ``first_s``..``last_s`` is the span the request can return data from (``None``: open
+        ended); the data runs from the symbol's history start to now.
+        """
+        if (last_s is not None and last_s < market.history_start) or (
+            first_s * 1000 > self._now_msc()
+        ):
+            raise Failure(-1)
+
     def _copy_args(self, function: str, args: tuple[Any, ...]) -> tuple[MarketModel, Any]:
         if len(args) != 4:
             raise Failure(-2, "Invalid arguments")
@@ -727,6 +738,7 @@ class SimTerminal:
         count = as_c_int("copy_rates_from", args[3])
         market = self._selected_market(symbol)
         self._check_count(count)
+        self._check_available(market, market.history_start, date_from)
         return self._capped(market.rates_from(timeframe, date_from, count, self._now_msc()))
 
     @_api("varargs", None)
@@ -757,6 +769,7 @@ class SimTerminal:
         market = self._selected_market(symbol)
         if date_to < date_from:
             raise Failure(-2)
+        self._check_available(market, date_from, date_to)
         spec = self._specs[symbol]
         nominal = (date_to - date_from) // nominal_seconds(timeframe)
         if nominal * float(spec.hours.week_mask.mean()) > 2 * self.maxbars:
@@ -782,6 +795,7 @@ class SimTerminal:
         market = self._selected_market(symbol)
         if count < 0:
             raise Failure(-2, "Invalid arguments")
+        self._check_available(market, date_from, None)
         ticks = market.ticks_from(date_from * 1000, count, self._now_msc(), flags)
         return ticks if ticks.base is None else ticks.copy()
 
@@ -796,6 +810,7 @@ class SimTerminal:
         market = self._selected_market(symbol)
         if date_to < date_from:
             raise Failure(-2)
+        self._check_available(market, date_from, date_to)
         ticks = market.ticks_range(date_from * 1000, date_to * 1000 + 999, self._now_msc(), flags)
         return ticks if ticks.base is None else ticks.copy()
 
