@@ -184,7 +184,7 @@ class _Outside:
         self.answered = False
 
     def refused(self, error: MT5CallError) -> bool:
-        """Whether ``error`` is such a refusal (then the page is empty); else raise it."""
+        """Whether ``error`` is such a refusal: then the page is empty (others are raised)."""
         if error.code != _CALL_FAILED or isinstance(error, MT5NotFoundError):
             return False
         if self.first is None:
