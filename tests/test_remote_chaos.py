@@ -16,10 +16,10 @@ import socket
 import threading
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime
 
 import pytest
 
+from _order_audit import audit_history
 from aiomt5 import AsyncMT5Connector, Trader, new_tag
 from aiomt5._remote import RemoteServer, remote_backend
 from aiomt5._settings import MT5Settings
@@ -29,7 +29,6 @@ from aiomt5.sim import _constants as c
 HOST = "127.0.0.1"
 TOKEN = "chaos-token-" + "5e6f7a8b" * 4
 START = "2026-03-02T10:00:00Z"
-ALL_TIME = (datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 12, 31, tzinfo=UTC))
 ORDER_SEND = b'"order_send"'  # how an order_send request starts on the wire: ["order_send",...
 
 
@@ -153,12 +152,7 @@ async def run_remote_order_soak(orders: int, seed: int) -> Counter[str]:
                 outcomes["reconciled" if result.reconciled else "answered"] += 1
                 outcomes["resent"] += result.attempts - 1
                 sent.add(result.tag)
-            history = Counter(
-                o.tag for o in await trader.history_orders(*ALL_TIME) if o.tag is not None
-            )
-            outcomes["duplicates"] = sum(1 for n in history.values() if n > 1)
-            outcomes["lost"] = sum(1 for tag in sent if history[tag] != 1)
-            outcomes["unexpected"] = sum(1 for tag in history if tag not in sent)
+            outcomes.update(await audit_history(trader, sent))
             outcomes["reconnects"] = mt5.get_connection_stats().reconnects
         outcomes.update({f"cut_{where}": n for where, n in relay.cuts.items()})
     return outcomes

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from _order_audit import ALL_TIME, audit_history
 from aiomt5._connector import AsyncMT5Connector
 from aiomt5._errors import (
     MT5AutoTradingDisabledError,
@@ -43,7 +44,6 @@ from aiomt5.sim import DEFAULT_LOGIN, DEFAULT_PASSWORD, DEFAULT_SERVER, SimClock
 from aiomt5.sim import _constants as c
 
 SIM_START = "2026-03-02T10:00:00Z"
-ALL_TIME = (datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 12, 31, tzinfo=UTC))
 
 
 def sim_settings(**overrides: Any) -> MT5Settings:
@@ -642,12 +642,7 @@ async def run_order_soak(orders: int, seed: int) -> Counter[str]:
             outcomes["reconciled" if result.reconciled else "answered"] += 1
             outcomes["resent"] += result.attempts - 1
             sent[result.tag] = result
-        history = Counter(
-            o.tag for o in await trader.history_orders(*ALL_TIME) if o.tag is not None
-        )
-        outcomes["duplicates"] = sum(1 for n in history.values() if n > 1)
-        outcomes["lost"] = sum(1 for tag in sent if history[tag] != 1)
-        outcomes["unexpected"] = sum(1 for tag in history if tag not in sent)
+        outcomes.update(await audit_history(trader, sent))
         outcomes["reconnects"] = mt5.get_connection_stats().reconnects
         term.faults.clear()
     return outcomes
