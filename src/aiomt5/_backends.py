@@ -11,6 +11,7 @@ This is the only module allowed to import ``MetaTrader5`` (ruff TID251 enforces 
 from __future__ import annotations
 
 import importlib.util
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, Protocol, cast
@@ -19,14 +20,20 @@ from ._errors import MT5ConfigurationError, MT5NotAvailableError
 from ._settings import BackendURL, MT5Settings, parse_backend_url
 
 __all__ = [
+    "LOCAL_BACKENDS",
     "REQUIRED_FUNCTIONS",
     "Backend",
     "ResolvedBackend",
     "backend_function",
     "constant_name",
+    "local_backend",
     "metatrader5_importable",
     "resolve_backend",
+    "runs_in_child",
 ]
+
+LOCAL_BACKENDS: Final = ("auto", "metatrader5", "sim")
+"""Backend names that run on this machine (in this process or a child, see ``isolation``)."""
 
 REQUIRED_FUNCTIONS: Final = (
     "initialize",
@@ -61,6 +68,8 @@ class ResolvedBackend:
 
     module: Backend
     description: str
+    restart: Callable[[], None] | None = None
+    """Ends a stuck call by replacing the process the backend runs in (None: nothing can)."""
 
 
 def _import_metatrader5() -> Any:
@@ -69,21 +78,25 @@ def _import_metatrader5() -> Any:
     return MetaTrader5
 
 
+def _metatrader5_missing(*, auto: bool) -> MT5NotAvailableError:
+    if auto:
+        return MT5NotAvailableError(
+            "backend='auto' found no MetaTrader5 package: it exists only for Windows "
+            "(pip install MetaTrader5 there). Elsewhere use backend='sim' (MT5_BACKEND=sim) "
+            "for the built-in simulated terminal, or a remote terminal with "
+            "'mt5linux://host:port' or 'aiomt5://host:port'"
+        )
+    return MT5NotAvailableError(
+        "backend='metatrader5' needs the MetaTrader5 package, which is Windows-only: "
+        "`pip install MetaTrader5` on Windows, or use backend='sim' for the simulator"
+    )
+
+
 def _load_metatrader5(*, auto: bool) -> ResolvedBackend:
     try:
         module = _import_metatrader5()
     except ImportError as exc:
-        if auto:
-            raise MT5NotAvailableError(
-                "backend='auto' found no MetaTrader5 package: it exists only for Windows "
-                "(pip install MetaTrader5 there). Elsewhere use backend='sim' (MT5_BACKEND=sim) "
-                "for the built-in simulated terminal, or a remote terminal with "
-                "'mt5linux://host:port' or 'aiomt5://host:port'"
-            ) from exc
-        raise MT5NotAvailableError(
-            "backend='metatrader5' needs the MetaTrader5 package, which is Windows-only: "
-            "`pip install MetaTrader5` on Windows, or use backend='sim' for the simulator"
-        ) from exc
+        raise _metatrader5_missing(auto=auto) from exc
     version = getattr(module, "__version__", "?")
     return ResolvedBackend(cast(Backend, module), f"MetaTrader5 {version}")
 
@@ -93,9 +106,17 @@ def _build_sim(settings: MT5Settings) -> ResolvedBackend:
 
     clock = SimClock.fixed(settings.sim_start) if settings.sim_start else SimClock.wall()
     terminal = SimTerminal(
-        seed=settings.sim_seed, clock=clock, symbol_suffix=settings.sim_symbol_suffix
+        seed=settings.sim_seed,
+        clock=clock,
+        symbol_suffix=settings.sim_symbol_suffix,
+        hold_gil=settings.sim_hold_gil,
     )
-    return ResolvedBackend(cast(Backend, terminal), f"sim(seed={settings.sim_seed})")
+    return ResolvedBackend(cast(Backend, terminal), _sim_description(settings))
+
+
+def _sim_description(settings: MT5Settings) -> str:
+    gil = ", holds the GIL" if settings.sim_hold_gil else ""
+    return f"sim(seed={settings.sim_seed}{gil})"
 
 
 def _check_object(backend: object) -> ResolvedBackend:
@@ -105,7 +126,10 @@ def _check_object(backend: object) -> ResolvedBackend:
             f"backend={type(backend).__name__} object lacks {', '.join(missing)}: pass the "
             "MetaTrader5 module, an aiomt5.sim.SimTerminal, or an object with the same functions"
         )
-    return ResolvedBackend(cast(Backend, backend), f"custom({type(backend).__name__})")
+    isolation = sys.modules.get("aiomt5._remote._isolation")  # a ChildTerminal imported it
+    child = isolation is not None and isinstance(backend, isolation.ChildTerminal)
+    restart = backend.restart if child else None  # type: ignore[attr-defined]  # a ChildTerminal
+    return ResolvedBackend(cast(Backend, backend), f"custom({type(backend).__name__})", restart)
 
 
 def resolve_backend(backend: object | None, settings: MT5Settings) -> ResolvedBackend:
@@ -125,14 +149,10 @@ def resolve_backend(backend: object | None, settings: MT5Settings) -> ResolvedBa
     if not isinstance(backend, str):
         return _check_object(backend)
     name = backend.strip().lower()
-    if settings.isolation == "process" and name in ("auto", "metatrader5", "sim"):
-        return _isolated("sim" if name == "sim" else "metatrader5", settings)
-    if name == "auto":
-        return _load_metatrader5(auto=True)
-    if name == "metatrader5":
-        return _load_metatrader5(auto=False)
-    if name == "sim":
-        return _build_sim(settings)
+    if name in LOCAL_BACKENDS:
+        if runs_in_child(name, settings):
+            return _isolated(name, settings)
+        return local_backend(name, settings)
     try:
         url = parse_backend_url(backend.strip())
     except ValueError as exc:
@@ -152,12 +172,43 @@ def _remote(url: BackendURL, settings: MT5Settings) -> ResolvedBackend:
     return ResolvedBackend(cast(Backend, backend), f"remote({url})")
 
 
-def _isolated(spec: str, settings: MT5Settings) -> ResolvedBackend:
-    """The backend in a child process (``isolation="process"``), killed if a call wedges."""
+def runs_in_child(name: str, settings: MT5Settings) -> bool:
+    """Whether the local backend ``name`` (one of ``LOCAL_BACKENDS``) runs in a child process.
+
+    ``settings.isolation``: "process" or "thread" as asked; "auto" isolates whatever holds the
+    GIL while it waits: the MetaTrader5 module always, the simulator with ``sim_hold_gil``.
+    """
+    if settings.isolation != "auto":
+        return settings.isolation == "process"
+    return name != "sim" or settings.sim_hold_gil
+
+
+def local_backend(name: str, settings: MT5Settings) -> ResolvedBackend:
+    """The local backend ``name`` built in this process, whatever ``settings.isolation`` says.
+
+    What a child process of ``isolation="process"`` runs for its parent.
+    """
+    if name == "sim":
+        return _build_sim(settings)
+    return _load_metatrader5(auto=name == "auto")
+
+
+def _isolated(name: str, settings: MT5Settings) -> ResolvedBackend:
+    """The backend in a child process, which the supervisor replaces if a call wedges."""
     from ._remote._isolation import ChildTerminal  # served by the child on a loopback port
 
-    child = ChildTerminal(spec, hard_limit=settings.isolation_hard_limit)
-    return ResolvedBackend(cast(Backend, child), f"process({spec})")
+    spec = "sim" if name == "sim" else "metatrader5"
+    if spec == "metatrader5" and not metatrader5_importable():
+        raise _metatrader5_missing(auto=name == "auto")  # say so here, not from a dead child
+    child = ChildTerminal(spec, hard_limit=_hard_limit(settings), settings=settings)
+    inner = _sim_description(settings) if spec == "sim" else spec
+    return ResolvedBackend(cast(Backend, child), f"process({inner})", child.restart)
+
+
+def _hard_limit(settings: MT5Settings) -> float | None:
+    """``isolation_hard_limit``, never shorter than a connect attempt may legitimately take."""
+    limits = (settings.isolation_hard_limit, settings.connect_timeout)
+    return None if None in limits else max(limit for limit in limits if limit is not None)
 
 
 def constant_name(backend: object, prefix: str, value: int) -> str:

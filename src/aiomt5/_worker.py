@@ -580,23 +580,7 @@ class Worker:
         running_for = now - current.started
         overdue = now - (current.gave_up_at or now)
         stuck = current.summary()
-        if self._wedged_reported is not current:
-            self._wedged_reported = current
-            log.error(
-                "aiomt5.worker.wedged",
-                function=current.function,
-                call=stuck,
-                running_for=round(running_for, 3),
-                overdue=round(overdue, 3),
-            )
-            self._emit(
-                WorkerWedged(
-                    function=current.function,
-                    args_summary=stuck,
-                    running_for=running_for,
-                    overdue=overdue,
-                )
-            )
+        self._report_wedged(current)
         raise MT5WorkerBusyError(
             f"the terminal is stuck in {stuck} for {running_for:.1f}s, {overdue:.1f}s past its "
             "timeout; refusing new calls until it returns (check the terminal; a reconnect "
@@ -604,6 +588,36 @@ class Worker:
             function=function,
             args_summary=summarize_call(function, args, kwargs or {}),
         )
+
+    def _report_wedged(self, current: _Job) -> None:
+        """Log and emit ``WorkerWedged`` for ``current``, once per stuck call (loop thread)."""
+        if self._wedged_reported is current:
+            return
+        self._wedged_reported = current
+        now = self._clock()
+        running_for = now - current.started
+        overdue = now - (current.gave_up_at or now)
+        stuck = current.summary()
+        log.error(
+            "aiomt5.worker.wedged",
+            function=current.function,
+            call=stuck,
+            running_for=round(running_for, 3),
+            overdue=round(overdue, 3),
+        )
+        self._emit(
+            WorkerWedged(
+                function=current.function,
+                args_summary=stuck,
+                running_for=running_for,
+                overdue=overdue,
+            )
+        )
+
+    def _check_wedged(self, job: _Job) -> None:
+        """``wedged_after`` seconds after its caller gave up: is ``job`` still stuck?"""
+        if self._current is job and not self._closed:
+            self._report_wedged(job)
 
     def _give_up(self, job: _Job, timeout: float | None) -> None:
         """The caller stopped waiting: ``timeout`` seconds elapsed, or (None) it was cancelled."""
@@ -633,6 +647,9 @@ class Worker:
             return
         if state != _RUNNING:
             return  # finished; its result is on the way and wins over the timeout
+        # Say so as soon as the call counts as stuck, not only when a new call is refused:
+        # whoever can end it (the supervisor, with a child process) should not wait for that.
+        job.outbox.loop.call_later(self._wedged_after, self._check_wedged, job)
         summary = job.summary()
         how = f"timed out after {timeout}s" if timeout is not None else "was cancelled"
         if job.write:

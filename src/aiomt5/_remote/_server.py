@@ -302,14 +302,16 @@ def _read_token(token_file: str | None) -> str | None:
 
 
 def _load_backend(name: str, seed: int) -> object:
-    if name == "sim":
-        from aiomt5.sim import SimTerminal, make_module
+    """The served backend, built as a connector would (``MT5_ISOLATION``, ``MT5_SIM_*``...).
 
-        return make_module(SimTerminal(seed=seed))
+    The MetaTrader5 module (and a GIL-holding simulator) runs in a child process by default: a
+    call holding the GIL there leaves this process's accept loop, handshakes and deadlines
+    running.
+    """
     from aiomt5._backends import resolve_backend
     from aiomt5._settings import MT5Settings
 
-    return resolve_backend("metatrader5", MT5Settings(backend="metatrader5")).module
+    return resolve_backend(name, MT5Settings(backend=name, sim_seed=seed)).module
 
 
 def serve_main(argv: Sequence[str] | None = None) -> int:
