@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import socket
 import textwrap
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -269,28 +271,54 @@ def outliving_terminal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
         yield terminal
 
 
-async def test_orders_stay_exactly_once_across_a_child_replaced_mid_order_send(
-    outliving_terminal: SimTerminal,
-) -> None:
-    faults = outliving_terminal.faults
+async def send_across_replacements(terminal: SimTerminal, plan: list[str]) -> Counter[str]:
+    """Buy once per step of ``plan``: "answered" normally, or with the child sending it killed
+    while the terminal holds the order: "ran" (it executes later) or "lost" (it never runs)."""
+    outcomes: Counter[str] = Counter()
     chosen = settings(backend="metatrader5", call_timeout=0.5, worker_wedged_after=0.2)
     async with AsyncMT5Connector(chosen) as mt5:
         trader = Trader(mt5, settle=1.0)
-        first = await trader.buy("EURUSD", 0.01, tag=new_tag())  # shows the broker keeps tags
-        # The terminal runs the order after the child sending it was killed: found, not resent.
-        faults.hang("order_send", seconds=1.0)
-        ran = await trader.buy("EURUSD", 0.01, resend_if_absent=True, tag=new_tag())
-        # The request dies with the child before the terminal acts on it: proven absent, resent.
-        faults.hang("order_send", seconds=1.0)
-        faults.fail("order_send", -10001)
-        resent = await trader.buy("EURUSD", 0.01, resend_if_absent=True, tag=new_tag())
-        audit = await audit_history(trader, {first.tag, ran.tag, resent.tag})
-        stats = mt5.get_connection_stats()
-        assert mt5.backend.starts == 3
-    assert (ran.reconciled, ran.attempts) == (True, 1)
-    assert resent.attempts == 2
-    assert (audit["duplicates"], audit["lost"], audit["unexpected"]) == (0, 0, 0)
-    assert stats.reconnects >= 2
+        sent = {(await trader.buy("EURUSD", 0.01, tag=new_tag())).tag}  # the broker keeps tags
+        for step in plan:
+            if step != "answered":
+                terminal.faults.hang("order_send", seconds=1.0)
+            if step == "lost":
+                terminal.faults.fail("order_send", -10001)
+            side = trader.buy if len(sent) % 2 else trader.sell  # keeps the netting position small
+            result = await side("EURUSD", 0.01, resend_if_absent=True, tag=new_tag())
+            sent.add(result.tag)
+            outcomes[f"{step}: reconciled={result.reconciled}, attempts={result.attempts}"] += 1
+        outcomes.update(await audit_history(trader, sent))
+        outcomes["children"] = mt5.backend.starts
+        outcomes["reconnects"] = mt5.get_connection_stats().reconnects
+    return outcomes
+
+
+async def test_orders_stay_exactly_once_across_a_child_replaced_mid_order_send(
+    outliving_terminal: SimTerminal,
+) -> None:
+    outcomes = await send_across_replacements(outliving_terminal, ["ran", "lost", "answered"])
+    # Ran: found by its tag, not resent. Lost: proven absent after `settle`, then resent once.
+    assert outcomes["ran: reconciled=True, attempts=1"] == 1
+    assert outcomes["lost: reconciled=False, attempts=2"] == 1
+    assert outcomes["answered: reconciled=False, attempts=1"] == 1
+    assert (outcomes["duplicates"], outcomes["lost"], outcomes["unexpected"]) == (0, 0, 0)
+    assert outcomes["children"] == 3
+    assert outcomes["reconnects"] >= 2
+
+
+@pytest.mark.soak
+@pytest.mark.timeout(1800)
+async def test_orders_stay_exactly_once_across_many_child_replacements(
+    outliving_terminal: SimTerminal,
+) -> None:
+    rng = random.Random(20)
+    plan = [rng.choice(("ran", "lost", "answered")) for _ in range(90)]
+    outcomes = await send_across_replacements(outliving_terminal, plan)
+    assert outcomes["ran: reconciled=True, attempts=1"] == plan.count("ran")
+    assert outcomes["lost: reconciled=False, attempts=2"] == plan.count("lost")
+    assert (outcomes["duplicates"], outcomes["lost"], outcomes["unexpected"]) == (0, 0, 0)
+    assert outcomes["children"] == 1 + plan.count("ran") + plan.count("lost")
 
 
 # --------------------------------------------------------------------------- aiomt5 serve
