@@ -78,7 +78,7 @@ async def main() -> None:
         stalls[isolation] = worst
         label = "thread" if isolation == "thread" else "child (default)"
         print(f"{label:22} {raised:>12.3f} s {worst * 1e3:>11.1f} ms {turns:>13}")
-    print(f"stall, thread ÷ child: {stalls['thread'] / max(stalls['auto'], 1e-6):.0f}×")
+    print(f"stall, thread ÷ child: {stalls['thread'] / max(stalls['auto'], 1e-6):.0f}x")
 
 
 if __name__ == "__main__":

@@ -90,7 +90,7 @@ CASES: list[tuple[str, str, bool, Operation]] = [
     ("latency: symbol_info_tick", "µs/call", False, back_to_back(
         "symbol_info_tick", "EURUSD", calls=300
     )),
-    ("throughput: 100 tasks × 20 ticks", "calls/s", True, concurrent(100, 20)),
+    ("throughput: 100 tasks x 20 ticks", "calls/s", True, concurrent(100, 20)),
     ("copy_rates_from_pos 99,999 bars", "ms/call", False, bars(99_999, 3)),
 ]  # fmt: skip
 
@@ -120,7 +120,7 @@ async def main() -> None:
         note = "(higher is better)" if higher else ""
         print(
             f"{label:36} {medians['thread']:>9.1f} {medians['child']:>9.1f} {unit:8}"
-            f"{ratio:>6.2f}× {note}"
+            f"{ratio:>6.2f}x {note}"
         )
 
 
