@@ -38,6 +38,7 @@ from aiomt5 import (
 from aiomt5._backends import resolve_backend, runs_in_child
 from aiomt5._remote import RemoteServer, remote_backend
 from aiomt5._remote._auth import client_handshake
+from aiomt5._remote._isolation import ChildTerminal
 from aiomt5._remote._server import _load_backend
 from aiomt5.sim import SimClock, SimTerminal, make_module
 from aiomt5.sim import _constants as c
@@ -345,3 +346,28 @@ def test_serve_keeps_handshaking_while_a_terminal_call_holds_the_gil(
             stuck.join()
             busy.shutdown()
             backend.close()
+
+
+# --------------------------------------------------------------------------- sending ahead
+
+
+def test_child_answers_requests_sent_ahead_in_order_and_drops_skipped_ones() -> None:
+    child = ChildTerminal("sim", settings=settings(backend="sim"))
+    try:
+        assert child.initialize(), child.last_error()
+        child.send_ahead(
+            [
+                ("symbol_info_tick", ("EURUSD",), None),
+                ("symbol_info", ("GBPUSD",), None),  # its call is never made: dropped
+                ("symbol_info", ("USDJPY",), {}),
+            ]
+        )
+        assert child.symbol_info_tick("EURUSD").bid > 0
+        assert child.symbol_info("USDJPY").name == "USDJPY"
+        assert child.symbol_info("AUDUSD").name == "AUDUSD"  # nothing ahead: sent as usual
+        # A write is never sent ahead: its call may never be made (its caller gives up).
+        write = ("symbol_select", ("NZDUSD", True), None)
+        child.send_ahead([write, ("symbol_info", ("EURUSD",), None)])
+        assert child.symbol_info("NZDUSD").select is False
+    finally:
+        child.close()

@@ -70,6 +70,8 @@ class ResolvedBackend:
     description: str
     restart: Callable[[], None] | None = None
     """Ends a stuck call by replacing the process the backend runs in (None: nothing can)."""
+    send_ahead: Callable[[list[tuple[str, tuple[Any, ...], Any]]], None] | None = None
+    """Takes read requests before their calls, to overlap round trips (None: cannot)."""
 
 
 def _import_metatrader5() -> Any:
@@ -127,9 +129,12 @@ def _check_object(backend: object) -> ResolvedBackend:
             "MetaTrader5 module, an aiomt5.sim.SimTerminal, or an object with the same functions"
         )
     isolation = sys.modules.get("aiomt5._remote._isolation")  # a ChildTerminal imported it
-    child = isolation is not None and isinstance(backend, isolation.ChildTerminal)
-    restart = backend.restart if child else None  # type: ignore[attr-defined]  # a ChildTerminal
-    return ResolvedBackend(cast(Backend, backend), f"custom({type(backend).__name__})", restart)
+    if isolation is not None and isinstance(backend, isolation.ChildTerminal):
+        description = f"custom({type(backend).__name__})"
+        return ResolvedBackend(
+            cast(Backend, backend), description, backend.restart, backend.send_ahead
+        )
+    return ResolvedBackend(cast(Backend, backend), f"custom({type(backend).__name__})")
 
 
 def resolve_backend(backend: object | None, settings: MT5Settings) -> ResolvedBackend:
@@ -202,7 +207,9 @@ def _isolated(name: str, settings: MT5Settings) -> ResolvedBackend:
         raise _metatrader5_missing(auto=name == "auto")  # say so here, not from a dead child
     child = ChildTerminal(spec, hard_limit=_hard_limit(settings), settings=settings)
     inner = _sim_description(settings) if spec == "sim" else spec
-    return ResolvedBackend(cast(Backend, child), f"process({inner})", child.restart)
+    return ResolvedBackend(
+        cast(Backend, child), f"process({inner})", child.restart, child.send_ahead
+    )
 
 
 def _hard_limit(settings: MT5Settings) -> float | None:

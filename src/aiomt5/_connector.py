@@ -53,7 +53,7 @@ from ._symbols import pick_symbol
 from ._timeframe import TimeframeLike
 from ._trading_api import TradingMethods
 from ._types import USE_DEFAULT, ConnectionState, MT5Struct, TimeoutArg, UseDefault
-from ._worker import Worker
+from ._worker import Worker, plain_call
 
 if TYPE_CHECKING:
     import numpy as np
@@ -393,6 +393,7 @@ class AsyncMT5Connector(TradingMethods):
             on_event=_weak_emitter(self),
             idle_spin=settings.worker_idle_spin,
             recorder=self._recorder,
+            send_ahead=self._resolved.send_ahead,
         )
         worker.start()
         self._worker = worker
@@ -630,7 +631,7 @@ class AsyncMT5Connector(TradingMethods):
                 raise error
             return result
 
-        return invoke
+        return plain_call(invoke)
 
     def _run(
         self,

@@ -21,7 +21,7 @@ import contextlib
 import functools
 import socket
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, Protocol
 
 from aiomt5.sim._constants import CONSTANTS
@@ -37,6 +37,7 @@ from ._wire import (
     WireError,
     decode,
     encode,
+    pack_frame,
     send_frame,
 )
 
@@ -127,10 +128,29 @@ class FramedLink:
                 was garbage (the request may have run).
             WireError: An argument JSON cannot carry; nothing was sent.
         """
+        self._send(lambda: send_frame(self._sock, (name, args, kwargs)))
+        return self.receive()
+
+    def send(self, requests: Sequence[tuple[str, Any, Any]]) -> None:
+        """Send ``(name, args, kwargs)`` requests in one write, without waiting for replies.
+
+        Their replies come back in order (``receive``).
+
+        Raises:
+            LinkError: -10001 they could not be sent.
+            WireError: One holds something JSON cannot carry; nothing was sent.
+        """
+        data = b"".join(pack_frame(request) for request in requests)
+        self._send(lambda: self._sock.sendall(data))
+
+    def _send(self, write: Callable[[], None]) -> None:
         try:
-            send_frame(self._sock, (name, args, kwargs))
+            write()
         except OSError as exc:
             raise LinkError(-10001, f"IPC send failed: link to {self._url} broke: {exc}") from None
+
+    def receive(self) -> tuple[Any, list[Any]]:
+        """The reply to the oldest request sent and not yet answered."""
         try:
             return self._reader.read(MAX_REPLY_BYTES, MAX_REPLY_BUFFERS)
         except (OSError, EOFError) as exc:

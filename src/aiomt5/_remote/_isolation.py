@@ -18,6 +18,7 @@ collected or the parent exits.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import importlib
 import json
@@ -27,12 +28,15 @@ import subprocess
 import sys
 import threading
 import weakref
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Final
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Final, TypeVar
+
+from aiomt5._worker import WRITE_FUNCTIONS
 
 from ._aiomt5 import ServeTransport
 from ._client import LinkError, RemoteTerminal
 from ._server import TOKEN_ENV, RemoteServer
+from ._wire import SERVED_FUNCTIONS, WireError, encode
 
 if TYPE_CHECKING:
     from aiomt5._settings import MT5Settings
@@ -40,7 +44,11 @@ if TYPE_CHECKING:
 
 __all__ = ["ChildFaults", "ChildHang", "ChildTerminal", "child_main", "load_backend"]
 
+_T = TypeVar("_T")
+
 _READY: Final = "aiomt5-child-ready "
+# Answered without a round trip, or managing the link: never sent ahead.
+_LOCAL: Final = frozenset({"initialize", "shutdown", "last_error"})
 _CHILD_CODE: Final = (
     "import sys; from aiomt5._remote._isolation import child_main; "
     "sys.exit(child_main(sys.argv[1:]))"
@@ -241,11 +249,15 @@ def _stop(process: subprocess.Popen[str]) -> None:
 
 
 class _ChildTransport:
+    """The link to the child, with requests sent ahead of their calls (``send_ahead``)."""
+
     def __init__(self, child: _Child, token: str, hard_limit: float | None) -> None:
         self._child = child
         self._token = token
         self._hard_limit = hard_limit
         self._link: ServeTransport | None = None
+        # Requests sent and not answered yet, oldest first: their replies come in this order.
+        self._ahead: collections.deque[tuple[str, Any, Any]] = collections.deque()
 
     @property
     def is_open(self) -> bool:
@@ -258,19 +270,39 @@ class _ChildTransport:
         )
         link.open()
         self._link = link
+        self._ahead.clear()
+
+    def send_ahead(self, requests: list[tuple[str, Any, Any]]) -> None:
+        """Send requests now, in one write; the calls that make them later read the replies."""
+        assert self._link is not None
+        self._failing_kills(self._link.send, requests)
+        self._ahead.extend(requests)
 
     def call(self, name: str, args: Any, kwargs: Any) -> tuple[Any, list[Any] | None]:
-        assert self._link is not None
+        link = self._link
+        assert link is not None
+        ahead = self._ahead
+        while ahead:
+            request = ahead.popleft()
+            reply = self._failing_kills(link.receive)
+            if request == (name, args, kwargs):
+                return reply
+            # Sent ahead for a call whose caller gave up before it ran: its reply is dropped.
+        return self._failing_kills(link.call, name, args, kwargs)
+
+    def _failing_kills(self, exchange: Callable[..., _T], *args: Any) -> _T:
         try:
-            return self._link.call(name, args, kwargs)
+            return exchange(*args)
         except LinkError:
             # No reply within the hard limit (or the child died): it cannot be trusted any
             # more, and a native call stuck in it can only end with the process.
+            self._ahead.clear()
             self._child.kill()
             raise
 
     def close(self) -> None:
         link, self._link = self._link, None
+        self._ahead.clear()
         if link is not None:
             link.close()
 
@@ -370,7 +402,8 @@ class ChildTerminal(RemoteTerminal):
             sim = {name for name in type(settings).model_fields if name.startswith("sim_")}
             fields = settings.model_dump_json(include=sim)
         self._child = _Child(spec, token, env, fields)
-        super().__init__(_ChildTransport(self._child, token, hard_limit), f"process({spec})")
+        self._transport: _ChildTransport = _ChildTransport(self._child, token, hard_limit)
+        super().__init__(self._transport, f"process({spec})")
         self._finalizer = weakref.finalize(self, self._child.kill)
         self.faults = ChildFaults(self._child)
         """The child simulator's fault injector (``aiomt5.sim.Faults``, forwarded)."""
@@ -385,6 +418,32 @@ class ChildTerminal(RemoteTerminal):
     def starts(self) -> int:
         """How many children were started so far (restarts included)."""
         return self._child.starts
+
+    def send_ahead(self, requests: Sequence[tuple[str, tuple[Any, ...], Any]]) -> None:
+        """Send ``(function, args, kwargs)`` read requests before they are called (pipelining).
+
+        The worker does this with the calls queued behind the one it is about to make: the
+        child answers them back to back, and each call, made in the same order, only reads its
+        reply. A call whose caller gave up meanwhile is never made; its reply is dropped. Stops
+        at the first request that is not a plain read the wire can carry (it is sent when called).
+        """
+        encoded: list[tuple[str, Any, Any]] = []
+        for name, args, kwargs in requests:
+            if name not in SERVED_FUNCTIONS or name in WRITE_FUNCTIONS or name in _LOCAL:
+                break
+            try:
+                encoded.append((name, encode(args), encode(dict(kwargs or {}))))
+            except WireError:
+                break  # the call itself reports it
+        with self._lock:
+            if len(encoded) < 2 or not self._transport.is_open:
+                return
+            try:
+                self._transport.send_ahead(encoded)
+            except WireError:
+                return  # JSON cannot carry one of them: each call reports its own
+            except LinkError:
+                self._transport.close()  # the calls will find the link closed
 
     def restart(self) -> None:
         """Kill the child now, from any thread, even while a call is stuck in it.

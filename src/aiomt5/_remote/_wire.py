@@ -440,18 +440,32 @@ def send_frame(sock: Any, message: Any, buffers: Any = ()) -> None:
         WireError: ``message`` holds something JSON cannot carry (bytes...); nothing was sent.
         OSError: The connection failed.
     """
-    try:
-        data = _json.dumps(message, separators=(",", ":")).encode()
-    except (TypeError, ValueError) as exc:
-        raise WireError(f"cannot send this to a remote terminal: {exc}") from None
     sizes = [buffer.nbytes for buffer in buffers]
-    head = _HEADER.pack(len(data), len(sizes)) + _struct.pack(f"!{len(sizes)}Q", *sizes)
+    head, data = _frame_start(message, sizes)
     if sum(sizes) <= _COALESCE:  # one write: each one costs a wake-up on the other side
         sock.sendall(b"".join([head, data, *buffers]))
         return
     sock.sendall(head + data)
     for buffer in buffers:
         sock.sendall(buffer)
+
+
+def pack_frame(message: Any) -> bytes:
+    """A frame without buffers as bytes: several requests can then go in one write.
+
+    Raises:
+        WireError: ``message`` holds something JSON cannot carry.
+    """
+    head, data = _frame_start(message, [])
+    return head + data
+
+
+def _frame_start(message: Any, sizes: list[int]) -> tuple[bytes, bytes]:
+    try:
+        data = _json.dumps(message, separators=(",", ":")).encode()
+    except (TypeError, ValueError) as exc:
+        raise WireError(f"cannot send this to a remote terminal: {exc}") from None
+    return _HEADER.pack(len(data), len(sizes)) + _struct.pack(f"!{len(sizes)}Q", *sizes), data
 
 
 class FrameReader:
