@@ -4,7 +4,8 @@
 (an ``order_send`` waiting for the trade server, a large ``copy_ticks_range``, a wedged terminal)
 no other thread of the process runs Python code. A ``SimTerminal(hold_gil=True)`` waits the same
 way: through a foreign function called with ``ctypes.PyDLL`` semantics, which keep the GIL for
-the duration of the call (``usleep`` from the C library; ``Sleep`` from kernel32 on Windows).
+the duration of the call (``usleep`` from the C library; ``Sleep`` from kernel32 on Windows,
+with kernel32's calling convention).
 
 A long wait (a hang) holds the GIL in chunks of ``CHUNK`` seconds and gives other threads a
 moment in between, so that a hang can still be released, a fault script still reaches the
@@ -30,8 +31,13 @@ CHUNK: Final = 0.25
 
 def _foreign_sleep() -> Callable[[float], None]:
     if sys.platform == "win32":
-        # PyDLL: the call keeps the GIL (WinDLL/CDLL would release it). Sleep takes milliseconds.
-        sleep_ms = ctypes.PyDLL("kernel32").Sleep
+
+        class KeepingGilWinDLL(ctypes.CDLL):
+            # WinDLL's calling convention (stdcall on 32-bit Windows) with PyDLL's rule: the
+            # call keeps the GIL (WinDLL and CDLL release it).
+            _func_flags_ = ctypes._FUNCFLAG_STDCALL | ctypes._FUNCFLAG_PYTHONAPI
+
+        sleep_ms = KeepingGilWinDLL("kernel32").Sleep  # milliseconds
         sleep_ms.argtypes = (ctypes.c_uint32,)
         sleep_ms.restype = None
         return lambda seconds: sleep_ms(max(1, round(seconds * 1000)))
