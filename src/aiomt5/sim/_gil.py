@@ -35,16 +35,19 @@ def _foreign_sleep() -> Callable[[float], None]:
         class KeepingGilWinDLL(ctypes.CDLL):
             # WinDLL's calling convention (stdcall on 32-bit Windows) with PyDLL's rule: the
             # call keeps the GIL (WinDLL and CDLL release it).
-            _func_flags_ = ctypes._FUNCFLAG_STDCALL | ctypes._FUNCFLAG_PYTHONAPI
+            _func_flags_ = ctypes.WinDLL._func_flags_ | (
+                ctypes.PyDLL._func_flags_ & ~ctypes.CDLL._func_flags_
+            )
 
         sleep_ms = KeepingGilWinDLL("kernel32").Sleep  # milliseconds
         sleep_ms.argtypes = (ctypes.c_uint32,)
         sleep_ms.restype = None
         return lambda seconds: sleep_ms(max(1, round(seconds * 1000)))
-    usleep = ctypes.PyDLL(None).usleep  # the C library, already loaded in this process
-    usleep.argtypes = (ctypes.c_uint,)
-    usleep.restype = ctypes.c_int
-    return lambda seconds: usleep(max(1, round(seconds * 1_000_000)))
+    else:  # one branch per platform, for mypy
+        usleep = ctypes.PyDLL(None).usleep  # the C library, already loaded in this process
+        usleep.argtypes = (ctypes.c_uint,)
+        usleep.restype = ctypes.c_int
+        return lambda seconds: usleep(max(1, round(seconds * 1_000_000)))
 
 
 _sleep_holding_gil: Final = _foreign_sleep()
