@@ -14,6 +14,9 @@ bot sees:
 Rounds interleave the two (in a shuffled order, each after a few untimed calls) so load spikes hit
 both; the median of the rounds is reported with the ratio child ÷ thread.
 
+Then a ``ChildTerminal`` alone, without the connector: ``symbol_info_tick`` one call at a time,
+against batches of 32 sent ahead (``send_ahead``), median of the rounds and their ratio.
+
 Run: ``.venv/bin/python bench/bench_isolation.py [--rounds N]``.
 """
 
@@ -27,6 +30,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from aiomt5 import AsyncMT5Connector, MT5Settings
+from aiomt5._remote._isolation import ChildTerminal
 
 START = "2026-03-04T10:00:00Z"
 TIMEFRAME_M1 = 1
@@ -124,5 +128,41 @@ async def main() -> None:
         )
 
 
+def child_alone(rounds: int) -> None:
+    child = ChildTerminal("sim", settings=settings("process"))
+    assert child.initialize()
+    tick = ("symbol_info_tick", ("EURUSD",), None)
+
+    def one_by_one() -> float:
+        start = time.perf_counter()
+        for _ in range(320):
+            child.symbol_info_tick("EURUSD")
+        return 320 / (time.perf_counter() - start)
+
+    def sent_ahead() -> float:
+        start = time.perf_counter()
+        for _ in range(10):
+            child.send_ahead([tick] * 32)
+            for _ in range(32):
+                child.symbol_info_tick("EURUSD")
+        return 320 / (time.perf_counter() - start)
+
+    try:
+        one_by_one(), sent_ahead()  # untimed
+        rates: dict[str, list[float]] = {"one by one": [], "sent ahead": []}
+        for _ in range(rounds):
+            rates["one by one"].append(one_by_one())
+            rates["sent ahead"].append(sent_ahead())
+    finally:
+        child.close()
+    medians = {name: statistics.median(values) for name, values in rates.items()}
+    print(
+        f"ChildTerminal alone, symbol_info_tick: one by one {medians['one by one']:.0f} calls/s, "
+        f"32 sent ahead {medians['sent ahead']:.0f} calls/s "
+        f"({medians['sent ahead'] / medians['one by one']:.1f}x)"
+    )
+
+
 if __name__ == "__main__":
     asyncio.run(main())
+    child_alone(9)
