@@ -181,6 +181,7 @@ async def test_gil_holding_sim_hang_fails_in_time_and_never_stalls_the_loop() ->
         assert mt5.backend.pid not in (None, os.getpid())
         ticker = await hung_tick_fails_in_time(mt5)
     assert ticker.turns >= 20
+    assert mt5.backend.pid is None  # closing the connector ended its child, hang and all
 
 
 async def test_metatrader5_backend_runs_in_a_child_by_default(gil_metatrader5: None) -> None:

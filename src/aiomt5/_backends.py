@@ -72,6 +72,8 @@ class ResolvedBackend:
     """Ends a stuck call by replacing the process the backend runs in (None: nothing can)."""
     send_ahead: Callable[[list[tuple[str, tuple[Any, ...], Any]]], None] | None = None
     """Takes read requests before their calls, to overlap round trips (None: cannot)."""
+    close: Callable[[], None] | None = None
+    """Releases what was built for the connector when it closes (its child process)."""
 
 
 def _import_metatrader5() -> Any:
@@ -208,7 +210,7 @@ def _isolated(name: str, settings: MT5Settings) -> ResolvedBackend:
     child = ChildTerminal(spec, hard_limit=_hard_limit(settings), settings=settings)
     inner = _sim_description(settings) if spec == "sim" else spec
     return ResolvedBackend(
-        cast(Backend, child), f"process({inner})", child.restart, child.send_ahead
+        cast(Backend, child), f"process({inner})", child.restart, child.send_ahead, child.close
     )
 
 

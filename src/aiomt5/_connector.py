@@ -446,6 +446,9 @@ class AsyncMT5Connector(TradingMethods):
                 return
             self._set_state(ConnectionState.CLOSED, "close()")
             await self._shut_down()
+            resolved = self._resolved
+            if resolved is not None and resolved.close is not None:
+                resolved.close()  # what resolving built for this connector: a child process
 
     aclose = close
 

@@ -29,7 +29,7 @@ import sys
 import threading
 import weakref
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TextIO, TypeVar
 
 from aiomt5._worker import WRITE_FUNCTIONS
 
@@ -107,26 +107,28 @@ def child_main(argv: Sequence[str]) -> int:
     scripts (one JSON line each way) until stdin closes, which ends the process.
     """
     settings = json.loads(argv[1]) if len(argv) > 1 else None
+    # stdout is the parent's control channel: whatever the backend prints goes to stderr.
+    control, sys.stdout = sys.stdout, sys.stderr
     backend = load_backend(argv[0], settings)
     server = RemoteServer(backend, port=0, token=os.environ[TOKEN_ENV])
-    sys.stdout.write(f"{_READY}{server.port}\n")
-    sys.stdout.flush()
+    control.write(f"{_READY}{server.port}\n")
+    control.flush()
     faults = getattr(getattr(backend, "terminal", backend), "faults", None)
     threading.Thread(
-        target=_control_loop, args=(faults,), name="aiomt5-child-control", daemon=True
+        target=_control_loop, args=(faults, control), name="aiomt5-child-control", daemon=True
     ).start()
     server.serve_forever()
     return 0
 
 
-def _control_loop(faults: Any) -> None:
+def _control_loop(faults: Any, control: TextIO) -> None:
     """Answer the parent's fault scripts; exit the process when the parent is gone."""
     hangs: list[Any] = []
     with contextlib.suppress(OSError, ValueError):
         for line in sys.stdin:
             reply = _control(faults, hangs, line)
-            sys.stdout.write(json.dumps(reply) + "\n")
-            sys.stdout.flush()
+            control.write(json.dumps(reply) + "\n")
+            control.flush()
     os._exit(0)  # stdin closed: the parent is gone (or closed us)
 
 
@@ -454,6 +456,9 @@ class ChildTerminal(RemoteTerminal):
         self._child.kill()
 
     def close(self) -> None:
-        """Stop the child for good (it restarts if ``initialize()`` is called again)."""
-        self.shutdown()
+        """Stop the child for good (it restarts if ``initialize()`` is called again).
+
+        Never blocks on a call stuck in the child: the child goes first, which ends that call.
+        """
         self._child.kill()
+        self.shutdown()
