@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -518,15 +519,24 @@ class Backend:
         return plain_call(made)
 
 
-async def test_plain_reads_queued_behind_a_call_are_sent_ahead_in_order(
-    gates: Callable[[], Gate],
-) -> None:
-    backend = Backend(gates())
+@contextlib.asynccontextmanager
+async def blocked_worker(backend: Backend) -> AsyncIterator[tuple[Worker, asyncio.Task[Any]]]:
+    """A worker taking requests ahead for ``backend``, stuck in a call until its gate opens."""
     worker = Worker(send_ahead=backend.send_ahead)
     worker.start()
     try:
         blocker = asyncio.create_task(worker.run("block", backend.gate.block, timeout=None))
         await backend.gate.wait_entered()
+        yield worker, blocker
+    finally:
+        await worker.aclose()
+
+
+async def test_plain_reads_queued_behind_a_call_are_sent_ahead_in_order(
+    gates: Callable[[], Gate],
+) -> None:
+    backend = Backend(gates())
+    async with blocked_worker(backend) as (worker, blocker):
         read = backend.call("symbol_info")
         reads = [
             asyncio.create_task(worker.run("symbol_info", read, (f"S{i}",), timeout=None))
@@ -539,8 +549,6 @@ async def test_plain_reads_queued_behind_a_call_are_sent_ahead_in_order(
         await asyncio.sleep(0)  # every call queued behind the blocked one
         backend.gate.release()
         results = await asyncio.gather(blocker, *reads, write, after)
-    finally:
-        await worker.aclose()
     assert results[1:4] == [("symbol_info", (f"S{i}",)) for i in range(3)]
     # The three reads went ahead together; the write ends the run and is never sent ahead.
     assert backend.ahead == [[("symbol_info", (f"S{i}",), None) for i in range(3)]]
@@ -552,11 +560,7 @@ async def test_a_read_given_up_while_queued_is_never_made_even_when_sent_ahead(
     gates: Callable[[], Gate], given_up: str
 ) -> None:
     backend = Backend(gates())
-    worker = Worker(send_ahead=backend.send_ahead)
-    worker.start()
-    try:
-        blocker = asyncio.create_task(worker.run("block", backend.gate.block, timeout=None))
-        await backend.gate.wait_entered()
+    async with blocked_worker(backend) as (worker, blocker):
         read = backend.call("symbol_info")
         gate = gates()
         held = plain_call(
@@ -576,8 +580,6 @@ async def test_a_read_given_up_while_queued_is_never_made_even_when_sent_ahead(
             await asyncio.wait([dropped])
         gate.release()
         await asyncio.gather(blocker, first, last)
-    finally:
-        await worker.aclose()
     assert backend.made == [("symbol_info", ("A",)), ("symbol_info", ("C",))]
     sent = ["A", "C"] if given_up == "before" else ["A", "B", "C"]
     assert backend.ahead == [[("symbol_info", (name,), None) for name in sent]]
