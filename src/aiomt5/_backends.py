@@ -183,11 +183,21 @@ def runs_in_child(name: str, settings: MT5Settings) -> bool:
     """Whether the local backend ``name`` (one of ``LOCAL_BACKENDS``) runs in a child process.
 
     ``settings.isolation``: "process" or "thread" as asked; "auto" isolates whatever holds the
-    GIL while it waits: the MetaTrader5 module always, the simulator with ``sim_hold_gil``.
+    GIL while it waits: the MetaTrader5 module (unless it was made in this process, as
+    ``aiomt5.sim.install()`` does: a child could not import it), the simulator with
+    ``sim_hold_gil``.
     """
     if settings.isolation != "auto":
         return settings.isolation == "process"
-    return name != "sim" or settings.sim_hold_gil
+    if name == "sim":
+        return settings.sim_hold_gil
+    return not _metatrader5_only_here()
+
+
+def _metatrader5_only_here() -> bool:
+    """A ``MetaTrader5`` module made in this process (``aiomt5.sim.install()``): no child has it."""
+    module = sys.modules.get("MetaTrader5")
+    return module is not None and getattr(module, "__spec__", None) is None
 
 
 def local_backend(name: str, settings: MT5Settings) -> ResolvedBackend:
@@ -239,4 +249,7 @@ def backend_function(backend: Backend, name: str) -> Callable[..., Any] | None:
 
 def metatrader5_importable() -> bool:
     """True when ``import MetaTrader5`` would succeed on this machine."""
-    return importlib.util.find_spec("MetaTrader5") is not None
+    try:
+        return importlib.util.find_spec("MetaTrader5") is not None
+    except ValueError:  # in sys.modules without a spec: made in this process, but there
+        return True

@@ -240,10 +240,11 @@ class _Child:
 
 
 def _stop(process: subprocess.Popen[str]) -> None:
-    # kill() and wait(), not communicate(): a fault script may be reading the pipes; closing
-    # them ends its read.
+    # Not communicate(): a fault script may be reading the pipes; closing them ends its read.
+    # The exit is awaited in a thread: the supervisor kills from the event loop, which must not
+    # wait for a loaded machine to schedule the dying child.
     process.kill()
-    process.wait()
+    threading.Thread(target=process.wait, name="aiomt5-child-reaper", daemon=True).start()
     for pipe in (process.stdin, process.stdout):
         if pipe is not None:
             with contextlib.suppress(OSError, ValueError):
