@@ -282,6 +282,32 @@ async def test_supervisor_replaces_a_child_stuck_past_its_timeout() -> None:
     assert ticker.worst <= 0.2
 
 
+HANGING_FIRST_INITIALIZE = f"""
+import os, sys
+from aiomt5.sim import SimClock, SimTerminal, make_module
+
+terminal = SimTerminal(hold_gil=True, clock=SimClock.fixed({START!r}))
+marker = os.path.join(os.path.dirname(__file__), "hung-once")
+if not os.path.exists(marker):  # the first child's terminal never finishes initialize()
+    open(marker, "w").close()
+    terminal.faults.hang("initialize", times=None)
+sys.modules[__name__] = make_module(terminal)
+"""
+
+
+async def test_a_connect_attempt_replaces_a_child_stuck_in_initialize(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_metatrader5(tmp_path, monkeypatch, HANGING_FIRST_INITIALIZE)
+    chosen = settings(backend="metatrader5", connect_timeout=3.0, max_retries=3)
+    mt5 = AsyncMT5Connector(chosen)
+    async with asyncio.timeout(GUARD):  # well within the 60 s hard limit, the other way out
+        await mt5.connect()
+    async with mt5:
+        assert mt5.backend.starts >= 2  # a retry did not wait for the stuck initialize
+        assert (await mt5.get_account_info()).login > 0
+
+
 # --------------------------------------------------------------------------- exactly once
 
 

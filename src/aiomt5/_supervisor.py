@@ -213,19 +213,22 @@ class Supervisor:
         return resolved is not None and resolved.restart is not None
 
     def _restart_stuck(self, connector: AsyncMT5Connector) -> None:
-        """End a stuck call by replacing the backend's process (it fails like a broken pipe)."""
+        """Before a new session: end a call its caller gave up on by replacing the backend's
+        process (it fails like a broken pipe), rather than wait for it. In-process, or when
+        its caller still waits, the new session waits for it as always."""
         resolved = connector._resolved
         worker = connector.worker
         if resolved is None or resolved.restart is None or worker is None:
             return
-        if worker.state is WorkerState.WEDGED:
-            in_flight = worker.in_flight
-            log.error(
-                "aiomt5.supervisor.replacing_stuck_terminal",
-                function=in_flight.function if in_flight else None,
-                running_for=round(in_flight.running_for, 3) if in_flight else None,
-            )
-            resolved.restart()
+        in_flight = worker.in_flight
+        if in_flight is None or in_flight.overdue_for is None:
+            return
+        log.error(
+            "aiomt5.supervisor.replacing_stuck_terminal",
+            function=in_flight.function,
+            running_for=round(in_flight.running_for, 3),
+        )
+        resolved.restart()
 
     def request_reconnect(self) -> None:
         """Reconnect now: skip a backoff wait, or start a fresh session when connected."""
@@ -303,6 +306,7 @@ class Supervisor:
         connector = self._connector()
         if not first:
             self.reconnect_attempts += 1
+        self._restart_stuck(connector)  # e.g. an initialize that outlived connect_timeout
         settings = self._settings
         connect_log.info(
             "aiomt5.connector.connect_attempt",
@@ -431,7 +435,6 @@ class Supervisor:
             connector._emit(HealthFailed(reason=reason, action="reconnect", error=cause))
         else:
             reason = "reconnect()"
-        self._restart_stuck(connector)
         connector._last_connection_error = cause
         connector._set_state(ConnectionState.RECONNECTING, reason)
         del connector  # hold the connector only while acting, never while waiting

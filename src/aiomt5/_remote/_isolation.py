@@ -193,13 +193,18 @@ class _Child:
             argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
         )
         assert process.stdout is not None
-        line = process.stdout.readline()
+        self.process = process  # restart() may kill it while it starts: its pipe then closes
+        try:
+            line = process.stdout.readline()
+        except (OSError, ValueError):  # closed by kill()
+            line = ""
         if not line.startswith(_READY):
-            _stop(process)
+            if self.process is process:
+                self.kill()
             raise LinkError(
                 -10003, f"IPC initialize failed: the {self._spec!r} child process did not start"
             )
-        self.process, self.port = process, int(line[len(_READY) :])
+        self.port = int(line[len(_READY) :])
         self.starts += 1
         return self.port
 
