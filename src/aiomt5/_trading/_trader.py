@@ -42,8 +42,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from ._arguments import check_symbol, utc_timestamp
-from ._errors import (
+from aiomt5._core._arguments import check_symbol, utc_timestamp
+from aiomt5._core._errors import (
     MT5ClosedError,
     MT5ConnectionError,
     MT5Error,
@@ -56,9 +56,11 @@ from ._errors import (
     MT5TradeOutcomeUnknownError,
     MT5WorkerBusyError,
 )
-from ._events import ConnectorEvent, LateResult, StateChanged
-from ._log import get_logger
-from ._trade_models import (
+from aiomt5._core._events import ConnectorEvent, LateResult, StateChanged
+from aiomt5._core._log import get_logger
+from aiomt5._core._types import USE_DEFAULT, ConnectionState, TimeoutArg
+
+from ._models import (
     ORDER_FILLING_FOK,
     ORDER_FILLING_IOC,
     ORDER_FILLING_RETURN,
@@ -99,10 +101,9 @@ from ._trade_models import (
     retcode_name,
     tagged_comment,
 )
-from ._types import USE_DEFAULT, ConnectionState, TimeoutArg
 
 if TYPE_CHECKING:
-    from ._connector import AsyncMT5Connector
+    from aiomt5._connector import AsyncMT5Connector
 
 __all__ = [
     "Reconciliation",

@@ -40,7 +40,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
-    from ._trade import Reconciliation
+    from aiomt5._trading._trader import Reconciliation
 
 __all__ = [
     "MT5AutoTradingDisabledError",
