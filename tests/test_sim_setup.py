@@ -137,9 +137,12 @@ async def test_a_sped_up_simulator_streams_fx_ticks_within_a_second_of_wall_time
     # MT5_SIM_START=<a Monday 10:00Z> MT5_SIM_SPEED=60: a stream yields at once, on any day.
     started = time.monotonic()
     options = settings(testing=True, sim_start="2026-06-15T10:00:00Z", sim_speed=60)
-    async with AsyncMT5Connector(options) as mt5:
-        async with asyncio.timeout(5), mt5.stream_ticks("EURUSD", poll_interval=0.02) as ticks:
-            tick = await anext(ticks)
+    async with (
+        AsyncMT5Connector(options) as mt5,
+        asyncio.timeout(5),
+        mt5.stream_ticks("EURUSD", poll_interval=0.02) as ticks,
+    ):
+        tick = await anext(ticks)
     assert tick.symbol == "EURUSD"
     assert tick.datetime >= datetime(2026, 6, 15, 10, tzinfo=UTC)
     assert time.monotonic() - started < 1.0

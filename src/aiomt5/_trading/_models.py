@@ -25,7 +25,7 @@ from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any, Final, Self
 
-from ._errors import MT5InvalidArgumentError
+from aiomt5._core._errors import MT5InvalidArgumentError
 
 __all__ = [
     "COMMENT_MAX",

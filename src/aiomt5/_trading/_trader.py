@@ -42,8 +42,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from ._arguments import check_symbol, utc_timestamp
-from ._errors import (
+from aiomt5._core._arguments import check_symbol, utc_timestamp
+from aiomt5._core._errors import (
     MT5ClosedError,
     MT5ConnectionError,
     MT5Error,
@@ -57,10 +57,12 @@ from ._errors import (
     MT5WorkerBusyError,
     trade_error,
 )
-from ._events import ConnectorEvent, LateResult, StateChanged
-from ._log import get_logger
-from ._market_hours import market_opens_at
-from ._trade_models import (
+from aiomt5._core._events import ConnectorEvent, LateResult, StateChanged
+from aiomt5._core._log import get_logger
+from aiomt5._core._types import USE_DEFAULT, ConnectionState, TimeoutArg
+from aiomt5._market._market_hours import market_opens_at
+
+from ._models import (
     ORDER_FILLING_FOK,
     ORDER_FILLING_IOC,
     ORDER_FILLING_RETURN,
@@ -102,10 +104,9 @@ from ._trade_models import (
     retcode_name,
     tagged_comment,
 )
-from ._types import USE_DEFAULT, ConnectionState, TimeoutArg
 
 if TYPE_CHECKING:
-    from ._connector import AsyncMT5Connector
+    from aiomt5._connector import AsyncMT5Connector
 
 __all__ = [
     "Reconciliation",
