@@ -31,7 +31,7 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final, TextIO, TypeVar
 
-from aiomt5._worker import WRITE_FUNCTIONS
+from aiomt5._core._worker import WRITE_FUNCTIONS
 
 from ._aiomt5 import ServeTransport
 from ._client import LinkError, RemoteTerminal

@@ -25,8 +25,8 @@ import threading
 from collections.abc import Sequence
 from typing import Final
 
-from aiomt5._errors import MT5ConfigurationError, MT5Error
-from aiomt5._log import get_logger
+from aiomt5._core._errors import MT5ConfigurationError, MT5Error
+from aiomt5._core._log import get_logger
 
 from ._auth import (
     MIN_TOKEN_LENGTH,
@@ -287,7 +287,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--tls-cert", help="PEM certificate: serve over TLS")
     parser.add_argument("--tls-key", help="PEM private key (if not in --tls-cert)")
-    parser.add_argument("--sim-seed", type=int, default=0, help="simulator seed (--backend sim)")
+    parser.add_argument(
+        "--sim-seed", type=int, default=None, help="simulator seed (default: MT5_SIM_SEED or 0)"
+    )
     return parser
 
 
@@ -301,17 +303,27 @@ def _read_token(token_file: str | None) -> str | None:
         raise MT5ConfigurationError(f"cannot read --token-file {token_file}: {exc}") from None
 
 
-def _load_backend(name: str, seed: int) -> object:
+def _load_backend(name: str, seed: int | None) -> object:
     """The served backend, built as a connector would (``MT5_ISOLATION``, ``MT5_SIM_*``...).
 
     The MetaTrader5 module (and a GIL-holding simulator) runs in a child process by default: a
     call holding the GIL there leaves this process's accept loop, handshakes and deadlines
     running.
     """
-    from aiomt5._backends import resolve_backend
+    from aiomt5._backends import resolve_backend, runs_in_child
     from aiomt5._settings import MT5Settings
 
-    return resolve_backend(name, MT5Settings(backend=name, sim_seed=seed)).module
+    # The MT5_SIM_* settings apply, as everywhere; --sim-seed wins over MT5_SIM_SEED.
+    fields = {"backend": name} if seed is None else {"backend": name, "sim_seed": seed}
+    settings = MT5Settings(**fields)
+    if name == "sim" and not runs_in_child(name, settings):
+        from aiomt5.sim import make_module, sim_terminal_from_settings
+
+        terminal, note = sim_terminal_from_settings(settings, open_market=True)
+        if note is not None:
+            sys.stderr.write(f"aiomt5 serve: {note}\n")
+        return make_module(terminal)
+    return resolve_backend(name, settings).module
 
 
 def serve_main(argv: Sequence[str] | None = None) -> int:
