@@ -113,7 +113,11 @@ async def wait_connected(mt5: AsyncMT5Connector, seen: list[ConnectorEvent]) -> 
 async def run_chaos(total_calls: int, seed: int, *, hold_gil: bool = False) -> None:
     """With ``hold_gil`` the terminal holds the GIL like the real one, in its default child."""
     if hold_gil:
-        settings = chaos_settings(sim_hold_gil=True, sim_seed=seed, sim_start=SIM_START)
+        # No replacement of the child mid-run (a loaded machine can stall it past the wedge
+        # limit): its simulator holds the scripted faults and the record of what fired.
+        settings = chaos_settings(
+            sim_hold_gil=True, sim_seed=seed, sim_start=SIM_START, worker_wedged_after=GUARD
+        )
         backend = None
     else:
         settings = chaos_settings()
