@@ -35,7 +35,13 @@ from hypothesis import settings as settings_
 from hypothesis import strategies as st
 
 from aiomt5._connector import AsyncMT5Connector
-from aiomt5._errors import MT5ConfigurationError, MT5ConnectionError, MT5LoginError
+from aiomt5._errors import (
+    REMOTE_BUSY,
+    REMOTE_PROTOCOL,
+    MT5ConfigurationError,
+    MT5ConnectionError,
+    MT5LoginError,
+)
 from aiomt5._events import ConnectorEvent, StateChanged
 from aiomt5._remote import (
     RemoteServer,
@@ -46,7 +52,7 @@ from aiomt5._remote import (
     serve_main,
     server_tls_context,
 )
-from aiomt5._remote._auth import client_handshake, token_matches
+from aiomt5._remote._auth import ServerBusyError, client_handshake, token_matches
 from aiomt5._remote._isolation import ChildTerminal, load_backend
 from aiomt5._remote._mt5linux import helper_source
 from aiomt5._remote._pool import MT5Pool
@@ -251,11 +257,16 @@ def test_serve_drops_a_client_that_sends_garbage(server: RemoteServer, frame: by
     assert raw_call(server, ["version", ["t", []], ["d", []]])[0] == "ok"
 
 
-def test_serve_closes_connections_beyond_max_clients(sim: Any) -> None:
+def test_serve_answers_busy_beyond_max_clients(sim: Any) -> None:
     with RemoteServer(sim, port=0, token=TOKEN, max_clients=2) as running:
         first, second = raw_socket(running, TOKEN), raw_socket(running, TOKEN)
         with first, second, socket.create_connection((HOST, running.port), timeout=5) as third:
+            with pytest.raises(ServerBusyError):
+                client_handshake(third, TOKEN)
             assert_dropped(third)
+            busy = remote_backend(running.url, settings(), token=TOKEN)
+            assert busy.initialize() is False
+            assert busy.last_error()[0] == REMOTE_BUSY  # retryable, never -6
         # Slots free up when clients leave.
         assert raw_call(running, ["version", ["t", []], ["d", []]])[0] == "ok"
 
@@ -384,7 +395,10 @@ def test_serve_over_tls_refuses_plain_client(sim: Any, tmp_path: Path) -> None:
     with RemoteServer(sim, port=0, token=TOKEN, tls=server_tls_context(cert, key)) as running:
         terminal = remote_backend(running.url, settings(), token=TOKEN)
         assert terminal.initialize() is False
-        assert terminal.last_error()[0] in (-6, -10004)
+        code, text = terminal.last_error()
+        assert code == REMOTE_PROTOCOL
+        assert "uses TLS" in text
+        assert "token was not sent" in text
 
 
 # =========================================================================== aiomt5:// results
@@ -1201,11 +1215,11 @@ class _BadTransport:
         "ok",
     ],
 )
-def test_malformed_reply_is_a_recv_failure(reply: Any) -> None:
+def test_malformed_reply_is_a_protocol_error(reply: Any) -> None:
     transport = _BadTransport(reply)
     terminal = RemoteTerminal(transport, "test")
     assert terminal.copy_rates_from_pos("EURUSD", 1, 0, 1) is None
-    assert terminal.last_error()[0] == -10002
+    assert terminal.last_error()[0] == REMOTE_PROTOCOL
     assert transport.closed
 
 

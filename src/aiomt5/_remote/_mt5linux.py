@@ -288,8 +288,7 @@ class ClassicTransport:
                 f"IPC initialize failed: the mt5linux server at {self._url} "
                 "did not take the aiomt5 helper's connection over",
             )
-        sock.settimeout(self._request_timeout)
-        self._link = FramedLink(sock, self._url)
+        self._link = FramedLink(sock, self._url, self._request_timeout)
 
     @staticmethod
     def _tune(namespace: Any, server_conn: Any) -> None:
