@@ -26,7 +26,7 @@ from typing import Any, Final
 
 from ._aiomt5 import ServeTransport
 from ._client import LinkError, RemoteTerminal
-from ._server import TOKEN_ENV, RemoteServer
+from ._server import TOKEN_ENV, RemoteServer, return_freed_memory
 
 __all__ = ["ChildTerminal", "child_main", "load_backend"]
 
@@ -76,6 +76,7 @@ def child_main(argv: Sequence[str]) -> int:
     The token comes from ``MT5_REMOTE_TOKEN``; the port is reported on stdout.
     """
     threading.Thread(target=_exit_with_parent, name="aiomt5-child-watch", daemon=True).start()
+    return_freed_memory()
     server = RemoteServer(load_backend(argv[0]), port=0, token=os.environ[TOKEN_ENV])
     sys.stdout.write(f"{_READY}{server.port}\n")
     sys.stdout.flush()

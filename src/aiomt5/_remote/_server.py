@@ -29,6 +29,7 @@ It holds against hostile and broken peers (see docs/remote.md, "Security model")
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import os
 import socket
@@ -86,6 +87,12 @@ _THROTTLE_FORGET: Final = 600.0  # an address without failures for this long sta
 _THROTTLE_ADDRESSES: Final = 4096
 _KEEPALIVE: Final = {"TCP_KEEPIDLE": 60, "TCP_KEEPINTVL": 10, "TCP_KEEPCNT": 5}
 _TLS_CLIENT_HELLO: Final = b"\x16"
+_M_MMAP_THRESHOLD: Final = -3  # glibc's mallopt() parameter
+_OUT_OF_DESCRIPTORS: Final = frozenset(
+    code
+    for code in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM, 10024, 10055)
+    # 10024/10055: Windows' WSAEMFILE/WSAENOBUFS
+)
 
 log = get_logger("aiomt5.remote")
 
@@ -115,41 +122,48 @@ class _Pending:
 class _Throttle:
     """Failed token checks per source address: each failure makes the next check wait longer.
 
-    ``slot`` reserves the time an address's next check may run (at once for an address
-    without failures); checks from one address are spaced by a delay that doubles with every
-    failure, up to ``_THROTTLE_MAX``, so guesses per address are a handful a minute.
+    An address without failures is not held back. Once one failed, its checks run one at a
+    time, each ``_delay(failures)`` after the last failure (doubling up to
+    ``_THROTTLE_MAX``); a connection whose turn would come after its handshake deadline, or
+    while another check of its address runs, is told "busy" at once.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._failures: dict[str, tuple[int, float, float]] = {}  # count, next slot, last
+        self._failures: dict[str, list[Any]] = {}  # count, next check, last failure, checking
 
     def slot(self, address: str, now: float, latest: float) -> float | None:
-        """When ``address`` may check a token (None: not before ``latest``)."""
+        """When ``address`` may check a token (None: not before ``latest``); then ``done``."""
         with self._lock:
-            count, next_slot, last = self._failures.get(address, (0, now, now))
-            if count and now - last > _THROTTLE_FORGET:
+            record = self._failures.get(address)
+            if record is not None and not record[3] and now - record[2] > _THROTTLE_FORGET:
                 del self._failures[address]
-                count = 0
-            if not count:
+                record = None
+            if record is None:
                 return now
-            at = max(now, next_slot)
-            if at > latest:
+            at = max(now, record[1])
+            if record[3] or at > latest:
                 return None
-            self._failures[address] = (count, at + _delay(count), last)
-            return at
+            record[3] = True
+            return float(at)
 
-    def failed(self, address: str, now: float) -> None:
+    def done(self, address: str, matched: bool | None, now: float) -> None:
+        """The check ``slot`` allowed ended: the token ``matched``, or None (not checked)."""
         with self._lock:
-            count, next_slot, _ = self._failures.pop(address, (0, now, now))
-            if len(self._failures) >= _THROTTLE_ADDRESSES:
-                oldest = min(self._failures, key=lambda a: self._failures[a][2])
-                del self._failures[oldest]
-            self._failures[address] = (count + 1, max(next_slot, now + _delay(count + 1)), now)
-
-    def succeeded(self, address: str) -> None:
-        with self._lock:
-            self._failures.pop(address, None)
+            record = self._failures.get(address)
+            if matched:
+                self._failures.pop(address, None)
+            elif matched is None:
+                if record is not None:
+                    record[3] = False
+            elif record is None:
+                if len(self._failures) >= _THROTTLE_ADDRESSES:
+                    oldest = min(self._failures, key=lambda a: self._failures[a][2])
+                    del self._failures[oldest]
+                self._failures[address] = [1, now + _delay(1), now, False]
+            else:
+                record[0] += 1
+                record[1:] = [now + _delay(record[0]), now, False]
 
 
 def _delay(failures: int) -> float:
@@ -299,9 +313,13 @@ class RemoteServer:
 
     def _accept_failed(self, exc: OSError) -> None:
         # Out of descriptors (EMFILE/ENFILE), a connection reset before accept (ECONNABORTED)
-        # or the Windows equivalents: wait a little (longer each time) and go on; the
-        # handshake deadline frees descriptors meanwhile.
+        # or the Windows equivalents: wait a little (longer each time) and go on. Out of
+        # descriptors, the oldest handshake of the flooding address gives its one back.
         self._accept_failures += 1
+        if exc.errno in _OUT_OF_DESCRIPTORS:
+            with self._state:
+                if self._pending:
+                    self._evict(self._victim(), "evicted")
         count = self._accept_failures
         if count == 1 or count % 100 == 0:
             log.warning(
@@ -439,12 +457,15 @@ class RemoteServer:
         slot = self._throttle.slot(pending.address, now, pending.deadline)
         if slot is None:
             raise _Refused("throttled", BUSY)  # this address failed lately: later
-        if slot > now and pending.woken.wait(slot - now):
-            raise _Refused("evicted", BUSY)
-        if not token_matches(given, self._token):
-            self._throttle.failed(pending.address, time.monotonic())
+        matched = None
+        try:
+            if slot > now and pending.woken.wait(slot - now):
+                raise _Refused("evicted", BUSY)
+            matched = token_matches(given, self._token)
+        finally:
+            self._throttle.done(pending.address, matched, time.monotonic())
+        if not matched:
             raise _Refused("wrong_token", REJECTED)
-        self._throttle.succeeded(pending.address)
 
     def _enter(self, pending: _Pending, sock: socket.socket) -> None:
         with self._state:
@@ -599,6 +620,24 @@ def _check_exposure(host: str, tls: ssl.SSLContext | None, *, insecure: bool) ->
         )
 
 
+def return_freed_memory() -> None:
+    """Make this process give large freed buffers back to the system at once (glibc only).
+
+    A server's replies are arrays of up to ``max_reply_bytes``. glibc raises its mmap
+    threshold as such buffers are freed, after which the next ones come from the heap and
+    stay in the process when freed: a few big replies would leave it 100 MB larger for good.
+    Pinning the threshold at glibc's initial 128 KiB keeps every large buffer in its own
+    mapping, unmapped when freed.
+    Called by the ``aiomt5 serve`` program (not by ``RemoteServer``: a library does not tune
+    its host process); elsewhere it does nothing.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None)
+        libc.mallopt(_M_MMAP_THRESHOLD, 128 << 10)
+
+
 def serve(backend: object, **options: Any) -> None:
     """Serve ``backend`` until interrupted (see ``RemoteServer`` for the options)."""
     server = RemoteServer(backend, **options)
@@ -647,6 +686,7 @@ def run_serve(
     aiomt5://HOST:PORT ...`` (stdout) once the socket listens; errors go to stderr with
     status 2, and never contain the token.
     """
+    return_freed_memory()
     try:
         token = _token_from(token_file)
         tls = server_tls_context(tls_cert, tls_key) if tls_cert else None
