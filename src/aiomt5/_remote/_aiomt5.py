@@ -96,10 +96,11 @@ class ServeTransport:
                 f"TLS to {self._url}: the server's certificate is not trusted ({exc.reason}): "
                 "set remote_tls_ca (MT5_REMOTE_TLS_CA) to its certificate",
             ) from None
-        except ssl.SSLError as exc:
+        except (ssl.SSLError, ConnectionResetError, EOFError) as exc:
+            reason = getattr(exc, "reason", None) or exc or type(exc).__name__
             raise LinkError(
                 REMOTE_PROTOCOL,
-                f"TLS to {self._url} failed ({exc.reason or exc}): if the server runs without "
+                f"TLS to {self._url} failed ({reason}): if the server runs without "
                 "--tls-cert, unset remote_tls/remote_tls_ca (MT5_REMOTE_TLS, MT5_REMOTE_TLS_CA)",
             ) from None
 

@@ -439,7 +439,8 @@ class RemoteServer:
             raise EOFError("closed before the handshake")
         if self._tls is None:
             if first == _TLS_CLIENT_HELLO:
-                raise _Refused("tls_mismatch")  # its TLS layer reports the failed handshake
+                # Plain text where its TLS layer expects a record: it reports the failure.
+                raise _Refused("tls_mismatch", USE_TLS)
             return sock
         if first == MAGIC[:1]:
             raise _Refused("tls_mismatch", USE_TLS)  # plain client: it has not sent its token
