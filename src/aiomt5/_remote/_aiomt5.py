@@ -97,7 +97,7 @@ class ServeTransport:
                 "set remote_tls_ca (MT5_REMOTE_TLS_CA) to its certificate",
             ) from None
         except (ssl.SSLError, ConnectionResetError, EOFError) as exc:
-            reason = getattr(exc, "reason", None) or exc or type(exc).__name__
+            reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
             raise LinkError(
                 REMOTE_PROTOCOL,
                 f"TLS to {self._url} failed ({reason}): if the server runs without "

@@ -34,6 +34,7 @@ import errno
 import os
 import socket
 import ssl
+import struct
 import sys
 import threading
 import time
@@ -318,8 +319,9 @@ class RemoteServer:
         self._accept_failures += 1
         if exc.errno in _OUT_OF_DESCRIPTORS:
             with self._state:
-                if self._pending:
-                    self._evict(self._victim(), "evicted")
+                live = [p for p in self._pending if p.evicted is None]
+                if live:
+                    self._evict(_victim(live), "evicted")
         count = self._accept_failures
         if count == 1 or count % 100 == 0:
             log.warning(
@@ -337,20 +339,16 @@ class RemoteServer:
             target=self._handle, args=(pending,), name="aiomt5-serve-client", daemon=True
         )
         with self._state:
-            if self._closed.is_set():
+            if self._closed.is_set() or len(self._pending) >= 2 * self._max_pending:
+                # Closed, or evicted handshakes have not ended yet: no new thread for now.
+                self._refusals["overloaded"] += 1
                 _close(sock)
                 return
-            if len(self._pending) >= self._max_pending:
-                self._evict(self._victim(), "evicted")
+            live = [p for p in self._pending if p.evicted is None]
+            if len(live) >= self._max_pending:
+                self._evict(_victim(live), "evicted")
             self._pending[pending] = thread
         thread.start()
-
-    def _victim(self) -> _Pending:
-        # The oldest connection of the address holding the most handshakes: a flood from one
-        # address pushes its own connections out, not a legitimate client's.
-        per_address = Counter(p.address for p in self._pending)
-        flooding = max(per_address, key=lambda a: per_address[a])
-        return min((p for p in self._pending if p.address == flooding), key=lambda p: p.started)
 
     def _evict(self, pending: _Pending, reason: str) -> None:
         """Drop a handshaking connection (``_state`` held): its thread wakes up and leaves."""
@@ -489,6 +487,9 @@ class RemoteServer:
                 too_large=self._too_large,
             )
         except TimeoutError:
+            # Reset, not closed: the kernel drops what it still holds for a peer not reading.
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             log.info("aiomt5.remote.client_dropped", peer=peer, reason="idle, or not reading")
         except WireError as exc:
             log.warning("aiomt5.remote.client_dropped", peer=peer, reason=str(exc))
@@ -541,6 +542,16 @@ class RemoteServer:
         tls = "tls" if self._tls else "plain"
         auth = "token" if self._token is not None else "no token"
         return f"<RemoteServer {self.url} {tls} {auth}>"
+
+
+def _victim(pending: list[_Pending]) -> _Pending:
+    """The oldest connection of the address holding the most handshakes.
+
+    A flood from one address pushes its own connections out, not a legitimate client's.
+    """
+    per_address = Counter(p.address for p in pending)
+    flooding = max(per_address, key=lambda a: per_address[a])
+    return min((p for p in pending if p.address == flooding), key=lambda p: p.started)
 
 
 def _peer(address: Any) -> str:
