@@ -14,6 +14,7 @@ import contextlib
 import enum
 import json
 import os
+import random
 import re
 import secrets
 import socket
@@ -1410,3 +1411,35 @@ def until(condition: Callable[[], bool], within: float = 10.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition not reached in time"
         time.sleep(0.01)
+
+
+def test_no_peer_can_raise_an_uncaught_exception_in_a_server_thread(sim: Any) -> None:
+    uncaught: list[threading.ExceptHookArgs] = []
+    previous = threading.excepthook
+    threading.excepthook = uncaught.append
+    rng = random.Random(SEED)
+    try:
+        with RemoteServer(sim, port=0, token=TOKEN, handshake_timeout=1.0) as running:
+            for _ in range(60):
+                with (
+                    contextlib.suppress(OSError),
+                    socket.create_connection((HOST, running.port), timeout=2) as sock,
+                ):
+                    if rng.random() < 0.5:
+                        sock.sendall(rng.randbytes(rng.randrange(1, 64)))
+                    else:
+                        client_handshake(sock, TOKEN)
+                        sock.sendall(rng.randbytes(rng.randrange(1, 64)))
+                    if rng.random() < 0.3:  # reset instead of closing
+                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\1\0\0\0\0\0\0\0")
+            assert raw_call(running, ["version", ["t", []], ["d", []]])[0] == "ok"
+    finally:
+        threading.excepthook = previous
+    assert uncaught == []
+
+
+def test_authenticated_connections_use_tcp_keepalive(sim: Any) -> None:
+    with RemoteServer(sim, port=0, token=TOKEN) as running, raw_socket(running, TOKEN):
+        until(lambda: running.connections()[1] == 1)
+        (served,) = running._clients  # the server's end of our connection
+        assert served.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
