@@ -1443,3 +1443,19 @@ def test_authenticated_connections_use_tcp_keepalive(sim: Any) -> None:
         until(lambda: running.connections()[1] == 1)
         (served,) = running._clients  # the server's end of our connection
         assert served.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+
+
+def test_bounded_backend_shares_one_budget_for_replies_held_at_once() -> None:
+    bounded = BoundedBackend(new_sim(), threading.Lock(), 64 << 20, max_reply_memory=40 << 20)
+    assert bounded.initialize()
+    assert bounded.symbol_select("EURUSD", True)
+    start = datetime(2026, 2, 23, tzinfo=UTC)
+    first = bounded.copy_ticks_range("EURUSD", start, start + timedelta(days=5), -1)
+    assert first.nbytes > 20 << 20  # more than half the budget, held until freed
+    assert bounded.copy_ticks_range("EURUSD", start, start + timedelta(days=5), -1) is None
+    code, text = bounded.last_error()
+    assert code == REMOTE_REPLY_TOO_LARGE
+    assert "other clients" in text
+    del first  # sent (or its client dropped): its share comes back
+    again = bounded.copy_ticks_range("EURUSD", start, start + timedelta(days=5), -1)
+    assert again is not None

@@ -541,13 +541,13 @@ def test_descriptor_exhaustion_does_not_stop_the_server(scale: str) -> None:
         took = served_within(server, limit=20)
         attack.finish()
         server.assert_up()
-        failures = [line for line in server.log if "accept_failed" in line]
+        failures = [line for line in server.log if "accept_fail" in line]
         figure(
             f"descriptor exhaustion ({spare} spare fds, {count} sockets)",
-            f"legit served in {took:.2f} s; {len(failures)} accept_failed log lines "
-            f"({failures[-1].split('failures=')[-1].strip() if failures else 0} failures)",
+            f"legit served in {took:.2f} s; {len(failures)} log lines about failed accepts",
         )
         assert failures, "the flood did not exhaust the descriptors"
+        assert len(failures) <= 2  # the first, then at most one aggregate line per 10 s
         assert took < SERVED_WITHIN + HANDSHAKE_TIMEOUT
         for sock in held:
             sock.close()

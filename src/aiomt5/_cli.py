@@ -381,6 +381,9 @@ def _build_app() -> typer.Typer:
             float, typer.Option(help="Seconds a reply may take to be sent.")
         ] = 30.0,
         max_reply_mb: Annotated[float, typer.Option(help="Largest reply, in MiB.")] = 64.0,
+        max_reply_memory_mb: Annotated[
+            float, typer.Option(help="Tick replies held at once, all clients, in MiB.")
+        ] = 256.0,
     ) -> None:
         """Serve a terminal to aiomt5:// clients: token-authenticated, loopback by default."""
         from ._remote._server import run_serve  # imported here: the other commands never need it
@@ -402,6 +405,7 @@ def _build_app() -> typer.Typer:
                 idle_timeout=idle_timeout,
                 send_timeout=send_timeout,
                 max_reply_bytes=int(max_reply_mb * (1 << 20)),
+                max_reply_memory=int(max_reply_memory_mb * (1 << 20)),
             )
         )
 

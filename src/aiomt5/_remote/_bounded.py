@@ -12,6 +12,9 @@ child-process terminal) for a server with many clients:
 * A request whose reply would exceed ``max_reply_bytes`` stops at the slice that crosses it and
   fails with ``REMOTE_REPLY_TOO_LARGE`` (the client raises ``MT5ReplyTooLargeError``, whose
   message says how to page), so the server never holds more than one reply's worth of it.
+* All tick replies held at once, being built or waiting to be sent, share one budget
+  (``max_reply_memory``): a request that would overdraw it fails the same way, so many clients
+  asking at once (or not reading) cannot add up to more either.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import datetime as _dt
 import functools
 import math
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -62,10 +66,19 @@ class BoundedBackend:
     ``last_error()`` that answers for the calling thread.
     """
 
-    def __init__(self, backend: Any, lock: threading.Lock, max_reply_bytes: int) -> None:
+    def __init__(
+        self,
+        backend: Any,
+        lock: threading.Lock,
+        max_reply_bytes: int,
+        max_reply_memory: int | None = None,
+    ) -> None:
         self._backend = backend
         self._lock = lock
         self._limit = max_reply_bytes
+        self._budget = _Budget(
+            4 * max_reply_bytes if max_reply_memory is None else max_reply_memory
+        )
         self._errors = threading.local()
         self.copy_ticks_range = self._ticks_range
         self.copy_ticks_from = self._ticks_from
@@ -110,6 +123,10 @@ class BoundedBackend:
         window = _range_seconds(args, kwargs)
         if window is None:  # not the plain positional form: the backend judges it whole
             return self._checked(self._call("copy_ticks_range", *args, **kwargs))
+        with self._budget.reservation() as held:
+            return self._sliced_range(args, window, held)
+
+    def _sliced_range(self, args: tuple[Any, ...], window: tuple[int, int], held: _Held) -> Any:
         symbol, start, end, flags = args
         parts: list[Any] = []
         size = 0
@@ -141,6 +158,9 @@ class BoundedBackend:
             if size > self._limit:
                 self._refuse(size, "copy_ticks_range over this range")
                 return None
+            if not held.add(chunk.nbytes):
+                self._errors.value = self._budget.refusal()
+                return None
             if last:
                 break
             width = _next_width(width, len(chunk))
@@ -149,15 +169,20 @@ class BoundedBackend:
             self._errors.value = outside  # the whole range lies outside the history
             return None
         self._errors.value = _SUCCESS
-        return _joined(parts)
+        return held.hand_to(_joined(parts))
 
     def _ticks_from(self, *args: Any, **kwargs: Any) -> Any:
         if len(args) != 4 or kwargs or type(args[2]) is not int or args[2] < 0:
             return self._checked(self._call("copy_ticks_from", *args, **kwargs))
-        symbol, start, count, flags = args
+        count = args[2]
         if count * TICKS_DTYPE.itemsize > self._limit:
             self._refuse(count * TICKS_DTYPE.itemsize, f"copy_ticks_from of {count:,} ticks")
             return None
+        with self._budget.reservation() as held:
+            return self._sliced_count(args, held)
+
+    def _sliced_count(self, args: tuple[Any, ...], held: _Held) -> Any:
+        symbol, start, count, flags = args
         parts: list[Any] = []
         have = 0
         skip = 0  # ticks of the next chunk's first second that the last chunk already has
@@ -169,8 +194,11 @@ class BoundedBackend:
             chunk = chunk[skip:]
             parts.append(chunk)
             have += len(chunk)
+            if not held.add(chunk.nbytes):
+                self._errors.value = self._budget.refusal()
+                return None
             if have >= count or len(chunk) < want:
-                return _joined(parts)
+                return held.hand_to(_joined(parts))
             # Go on from the last tick's second: the ticks of that second already here are
             # the first ones the terminal returns again.
             second = int(chunk["time_msc"][-1]) // 1000
@@ -182,6 +210,62 @@ class BoundedBackend:
             self._refuse(result.nbytes, "the reply")
             return None
         return result
+
+
+class _Budget:
+    """Bytes of tick replies the server may hold at once, shared by every client."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.held = 0
+        self._lock = threading.Lock()
+
+    def reservation(self) -> _Held:
+        return _Held(self)
+
+    def take(self, size: int) -> bool:
+        with self._lock:
+            if self.held + size > self.total:
+                return False
+            self.held += size
+            return True
+
+    def give_back(self, size: int) -> None:
+        with self._lock:
+            self.held -= size
+
+    def refusal(self) -> tuple[int, str]:
+        return reply_too_large(
+            self.held, self.total, "with the replies other clients are waiting for, this one"
+        )
+
+
+class _Held:
+    """One request's share of the budget: returned when the request fails, or when the reply
+    it produced is freed (sent, or its client dropped)."""
+
+    def __init__(self, budget: _Budget) -> None:
+        self._budget = budget
+        self._size = 0
+        self._handed = False
+
+    def add(self, size: int) -> bool:
+        if not self._budget.take(size):
+            return False
+        self._size += size
+        return True
+
+    def hand_to(self, reply: Any) -> Any:
+        weakref.finalize(reply, self._budget.give_back, self._size)
+        self._handed = True
+        return reply
+
+    def __enter__(self) -> _Held:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if not self._handed:
+            self._budget.give_back(self._size)
 
 
 def _range_seconds(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[int, int] | None:

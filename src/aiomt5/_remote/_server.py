@@ -195,6 +195,8 @@ class RemoteServer:
         send_timeout: Seconds a reply may take to be sent before its client is dropped.
         max_reply_bytes: Largest reply; a request for more fails with
             ``REMOTE_REPLY_TOO_LARGE`` (``MT5ReplyTooLargeError`` on the client).
+        max_reply_memory: Bytes of tick replies held at once for all clients (default: four
+            ``max_reply_bytes``); a request that would overdraw it fails the same way.
 
     Raises:
         MT5ConfigurationError: No token (without ``allow_no_token``), a weak token, no token
@@ -218,6 +220,7 @@ class RemoteServer:
         idle_timeout: float | None = 3600.0,
         send_timeout: float = 30.0,
         max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES,
+        max_reply_memory: int | None = None,
     ) -> None:
         self._token = _check_token(token, host=host, allow_no_token=allow_no_token)
         _check_exposure(host, tls, insecure=insecure)
@@ -228,6 +231,7 @@ class RemoteServer:
             ("send_timeout", send_timeout),
             ("max_reply_bytes", max_reply_bytes),
             ("idle_timeout", 1 if idle_timeout is None else idle_timeout),
+            ("max_reply_memory", 1 if max_reply_memory is None else max_reply_memory),
         ):
             if not value > 0:
                 raise MT5ConfigurationError(f"aiomt5 serve: {name} must be positive, got {value}")
@@ -239,13 +243,14 @@ class RemoteServer:
         self._send_timeout = send_timeout
         self._max_reply_bytes = max_reply_bytes
         # One backend call at a time, from any client, and never an unbounded one.
-        self._backend = BoundedBackend(backend, threading.Lock(), max_reply_bytes)
+        self._backend = BoundedBackend(backend, threading.Lock(), max_reply_bytes, max_reply_memory)
         self._state = threading.Lock()  # the two tables below
         self._pending: dict[_Pending, threading.Thread] = {}
         self._clients: dict[socket.socket, threading.Thread] = {}
         self._throttle = _Throttle()
         self._refusals: Counter[str] = Counter()
         self._refused_from: Counter[str] = Counter()
+        self._accept_errors: Counter[str] = Counter()
         self._summary_at = time.monotonic() + _SUMMARY_EVERY
         self._accept_failures = 0
         self._closed = threading.Event()
@@ -323,14 +328,14 @@ class RemoteServer:
                 if live:
                     self._evict(_victim(live), "evicted")
         count = self._accept_failures
-        if count == 1 or count % 100 == 0:
-            log.warning(
-                "aiomt5.remote.accept_failed",
-                error=errno.errorcode.get(exc.errno or 0, repr(exc)),
-                failures=count,
-            )
-        first, longest = _ACCEPT_BACKOFF
-        self._closed.wait(min(first * 2 ** min(count - 1, 16), longest))
+        name = errno.errorcode.get(exc.errno or 0, repr(exc))
+        with self._state:
+            quiet = bool(self._accept_errors)
+            self._accept_errors[name] += 1
+        if not quiet:  # the next ones are counted in the aggregate line
+            log.warning("aiomt5.remote.accept_failed", error=name)
+        shortest, longest = _ACCEPT_BACKOFF
+        self._closed.wait(min(shortest * 2 ** min(count - 1, 16), longest))
 
     def _admit(self, sock: socket.socket, address: Any) -> None:
         now = time.monotonic()
@@ -377,6 +382,7 @@ class RemoteServer:
         with self._state:
             self._summary_at = time.monotonic() + _SUMMARY_EVERY
             refused, self._refused_from = self._refused_from, Counter()
+            failed, self._accept_errors = self._accept_errors, Counter()
             totals = dict(self._refusals)
         if refused:
             address, count = refused.most_common(1)[0]
@@ -388,6 +394,8 @@ class RemoteServer:
                 top_count=count,
                 totals=totals,
             )
+        if failed:
+            log.warning("aiomt5.remote.accept_failures", recent=dict(failed))
 
     # ------------------------------------------------------------------ one connection
 
