@@ -764,6 +764,7 @@ def test_garbage_replies_are_typed_protocol_errors(scale: str) -> None:
             # Never a raw ValueError: a value (a well-formed reply, however odd) or a failure.
             outcome = "value" if terminal.initialize() else terminal.last_error()[0]
             codes[outcome] = codes.get(outcome, 0) + 1
+        terminal.shutdown()
     figure(f"{rounds} garbage replies", f"outcomes {codes}")
     assert set(codes) <= {REMOTE_PROTOCOL, -10002, "value"}
     assert codes.get(REMOTE_PROTOCOL, 0) > rounds // 2
