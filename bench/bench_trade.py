@@ -29,8 +29,8 @@ import time
 from typing import Any
 
 from aiomt5 import AsyncMT5Connector, MT5Settings
-from aiomt5._trade import TradeEvent, Trader
-from aiomt5._trade_models import TradeRequest
+from aiomt5._trading._models import TradeRequest
+from aiomt5._trading._trader import TradeEvent, Trader
 from aiomt5.sim import SimClock, SimTerminal
 from aiomt5.sim import _constants as c
 

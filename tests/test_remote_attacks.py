@@ -32,7 +32,7 @@ from typing import Any
 import pytest
 
 from aiomt5 import AsyncMT5Connector, MT5ReplyTooLargeError
-from aiomt5._errors import REMOTE_PROTOCOL, REMOTE_REPLY_TOO_LARGE
+from aiomt5._core._errors import REMOTE_PROTOCOL, REMOTE_REPLY_TOO_LARGE
 from aiomt5._remote import remote_backend
 from aiomt5._remote._aiomt5 import ServeTransport
 from aiomt5._remote._auth import MAGIC, client_handshake

@@ -14,10 +14,11 @@ import pytest
 
 from _order_audit import ALL_TIME, audit_history
 from aiomt5._connector import AsyncMT5Connector
-from aiomt5._errors import (
+from aiomt5._core._errors import (
     MT5AutoTradingDisabledError,
     MT5ConnectionError,
     MT5InvalidArgumentError,
+    MT5MarketClosedError,
     MT5OrderNotPlacedError,
     MT5OutcomeUnknownError,
     MT5TimeoutError,
@@ -25,12 +26,7 @@ from aiomt5._errors import (
     MT5TradeOutcomeUnknownError,
 )
 from aiomt5._settings import MT5Settings
-from aiomt5._trade import (
-    TradeEvent,
-    Trader,
-    pick_filling,
-)
-from aiomt5._trade_models import (
+from aiomt5._trading._models import (
     MAX_USER_COMMENT,
     TAG_RE,
     OrderResult,
@@ -39,6 +35,11 @@ from aiomt5._trade_models import (
     new_tag,
     tag_from_key,
     tagged_comment,
+)
+from aiomt5._trading._trader import (
+    TradeEvent,
+    Trader,
+    pick_filling,
 )
 from aiomt5.sim import DEFAULT_LOGIN, DEFAULT_PASSWORD, DEFAULT_SERVER, SimClock, SimTerminal
 from aiomt5.sim import _constants as c
@@ -739,3 +740,17 @@ async def test_a_lookup_refused_by_the_terminal_is_retried_not_reported_as_the_o
     assert result.reconciled
     assert reconnector.reconnects == 1
     assert len(await trader.positions()) == 1
+
+
+async def test_a_trade_on_a_closed_market_raises_market_closed_with_when_it_opens(
+    trader: Trader, term: SimTerminal
+) -> None:
+    term.clock.set("2026-03-07T12:00:00Z")  # Saturday
+    with pytest.raises(MT5MarketClosedError) as raised:
+        await trader.buy("EURUSD", 0.1)
+    error = raised.value
+    assert isinstance(error, MT5TradeError)
+    assert (error.retcode, error.symbol) == (c.TRADE_RETCODE_MARKET_CLOSED, "EURUSD")
+    assert error.opens_at == datetime(2026, 3, 9, tzinfo=UTC)
+    assert "EURUSD" in str(error)
+    assert "2026-03-09T00:00:00+00:00" in str(error)

@@ -12,7 +12,7 @@ import ssl
 import time
 from typing import Any
 
-from aiomt5._errors import REMOTE_BUSY, REMOTE_PROTOCOL
+from aiomt5._core._errors import REMOTE_BUSY, REMOTE_PROTOCOL
 
 from ._auth import (
     AuthRejectedError,

@@ -26,7 +26,7 @@ import time
 from collections.abc import Mapping
 from typing import Any, Final, Protocol
 
-from aiomt5._errors import REMOTE_PROTOCOL
+from aiomt5._core._errors import REMOTE_PROTOCOL
 from aiomt5.sim._constants import CONSTANTS
 from aiomt5.sim._structs import STRUCT_TYPES
 

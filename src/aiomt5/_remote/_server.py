@@ -43,8 +43,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from aiomt5._errors import MT5ConfigurationError, MT5Error
-from aiomt5._log import get_logger
+from aiomt5._core._errors import MT5ConfigurationError, MT5Error
+from aiomt5._core._log import get_logger
 
 from ._auth import (
     ACCEPTED,
@@ -421,6 +421,7 @@ class RemoteServer:
         sock = pending.sock
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            _keepalive(sock)
             sock = self._secure(pending)
             self._check(pending, _read_token(sock, pending.deadline))
             self._enter(pending, sock)
@@ -484,7 +485,6 @@ class RemoteServer:
             self._clients[sock] = thread
 
     def _serve(self, sock: socket.socket, peer: str) -> None:
-        _keepalive(sock)
         try:
             serve_frames(
                 sock,
@@ -680,13 +680,19 @@ def _token_from(token_file: str | None) -> str | None:
         raise MT5ConfigurationError(f"cannot read --token-file {token_file}: {exc}") from None
 
 
-def _load_backend(name: str, seed: int) -> object:
-    if name == "sim":
-        from aiomt5.sim import SimTerminal, make_module
-
-        return make_module(SimTerminal(seed=seed))
-    from aiomt5._backends import resolve_backend
+def _load_backend(name: str, seed: int | None) -> object:
     from aiomt5._settings import MT5Settings
+
+    if name == "sim":
+        from aiomt5.sim import make_module, sim_terminal_from_settings
+
+        # The MT5_SIM_* settings apply, as everywhere; --sim-seed wins over MT5_SIM_SEED.
+        settings = MT5Settings() if seed is None else MT5Settings(sim_seed=seed)
+        terminal, note = sim_terminal_from_settings(settings, open_market=True)
+        if note is not None:
+            sys.stderr.write(f"aiomt5 serve: {note}\n")
+        return make_module(terminal)
+    from aiomt5._backends import resolve_backend
 
     return resolve_backend("metatrader5", MT5Settings(backend="metatrader5")).module
 
@@ -697,7 +703,7 @@ def run_serve(
     token_file: str | None = None,
     tls_cert: str | None = None,
     tls_key: str | None = None,
-    sim_seed: int = 0,
+    sim_seed: int | None = None,
     **options: Any,
 ) -> int:
     """``aiomt5 serve``: build the server from the command line's options, serve until Ctrl-C.

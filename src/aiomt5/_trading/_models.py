@@ -25,7 +25,7 @@ from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any, Final, Self
 
-from ._errors import MT5InvalidArgumentError
+from aiomt5._core._errors import MT5InvalidArgumentError
 
 __all__ = [
     "COMMENT_MAX",
@@ -106,6 +106,7 @@ TRADE_RETCODE_REJECT: Final = 10006
 TRADE_RETCODE_PLACED: Final = 10008
 TRADE_RETCODE_DONE: Final = 10009
 TRADE_RETCODE_DONE_PARTIAL: Final = 10010
+TRADE_RETCODE_MARKET_CLOSED: Final = 10018
 TRADE_RETCODE_INVALID_ORDER: Final = 10035
 TRADE_RETCODE_POSITION_CLOSED: Final = 10036
 SUCCESS_RETCODES: Final = frozenset(

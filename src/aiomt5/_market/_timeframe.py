@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 
-from ._errors import MT5InvalidArgumentError
+from aiomt5._core._errors import MT5InvalidArgumentError
 
 __all__ = ["Timeframe", "TimeframeLike"]
 

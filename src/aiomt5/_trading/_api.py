@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING, Any, cast
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from ._connector import AsyncMT5Connector
-    from ._trade import Trader
-    from ._trade_models import Deal, Order, OrderCheck, OrderResult, Position, TradeRequest
+    from aiomt5._connector import AsyncMT5Connector
+
+    from ._models import Deal, Order, OrderCheck, OrderResult, Position, TradeRequest
+    from ._trader import Trader
 
 __all__ = ["TradingMethods"]
 
@@ -31,7 +32,7 @@ class TradingMethods:
     def trader(self) -> Trader:
         """This connector's exactly-once trader (created on first use)."""
         if self._trader_instance is None:
-            from ._trade import Trader
+            from ._trader import Trader
 
             connector = cast("AsyncMT5Connector", self)
             options: dict[str, Any] = {}
