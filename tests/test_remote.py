@@ -1459,3 +1459,19 @@ def test_bounded_backend_shares_one_budget_for_replies_held_at_once() -> None:
     del first  # sent (or its client dropped): its share comes back
     again = bounded.copy_ticks_range("EURUSD", start, start + timedelta(days=5), -1)
     assert again is not None
+
+
+async def test_paged_ticks_halve_windows_the_server_refuses_as_too_large(
+    sim: Any, local: Any
+) -> None:
+    start = datetime(2026, 2, 23, tzinfo=UTC)
+    end = datetime(2026, 2, 27, 18, tzinfo=UTC)
+    assert local.symbol_select("EURUSD", True)
+    expected = local.copy_ticks_range("EURUSD", start, end, -1)
+    # Pages of 100 000 ticks (6 MB) against a 2 MiB reply limit: each window is halved.
+    with RemoteServer(sim, port=0, token=TOKEN, max_reply_bytes=2 << 20) as running:
+        backend = remote_backend(running.url, settings(), token=TOKEN)
+        connector = AsyncMT5Connector(settings(testing=True, health_check=False), backend=backend)
+        async with connector:
+            ticks = await connector.get_ticks("EURUSD", start, end, page_size=100_000)
+    assert ticks.tobytes() == expected.tobytes()
