@@ -27,6 +27,7 @@ from typing import Any, Final
 from ._aiomt5 import ServeTransport
 from ._client import LinkError, RemoteTerminal
 from ._server import TOKEN_ENV, RemoteServer, return_freed_memory
+from ._wire import MAX_REPLY_BYTES
 
 __all__ = ["ChildTerminal", "child_main", "load_backend"]
 
@@ -77,7 +78,16 @@ def child_main(argv: Sequence[str]) -> int:
     """
     threading.Thread(target=_exit_with_parent, name="aiomt5-child-watch", daemon=True).start()
     return_freed_memory()
-    server = RemoteServer(load_backend(argv[0]), port=0, token=os.environ[TOKEN_ENV])
+    # Its one client is the parent, on loopback with a fresh token: no idle timeout, and replies
+    # as large as the client accepts (the limits guard a shared server, not this private one).
+    server = RemoteServer(
+        load_backend(argv[0]),
+        port=0,
+        token=os.environ[TOKEN_ENV],
+        idle_timeout=None,
+        max_reply_bytes=MAX_REPLY_BYTES,
+        max_reply_memory=2 * MAX_REPLY_BYTES,
+    )
     sys.stdout.write(f"{_READY}{server.port}\n")
     sys.stdout.flush()
     server.serve_forever()
