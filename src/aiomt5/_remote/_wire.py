@@ -430,7 +430,7 @@ _QUICK = 10  # a wait up to this many busy_polls long: the next one may well be 
 _HEADER = _struct.Struct("!IH")  # message bytes, buffer count; then "!Q" per buffer
 _RECV_SIZE = 65536
 _MAX_RECV = 1 << 20  # recv(n) allocates n bytes before any arrive: never ask for more at once
-_FIRST_BUFFER = 1 << 20  # a buffer starts this big and doubles as its data arrives
+_FIRST_BUFFER = 8 << 20  # a buffer starts at most this big and doubles as its data arrives
 _COALESCE = 65536  # buffers up to this size are copied into the message's write
 
 
@@ -571,15 +571,17 @@ class FrameReader:
 
     def _read_buffer(self, size: int) -> bytearray:
         # Received straight into the array's memory, which grows (doubling) as data arrives:
-        # a peer that announces gigabytes and sends nothing gets nothing allocated.
+        # a peer that announces gigabytes and sends nothing gets _FIRST_BUFFER at most.
         pending = self._pending
         have = min(len(pending), size)
-        buffer = bytearray(pending[:have])
+        buffer = bytearray(min(size, max(have, _FIRST_BUFFER)))  # calloc: pages come as used
+        buffer[:have] = pending[:have]
         del pending[:have]
         while have < size:
-            grow = min(size, max(2 * len(buffer), _FIRST_BUFFER)) - len(buffer)
-            if grow > 0 and have == len(buffer):
-                buffer += bytes(grow)
+            if have == len(buffer):  # full: twice as big, what arrived copied once
+                buffer, old = bytearray(min(size, 2 * len(buffer))), buffer
+                buffer[:have] = old
+                del old
             with memoryview(buffer) as view:
                 while have < len(buffer):
                     self._recv_timeout()
