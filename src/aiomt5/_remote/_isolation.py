@@ -35,8 +35,8 @@ from aiomt5._core._worker import WRITE_FUNCTIONS
 
 from ._aiomt5 import ServeTransport
 from ._client import LinkError, RemoteTerminal
-from ._server import TOKEN_ENV, RemoteServer
-from ._wire import SERVED_FUNCTIONS, WireError, encode
+from ._server import TOKEN_ENV, RemoteServer, return_freed_memory
+from ._wire import MAX_REPLY_BYTES, SERVED_FUNCTIONS, WireError, encode
 
 if TYPE_CHECKING:
     from aiomt5._settings import MT5Settings
@@ -109,8 +109,18 @@ def child_main(argv: Sequence[str]) -> int:
     settings = json.loads(argv[1]) if len(argv) > 1 else None
     # stdout is the parent's control channel: whatever the backend prints goes to stderr.
     control, sys.stdout = sys.stdout, sys.stderr
+    return_freed_memory()
     backend = load_backend(argv[0], settings)
-    server = RemoteServer(backend, port=0, token=os.environ[TOKEN_ENV])
+    # Its one client is the parent, on loopback with a fresh token: no idle timeout, and replies
+    # as large as the client accepts (the limits guard a shared server, not this private one).
+    server = RemoteServer(
+        backend,
+        port=0,
+        token=os.environ[TOKEN_ENV],
+        idle_timeout=None,
+        max_reply_bytes=MAX_REPLY_BYTES,
+        max_reply_memory=2 * MAX_REPLY_BYTES,
+    )
     control.write(f"{_READY}{server.port}\n")
     control.flush()
     faults = getattr(getattr(backend, "terminal", backend), "faults", None)
