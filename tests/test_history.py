@@ -16,7 +16,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aiomt5._connector import AsyncMT5Connector
-from aiomt5._dtypes import RATES_DTYPE, TICKS_DTYPE
 from aiomt5._errors import MT5CallError, MT5InvalidArgumentError, MT5SymbolNotFoundError
 from aiomt5._history import (
     FetchProgress,
@@ -24,6 +23,7 @@ from aiomt5._history import (
     fetch_ticks,
     tick_flags,
 )
+from aiomt5._mt5.dtypes import RATES_DTYPE, TICKS_DTYPE
 from aiomt5._settings import MT5Settings
 from aiomt5._timeframe import Timeframe
 from aiomt5.sim import SimClock, SimTerminal

@@ -37,6 +37,7 @@ from hypothesis import strategies as st
 from aiomt5._connector import AsyncMT5Connector
 from aiomt5._errors import MT5ConfigurationError, MT5ConnectionError, MT5LoginError
 from aiomt5._events import ConnectorEvent, StateChanged
+from aiomt5._mt5.structs import STRUCT_TYPES
 from aiomt5._remote import (
     RemoteServer,
     RemoteTerminal,
@@ -69,7 +70,6 @@ from aiomt5.sim import (
     SimTerminal,
     make_module,
 )
-from aiomt5.sim._structs import STRUCT_TYPES
 
 START = "2026-03-02T10:00:00Z"
 SEED = 7

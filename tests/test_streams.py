@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from aiomt5._connector import AsyncMT5Connector
-from aiomt5._dtypes import TICKS_DTYPE
 from aiomt5._errors import MT5CallError, MT5ClosedError, MT5InvalidArgumentError
+from aiomt5._mt5.dtypes import TICKS_DTYPE
 from aiomt5._settings import MT5Settings
 from aiomt5._streams import StreamBar, StreamTick, stream_bars, stream_ticks
 from aiomt5._types import ConnectionState

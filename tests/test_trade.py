@@ -24,6 +24,7 @@ from aiomt5._errors import (
     MT5TradeError,
     MT5TradeOutcomeUnknownError,
 )
+from aiomt5._mt5 import constants as c
 from aiomt5._settings import MT5Settings
 from aiomt5._trade import (
     TradeEvent,
@@ -41,7 +42,6 @@ from aiomt5._trade_models import (
     tagged_comment,
 )
 from aiomt5.sim import DEFAULT_LOGIN, DEFAULT_PASSWORD, DEFAULT_SERVER, SimClock, SimTerminal
-from aiomt5.sim import _constants as c
 
 SIM_START = "2026-03-02T10:00:00Z"
 

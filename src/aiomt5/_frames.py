@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 import numpy as np
 import numpy.typing as npt
 
-from ._dtypes import RATES_DTYPE, TICKS_DTYPE
 from ._errors import MT5ConfigurationError, MT5InvalidArgumentError
 from ._history import (
     ProgressCallback,
@@ -36,6 +35,7 @@ from ._history import (
     rate_pages,
     tick_pages,
 )
+from ._mt5.dtypes import RATES_DTYPE, TICKS_DTYPE
 from ._timeframe import TimeframeLike
 from ._types import USE_DEFAULT, TimeoutArg
 

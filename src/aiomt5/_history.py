@@ -36,8 +36,8 @@ import numpy as np
 import numpy.typing as npt
 
 from ._arguments import positive_int, utc_timestamp
-from ._dtypes import RATES_DTYPE, TICKS_DTYPE
 from ._errors import MT5CallError, MT5InvalidArgumentError, MT5NotFoundError
+from ._mt5.dtypes import RATES_DTYPE, TICKS_DTYPE
 from ._timeframe import Timeframe, TimeframeLike
 from ._types import USE_DEFAULT, TimeoutArg
 

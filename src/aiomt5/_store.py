@@ -45,10 +45,10 @@ import numpy as np
 import numpy.typing as npt
 
 from ._arguments import utc_timestamp
-from ._dtypes import RATES_DTYPE
 from ._errors import MT5ConfigurationError, MT5InvalidArgumentError
 from ._frames import FrameEngine, rates_to_frame
 from ._history import ProgressCallback, fetch_rates
+from ._mt5.dtypes import RATES_DTYPE
 from ._timeframe import Timeframe, TimeframeLike
 
 if TYPE_CHECKING:

@@ -18,12 +18,13 @@ import sys
 import types
 from typing import Final
 
+from aiomt5._mt5.constants import CONSTANTS
+from aiomt5._mt5.structs import RATES_DTYPE, STRUCT_TYPES, TICKS_DTYPE
+
 from ._account import DEFAULT_LOGIN, DEFAULT_PASSWORD, DEFAULT_SERVER, SimAccount
 from ._clock import SimClock
-from ._constants import CONSTANTS
 from ._faults import FaultRecord, Faults, Hang
 from ._spec import SymbolSpec, TradingHours
-from ._structs import RATES_DTYPE, STRUCT_TYPES, TICKS_DTYPE
 from ._symbols import CATALOGUE
 from ._terminal import SimTerminal
 

@@ -19,8 +19,20 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import numpy as np
 
+from aiomt5._mt5 import constants as c
+from aiomt5._mt5.codes import error_text
+from aiomt5._mt5.structs import (
+    AccountInfo,
+    BookInfo,
+    OrderCheckResult,
+    OrderSendResult,
+    SymbolInfo,
+    TerminalInfo,
+    Tick,
+    TradeRequest,
+)
+
 from . import _calc
-from . import _constants as c
 from ._account import AccountBook, SimAccount, default_accounts
 from ._args import (
     as_c_double,
@@ -32,20 +44,10 @@ from ._args import (
     utf16_len,
 )
 from ._clock import SimClock
-from ._errors import Failure, error_text, invalid_argument
+from ._errors import Failure, invalid_argument
 from ._faults import Faults
 from ._group import compile_group
 from ._market import HISTORY_CACHE_BYTES, HistoryCache, MarketModel, is_timeframe, nominal_seconds
-from ._structs import (
-    AccountInfo,
-    BookInfo,
-    OrderCheckResult,
-    OrderSendResult,
-    SymbolInfo,
-    TerminalInfo,
-    Tick,
-    TradeRequest,
-)
 from ._symbols import CATALOGUE, with_suffix
 from ._trading import TradingEngine
 
