@@ -18,7 +18,9 @@ import types
 import typing
 
 from ._backoff import is_testing, set_testing
-from ._connector import AsyncMT5Connector, mt5_connection
+from ._blocking import MT5Config, MT5Connector
+from ._connection import mt5_connection
+from ._connector import AsyncMT5Connector
 from ._errors import (
     MT5AutoTradingDisabledError,
     MT5CallError,
@@ -142,8 +144,10 @@ __all__ = [
     "MT5AutoTradingDisabledError",
     "MT5CallError",
     "MT5ClosedError",
+    "MT5Config",
     "MT5ConfigurationError",
     "MT5ConnectionError",
+    "MT5Connector",
     "MT5Error",
     "MT5IPCTimeoutError",
     "MT5InitializationError",

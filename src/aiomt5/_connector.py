@@ -22,8 +22,7 @@ import threading
 import time
 import warnings
 import weakref
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Coroutine, Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
@@ -63,7 +62,7 @@ if TYPE_CHECKING:
     from ._history import ProgressCallback, TickFlagsLike
     from ._streams import BarStream, Sleep, TickStream
 
-__all__ = ["AsyncMT5Connector", "mt5_connection"]
+__all__ = ["AsyncMT5Connector"]
 
 log = get_logger("aiomt5.connector")
 worker_log = get_logger("aiomt5.worker")
@@ -1037,28 +1036,3 @@ class AsyncMT5Connector(TradingMethods):
             time_in_state=times,
             ping_ms=supervisor.ping_ms if supervisor else None,
         )
-
-
-@asynccontextmanager
-async def mt5_connection(
-    settings: MT5Settings | None = None, **overrides: Any
-) -> AsyncIterator[AsyncMT5Connector]:
-    """A connected ``AsyncMT5Connector``, closed on exit.
-
-    Args:
-        settings: Base settings (default: from the environment).
-        **overrides: Setting fields to change, e.g. ``backend="sim"``, ``call_timeout=5``.
-
-    Example:
-        ```python
-        async with mt5_connection(backend="sim") as mt5:
-            print(await mt5.get_account_info())
-        ```
-    """
-    if overrides:
-        # Only fields given explicitly are carried over, so derived defaults (connect_timeout
-        # from timeout_ms) are recomputed from the overrides.
-        base = settings.model_dump(exclude_unset=True) if settings is not None else {}
-        settings = MT5Settings(**{**base, **overrides})
-    async with AsyncMT5Connector(settings) as connector:
-        yield connector

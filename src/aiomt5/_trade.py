@@ -58,6 +58,7 @@ from ._errors import (
 )
 from ._events import ConnectorEvent, LateResult, StateChanged
 from ._log import get_logger
+from ._sizing import SymbolRules
 from ._trade_models import (
     ORDER_FILLING_FOK,
     ORDER_FILLING_IOC,
@@ -174,6 +175,7 @@ class _SymbolFacts:
     filling: int
     instant: bool  # instant/request execution: a market order needs a current price
     point: float
+    rules: SymbolRules
 
 
 class _Absent:
@@ -454,7 +456,7 @@ class Trader:
             result = dataclasses.replace(result, reconciled=True)
         if result.retcode not in SUCCESS_RETCODES:
             raise MT5TradeError(
-                "the trade server refused the request",
+                f"the trade server refused the request for {payload.get('symbol') or '?'}",
                 retcode=result.retcode,
                 retcode_name=result.retcode_name,
                 comment=result.comment,
@@ -481,6 +483,8 @@ class Trader:
         timeout: TimeoutArg = USE_DEFAULT,
         resend_if_absent: bool = False,
         tag: str | None = None,
+        exactly_once: bool = True,
+        reconcile_timeout: float | None = None,
     ) -> OrderResult:
         """Open (or add to) a long position at the market.
 
@@ -489,7 +493,7 @@ class Trader:
         """
         return await self._market(
             ORDER_TYPE_BUY, symbol, volume, price, sl, tp, deviation, magic, comment,
-            type_filling, 0, timeout, resend_if_absent, tag,
+            type_filling, 0, timeout, resend_if_absent, tag, exactly_once, reconcile_timeout,
         )  # fmt: skip
 
     async def sell(
@@ -507,11 +511,13 @@ class Trader:
         timeout: TimeoutArg = USE_DEFAULT,
         resend_if_absent: bool = False,
         tag: str | None = None,
+        exactly_once: bool = True,
+        reconcile_timeout: float | None = None,
     ) -> OrderResult:
         """Open (or add to) a short position at the market; see ``buy``."""
         return await self._market(
             ORDER_TYPE_SELL, symbol, volume, price, sl, tp, deviation, magic, comment,
-            type_filling, 0, timeout, resend_if_absent, tag,
+            type_filling, 0, timeout, resend_if_absent, tag, exactly_once, reconcile_timeout,
         )  # fmt: skip
 
     async def close_position(
@@ -521,11 +527,14 @@ class Trader:
         volume: float | None = None,
         price: float | None = None,
         deviation: int = 20,
+        magic: int | None = None,
         comment: str = "",
         type_filling: int | None = None,
         timeout: TimeoutArg = USE_DEFAULT,
         resend_if_absent: bool = False,
         tag: str | None = None,
+        exactly_once: bool = True,
+        reconcile_timeout: float | None = None,
     ) -> OrderResult:
         """Close a position (or ``volume`` of it) with an opposite market deal.
 
@@ -537,8 +546,8 @@ class Trader:
         kind = ORDER_TYPE_SELL if current.is_buy else ORDER_TYPE_BUY
         return await self._market(
             kind, current.symbol, current.volume if volume is None else volume, price, 0.0, 0.0,
-            deviation, current.magic, comment, type_filling, current.ticket, timeout,
-            resend_if_absent, tag,
+            deviation, current.magic if magic is None else magic, comment, type_filling,
+            current.ticket, timeout, resend_if_absent, tag, exactly_once, reconcile_timeout,
         )  # fmt: skip
 
     async def modify_position(
@@ -549,6 +558,9 @@ class Trader:
         tp: float | None = None,
         timeout: TimeoutArg = USE_DEFAULT,
         resend_if_absent: bool = False,
+        tag: str | None = None,
+        exactly_once: bool = True,
+        reconcile_timeout: float | None = None,
     ) -> OrderResult:
         """Set a position's stop loss and/or take profit (None keeps the current level; 0 removes).
 
@@ -564,7 +576,10 @@ class Trader:
             tp=current.tp if tp is None else tp,
             magic=current.magic,
         )
-        return await self.order_send(request, timeout=timeout, resend_if_absent=resend_if_absent)
+        return await self.order_send(
+            request, timeout=timeout, resend_if_absent=resend_if_absent, tag=tag,
+            exactly_once=exactly_once, reconcile_timeout=reconcile_timeout,
+        )  # fmt: skip
 
     async def place_pending(
         self,
@@ -583,6 +598,8 @@ class Trader:
         timeout: TimeoutArg = USE_DEFAULT,
         resend_if_absent: bool = False,
         tag: str | None = None,
+        exactly_once: bool = True,
+        reconcile_timeout: float | None = None,
     ) -> OrderResult:
         """Place a limit, stop or stop-limit order (``ORDER_TYPE_BUY_LIMIT``...).
 
@@ -609,8 +626,9 @@ class Trader:
             type_filling=type_filling,
         )
         return await self.order_send(
-            request, timeout=timeout, resend_if_absent=resend_if_absent, tag=tag
-        )
+            request, timeout=timeout, resend_if_absent=resend_if_absent, tag=tag,
+            exactly_once=exactly_once, reconcile_timeout=reconcile_timeout,
+        )  # fmt: skip
 
     async def cancel_order(
         self,
@@ -618,6 +636,9 @@ class Trader:
         *,
         timeout: TimeoutArg = USE_DEFAULT,
         resend_if_absent: bool = False,
+        tag: str | None = None,
+        exactly_once: bool = True,
+        reconcile_timeout: float | None = None,
     ) -> OrderResult:
         """Delete a pending order.
 
@@ -626,7 +647,10 @@ class Trader:
         """
         ticket = order.ticket if isinstance(order, Order) else order
         request = TradeRequest(action=TRADE_ACTION_REMOVE, order=ticket)
-        return await self.order_send(request, timeout=timeout, resend_if_absent=resend_if_absent)
+        return await self.order_send(
+            request, timeout=timeout, resend_if_absent=resend_if_absent, tag=tag,
+            exactly_once=exactly_once, reconcile_timeout=reconcile_timeout,
+        )  # fmt: skip
 
     async def _market(
         self,
@@ -644,6 +668,8 @@ class Trader:
         timeout: TimeoutArg,
         resend_if_absent: bool,
         tag: str | None,
+        exactly_once: bool,
+        reconcile_timeout: float | None,
     ) -> OrderResult:
         facts = await self._symbol(check_symbol(symbol), USE_DEFAULT)
         tag = check_tag(tag) if tag is not None else new_tag()
@@ -660,8 +686,9 @@ class Trader:
             )  # fmt: skip
             try:
                 return await self.order_send(
-                    request, timeout=timeout, resend_if_absent=resend_if_absent, tag=tag
-                )
+                    request, timeout=timeout, resend_if_absent=resend_if_absent, tag=tag,
+                    exactly_once=exactly_once, reconcile_timeout=reconcile_timeout,
+                )  # fmt: skip
             except MT5TradeError as exc:
                 # A requote executed nothing: retrying with a fresh price cannot duplicate.
                 if price is not None or exc.retcode not in _REQUOTES or requotes >= 3:
@@ -699,9 +726,14 @@ class Trader:
             filling=pick_filling(info.filling_mode),
             instant=info.trade_exemode in (SYMBOL_EXECUTION_INSTANT, SYMBOL_EXECUTION_REQUEST),
             point=info.point,
+            rules=SymbolRules.from_info(info),
         )
         self._symbols[symbol] = self._symbols[name] = facts
         return facts
+
+    async def symbol_rules(self, symbol: str, *, timeout: TimeoutArg = USE_DEFAULT) -> SymbolRules:
+        """The price grid and volume limits of ``symbol`` (resolved and selected; cached)."""
+        return (await self._symbol(check_symbol(symbol), timeout)).rules
 
     async def _prepare(
         self, req: TradeRequest, tag: str, exactly_once: bool, timeout: TimeoutArg
@@ -710,9 +742,10 @@ class Trader:
         if not symbol and req.action == TRADE_ACTION_CLOSE_BY and req.position:
             symbol = (await self._position(req.position, timeout)).symbol
         filling = req.type_filling
+        rules: SymbolRules | None = None
         if symbol:
             facts = await self._symbol(symbol, timeout)
-            symbol = facts.name
+            symbol, rules = facts.name, facts.rules
             if filling is None:
                 filling = facts.filling
         elif req.action in (TRADE_ACTION_DEAL, TRADE_ACTION_PENDING):
@@ -720,6 +753,12 @@ class Trader:
         comment = tagged_comment(tag, req.comment) if exactly_once else req.comment
         payload = req.payload(comment, ORDER_FILLING_FOK if filling is None else filling)
         payload["symbol"] = symbol
+        if rules is not None:
+            # MT5 refuses prices off the tick grid (``sl=1.3178999999999998``): round them.
+            for key in ("price", "sl", "tp", "stoplimit"):
+                payload[key] = rules.price(payload[key])
+            if req.action in (TRADE_ACTION_DEAL, TRADE_ACTION_PENDING):
+                payload["volume"] = rules.check_volume(payload["volume"])
         return payload, tag if exactly_once else ""
 
     # ------------------------------------------------------------------ reconciliation
