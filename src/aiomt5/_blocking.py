@@ -29,6 +29,7 @@ from ._settings import MT5Settings, settings_with
 from ._types import ConnectionState
 
 if TYPE_CHECKING:
+    from ._events import EventHook
     from ._stats import ConnectionStats
 
 __all__ = ["MT5Config", "MT5Connector"]
@@ -49,8 +50,8 @@ def _blocking(
         bound: Callable[..., Awaitable[_R]] = getattr(self._connector, name)
         return self._portal().call(functools.partial(bound, *args, **kwargs))
 
-    run.__name__ = run.__qualname__ = name
-    run.__doc__ = method.__doc__
+    functools.update_wrapper(run, method)  # signature, docstring: what IDEs and help() show
+    run.__qualname__ = f"MT5Connector.{name}"
     return run
 
 
@@ -163,6 +164,18 @@ class MT5Connector:
     def get_connection_stats(self) -> ConnectionStats:
         """A snapshot of counters, latencies and state (cheap)."""
         return self._connector.get_connection_stats()
+
+    def clear_symbol_cache(self) -> None:
+        """Forget ``find_symbol`` answers (done on every connect)."""
+        self._connector.clear_symbol_cache()
+
+    def add_event_hook(self, hook: EventHook) -> None:
+        """Call ``hook(event)`` for every event; it runs on the facade's loop thread."""
+        self._portal().call(self._connector.add_event_hook, hook)
+
+    def remove_event_hook(self, hook: EventHook) -> None:
+        """Stop calling ``hook``."""
+        self._portal().call(self._connector.remove_event_hook, hook)
 
     def __repr__(self) -> str:
         return repr(self._connector).replace("AsyncMT5Connector", "MT5Connector", 1)

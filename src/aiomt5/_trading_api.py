@@ -199,6 +199,7 @@ class TradingMethods:
         sl: float = 0.0,
         tp: float = 0.0,
         expiration: datetime | None = None,
+        deviation: int = 0,
         magic: int = 0,
         comment: str = "",
         type_filling: int | None = None,
@@ -214,7 +215,8 @@ class TradingMethods:
         """
         return await self.trader.place_pending(
             symbol, type, volume, price, stoplimit=stoplimit, sl=sl, tp=tp,
-            expiration=expiration, magic=magic, comment=comment, type_filling=type_filling,
+            expiration=expiration, deviation=deviation, magic=magic, comment=comment,
+            type_filling=type_filling,
             timeout=timeout, exactly_once=exactly_once, reconcile_timeout=reconcile_timeout,
             resend_if_absent=resend_if_absent, tag=tag,
         )  # fmt: skip
