@@ -20,8 +20,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Final, TypeVar
 
+from pydantic import ValidationError
+
 from ._connector import AsyncMT5Connector
-from ._errors import MT5Error, MT5InvalidArgumentError
+from ._errors import MT5ConfigurationError, MT5Error, MT5InvalidArgumentError
 from ._history import FetchProgress
 from ._settings import MT5Settings
 from ._timeframe import Timeframe
@@ -61,8 +63,9 @@ class _Output:
 
     def __init__(self, *, as_json: bool) -> None:
         self.as_json = as_json
-        self.console = Console(highlight=False, soft_wrap=False)
-        self.errors = Console(stderr=True, highlight=False)
+        # With --json, stdout is the JSON document alone: progress and tables stay silent.
+        self.console = Console(highlight=False, soft_wrap=False, quiet=as_json)
+        self.errors = Console(stderr=True, highlight=False, soft_wrap=True)  # one line each
 
     def data(self, payload: Any, render: Callable[[], None]) -> None:
         if self.as_json:
@@ -105,13 +108,15 @@ def _hint_for(exc: MT5Error) -> str | None:
         return _HINTS[code]
     if isinstance(exc, MT5InvalidArgumentError):
         return "see `aiomt5 COMMAND --help`"
+    if isinstance(exc, MT5ConfigurationError):
+        return "check the MT5_* environment variables, .env and the command's options"
     return None
 
 
 def _run(out: _Output, work: Callable[[], Awaitable[_T]]) -> _T:
     """Run one command's coroutine; MT5 errors become one line, a hint and exit code 1."""
     try:
-        return asyncio.run(work())  # type: ignore[arg-type]
+        return asyncio.run(_awaited(work))
     except MT5Error as exc:
         out.fail(str(exc), _hint_for(exc))
         raise typer.Exit(1) from None
@@ -119,11 +124,39 @@ def _run(out: _Output, work: Callable[[], Awaitable[_T]]) -> _T:
         raise typer.Exit(130) from None
 
 
-def _settings(backend: str | None) -> MT5Settings:
+async def _awaited(work: Callable[[], Awaitable[_T]]) -> _T:
+    # work() runs inside asyncio.run, so errors building its arguments (settings) are caught
+    # with the command's own.
+    return await work()
+
+
+def _settings(backend: str | None, **fixed: Any) -> MT5Settings:
+    """Settings from the environment, ``--backend`` and the command's own; one-line errors.
+
+    Raises:
+        MT5ConfigurationError: A setting is invalid; the message names it (``MT5_<FIELD>``)
+            and says what is wrong, without the value (it could be the password).
+    """
+    values = fixed if backend is None else {**fixed, "backend": backend}
     try:
-        return MT5Settings() if backend is None else MT5Settings(backend=backend)
-    except ValueError as exc:  # pydantic's ValidationError is a ValueError
-        raise MT5InvalidArgumentError(f"invalid settings: {exc}") from None
+        return MT5Settings(**values)
+    except ValidationError as exc:
+        raise MT5ConfigurationError(_settings_problem(exc)) from None
+
+
+def _settings_problem(exc: ValidationError) -> str:
+    """The first real problem of a settings validation, as one line.
+
+    A field whose default is computed from an invalid one (``connect_timeout`` from
+    ``timeout_ms``) fails too; that echo is not the user's mistake and is left out.
+    """
+    problems = [
+        error for error in exc.errors() if error["type"] != "default_factory_not_called"
+    ] or exc.errors()
+    first = problems[0]
+    field = ".".join(str(part) for part in first["loc"]) or "settings"
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    return f"invalid setting {field} (MT5_{field.upper()}): {first['msg']}{more}"
 
 
 def _parse_when(value: str | None, name: str) -> datetime | None:
@@ -156,11 +189,17 @@ def _show(value: Any) -> str:
 
 
 def _records_table(title: str, records: Any, columns: tuple[str, ...]) -> Table:
+    """A table whose time column is never cut: narrow terminals wrap the other columns."""
     table = Table(title=title, title_justify="left")
-    for column in columns:
-        table.add_column(column)
-    for record in records:
-        table.add_row(*(str(record[c]) for c in columns))
+    cells = [[str(record[c]) for c in columns] for record in records]
+    for index, column in enumerate(columns):
+        if column.startswith("time"):
+            width = max((len(row[index]) for row in cells), default=len(column))
+            table.add_column(column, no_wrap=True, min_width=max(width, len(column)))
+        else:
+            table.add_column(column, overflow="fold")
+    for row in cells:
+        table.add_row(*row)
     return table
 
 
@@ -173,7 +212,7 @@ async def _demo(out: _Output, stream_seconds: float) -> None:
     from .sim import SimClock, SimTerminal
 
     terminal = SimTerminal(seed=42, clock=SimClock.wall())
-    settings = MT5Settings(backend="sim", call_timeout=10.0)
+    settings = _settings("sim", call_timeout=10.0)
     out.console.rule("[bold]aiomt5 demo[/] on the built-in simulated terminal")
     async with AsyncMT5Connector(settings, backend=terminal) as mt5:
         health = await mt5.health_check()
@@ -185,21 +224,40 @@ async def _demo(out: _Output, stream_seconds: float) -> None:
             f"build {info.build}  ping {health.ping_ms:.1f} ms"
         )
         symbol = await mt5.find_symbol(_DEMO_SYMBOL)
-        await _demo_history(out, mt5, symbol)
-        await _demo_stream(out, mt5, (symbol, "GBPUSD", "BTCUSD"), stream_seconds)
-        await _demo_order(out, mt5, symbol)
+        bars = await _demo_history(out, mt5, symbol)
+        ticks = await _demo_stream(out, mt5, (symbol, "GBPUSD", "BTCUSD"), stream_seconds)
+        trade = await _demo_order(out, mt5, symbol)
         stats = mt5.get_connection_stats()
-    out.console.print(
-        _struct_table(
-            "connection stats",
-            stats,
-            ("state", "uptime_seconds", "calls", "failures", "latency_p50_ms", "latency_p99_ms"),
+    summary = {
+        "health": health,
+        "account": {"login": account.login, "server": account.server},
+        "history": {"symbol": symbol, "m1_bars": bars},
+        "live_ticks": ticks,
+        "trade": trade,
+        "stats": stats,
+    }
+
+    def render() -> None:
+        out.console.print(
+            _struct_table(
+                "connection stats",
+                stats,
+                (
+                    "state",
+                    "uptime_seconds",
+                    "calls",
+                    "failures",
+                    "latency_p50_ms",
+                    "latency_p99_ms",
+                ),
+            )
         )
-    )
-    out.console.rule("[bold green]demo finished")
+        out.console.rule("[bold green]demo finished")
+
+    out.data(summary, render)
 
 
-async def _demo_history(out: _Output, mt5: AsyncMT5Connector, symbol: str) -> None:
+async def _demo_history(out: _Output, mt5: AsyncMT5Connector, symbol: str) -> int:
     end = datetime.now(UTC).replace(second=0, microsecond=0)
     start = end - timedelta(days=_DEMO_DAYS)
     with Progress(
@@ -220,11 +278,12 @@ async def _demo_history(out: _Output, mt5: AsyncMT5Connector, symbol: str) -> No
         )
         progress.update(task, completed=1.0)
     out.console.print(f"downloaded {len(rates):,} M1 bars of {symbol} ({_DEMO_DAYS} days)")
+    return len(rates)
 
 
 async def _demo_stream(
     out: _Output, mt5: AsyncMT5Connector, symbols: tuple[str, ...], seconds: float
-) -> None:
+) -> int:
     table = Table(title=f"live ticks ({seconds:g} s)", title_justify="left")
     for column in ("time (UTC)", "symbol", "bid", "ask"):
         table.add_column(column)
@@ -234,9 +293,10 @@ async def _demo_stream(
                 stamp = tick.datetime.strftime("%H:%M:%S.%f")[:-3]
                 table.add_row(stamp, tick.symbol, f"{tick.bid:g}", f"{tick.ask:g}")
     out.console.print(table)
+    return table.row_count
 
 
-async def _demo_order(out: _Output, mt5: AsyncMT5Connector, symbol: str) -> None:
+async def _demo_order(out: _Output, mt5: AsyncMT5Connector, symbol: str) -> dict[str, Any]:
     # Exactly once: the order is tagged and, after an ambiguous outcome, looked up, not re-sent.
     opened = await mt5.buy(symbol, 0.1, comment="demo", magic=20261124)
     out.console.print(
@@ -250,9 +310,23 @@ async def _demo_order(out: _Output, mt5: AsyncMT5Connector, symbol: str) -> None
         f"closed position {position.ticket} at {closed.price} ({closed.retcode_name}), "
         f"profit {profit:+.2f}"
     )
+    return {"position": position.ticket, "opened": opened, "closed": closed, "profit": profit}
 
 
 # ====================================================================== the app
+if _HAVE_CLI:
+    # The global options are also every command's, so they work before or after its name.
+    _BackendOption = Annotated[
+        str | None,
+        typer.Option(
+            "--backend",
+            help="auto | metatrader5 | sim | mt5linux://host:port | aiomt5://host:port "
+            "(default: MT5_BACKEND)",
+        ),
+    ]
+    _JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
 def _build_app() -> typer.Typer:
     app = typer.Typer(
         name="aiomt5",
@@ -263,33 +337,31 @@ def _build_app() -> typer.Typer:
     )
     state: dict[str, Any] = {}
 
+    def chosen(backend: str | None) -> str | None:
+        return backend if backend is not None else state["backend"]
+
+    def output(as_json: bool) -> _Output:
+        return _Output(as_json=True) if as_json else state["out"]
+
     @app.callback()
-    def _global(
-        backend: Annotated[
-            str | None,
-            typer.Option(
-                help="auto | metatrader5 | sim | mt5linux://host:port | aiomt5://host:port "
-                "(default: MT5_BACKEND)"
-            ),
-        ] = None,
-        as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
-    ) -> None:
+    def _global(backend: _BackendOption = None, as_json: _JsonOption = False) -> None:
         state["backend"] = backend
         state["out"] = _Output(as_json=as_json)
 
     @app.command()
     def demo(
         seconds: Annotated[float, typer.Option(help="How long to stream live ticks.")] = 3.0,
+        as_json: _JsonOption = False,
     ) -> None:
         """Connect to the simulated terminal and show what aiomt5 does (no MetaTrader 5 needed)."""
-        out: _Output = state["out"]
+        out = output(as_json)
         _run(out, lambda: _demo(out, seconds))
 
     @app.command()
-    def diagnose() -> None:
+    def diagnose(backend: _BackendOption = None, as_json: _JsonOption = False) -> None:
         """Check the backend, terminal, account, trade permissions, ping and latency."""
-        out: _Output = state["out"]
-        _run(out, lambda: _diagnose(out, _settings(state["backend"])))
+        out = output(as_json)
+        _run(out, lambda: _diagnose(out, _settings(chosen(backend))))
 
     @app.command()
     def symbols(
@@ -300,10 +372,12 @@ def _build_app() -> typer.Typer:
         find: Annotated[
             str | None, typer.Option(help="Resolve a name to the broker's (suffixes).")
         ] = None,
+        backend: _BackendOption = None,
+        as_json: _JsonOption = False,
     ) -> None:
         """List symbols (filtered by an MT5 group pattern), show one, or resolve a name."""
-        out: _Output = state["out"]
-        _run(out, lambda: _symbols(out, _settings(state["backend"]), pattern, info, find))
+        out = output(as_json)
+        _run(out, lambda: _symbols(out, _settings(chosen(backend)), pattern, info, find))
 
     @app.command()
     def rates(
@@ -315,14 +389,18 @@ def _build_app() -> typer.Typer:
         out_file: Annotated[
             Path | None, typer.Option("--out", help="Write .csv or .parquet instead of printing.")
         ] = None,
+        backend: _BackendOption = None,
+        as_json: _JsonOption = False,
     ) -> None:
         """Download bars (by range, or the latest --count) and print or save them."""
-        out: _Output = state["out"]
-        settings = _settings(state["backend"])
+        out = output(as_json)
         _run(
             out,
-            lambda: _rates(out, settings, symbol, timeframe, date_from, date_to, count, out_file),
-        )
+            lambda: _rates(
+                out, _settings(chosen(backend)), symbol, timeframe, date_from, date_to, count,
+                out_file,
+            ),
+        )  # fmt: skip
 
     @app.command()
     def ticks(
@@ -334,14 +412,18 @@ def _build_app() -> typer.Typer:
         out_file: Annotated[
             Path | None, typer.Option("--out", help="Write .csv or .parquet instead of printing.")
         ] = None,
+        backend: _BackendOption = None,
+        as_json: _JsonOption = False,
     ) -> None:
         """Download ticks (a range, or --count from --from) and print or save them."""
-        out: _Output = state["out"]
-        settings = _settings(state["backend"])
+        out = output(as_json)
         _run(
             out,
-            lambda: _ticks(out, settings, symbol, date_from, date_to, count, flags, out_file),
-        )
+            lambda: _ticks(
+                out, _settings(chosen(backend)), symbol, date_from, date_to, count, flags,
+                out_file,
+            ),
+        )  # fmt: skip
 
     @app.command(
         context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
@@ -358,16 +440,16 @@ def _build_app() -> typer.Typer:
         raise typer.Exit(serve_main(ctx.args))
 
     @app.command()
-    def account() -> None:
+    def account(backend: _BackendOption = None, as_json: _JsonOption = False) -> None:
         """Show the logged-in account."""
-        out: _Output = state["out"]
-        _run(out, lambda: _account(out, _settings(state["backend"])))
+        out = output(as_json)
+        _run(out, lambda: _account(out, _settings(chosen(backend))))
 
     @app.command()
-    def positions() -> None:
+    def positions(backend: _BackendOption = None, as_json: _JsonOption = False) -> None:
         """List open positions."""
-        out: _Output = state["out"]
-        _run(out, lambda: _positions(out, _settings(state["backend"])))
+        out = output(as_json)
+        _run(out, lambda: _positions(out, _settings(chosen(backend))))
 
     return app
 
