@@ -49,7 +49,7 @@ from ._settings import MT5Settings
 from ._stats import CallRecorder, ConnectionStats, HealthReport
 from ._supervisor import Supervisor
 from ._symbols import pick_symbol
-from ._timeframe import TimeframeLike
+from ._timeframe import Timeframe, TimeframeLike
 from ._trading_api import TradingMethods
 from ._types import USE_DEFAULT, ConnectionState, MT5Struct, TimeoutArg, UseDefault
 from ._worker import Worker
@@ -790,6 +790,7 @@ class AsyncMT5Connector(TradingMethods):
         *,
         count: int | None = None,
         start_pos: int | None = None,
+        closed_only: bool = False,
         progress: ProgressCallback | None = None,
         page_size: int | None = None,
         timeout: TimeoutArg = USE_DEFAULT,
@@ -805,6 +806,11 @@ class AsyncMT5Connector(TradingMethods):
 
         The symbol is resolved (``find_symbol``) and selected in the Market Watch first.
 
+        **The forming bar.** Like MetaTrader5, the result includes the newest bar while it is
+        still forming (its close moves until its period ends). ``closed_only=True`` leaves it
+        out; ``stream_bars(..., since=<last bar's time>)`` then continues with every later bar
+        once closed — no bar twice, none missing.
+
         Args:
             symbol: A symbol name (broker decorations are resolved).
             timeframe: ``Timeframe.H1``, ``"H1"`` or MT5's integer.
@@ -812,6 +818,7 @@ class AsyncMT5Connector(TradingMethods):
             date_to: Aware datetime.
             count: Number of bars.
             start_pos: Bars back from the current one.
+            closed_only: Leave out the bar still forming (see above).
             progress: Called after each page with a ``FetchProgress``.
             page_size: Bars per request (default and maximum: ``maxbars - 1``).
             timeout: Per request: seconds, ``None`` or the default.
@@ -822,10 +829,16 @@ class AsyncMT5Connector(TradingMethods):
         """
         from ._history import fetch_rates
 
-        return await fetch_rates(
+        rows = await fetch_rates(
             self, symbol, timeframe, date_from, date_to, count=count, start_pos=start_pos,
             progress=progress, page_size=page_size, timeout=timeout,
         )  # fmt: skip
+        if not closed_only:
+            return rows
+        from ._forming import drop_forming
+
+        name = await self.find_symbol(symbol, timeout=timeout)
+        return await drop_forming(self, name, Timeframe.parse(timeframe), rows, timeout)
 
     async def get_ticks(
         self,
@@ -860,12 +873,20 @@ class AsyncMT5Connector(TradingMethods):
         *,
         count: int | None = None,
         start_pos: int | None = None,
+        closed_only: bool = False,
         engine: FrameEngine | None = None,
         progress: ProgressCallback | None = None,
         timeout: TimeoutArg = USE_DEFAULT,
     ) -> Any:
         """``get_rates`` as a pandas (default if installed) or polars frame with UTC times."""
-        from ._frames import fetch_rates_frame
+        from ._frames import fetch_rates_frame, rates_to_frame
+
+        if closed_only:
+            rows = await self.get_rates(
+                symbol, timeframe, date_from, date_to, count=count, start_pos=start_pos,
+                closed_only=True, progress=progress, timeout=timeout,
+            )  # fmt: skip
+            return rates_to_frame(rows, engine)
 
         return await fetch_rates_frame(
             self, symbol, timeframe, date_from, date_to, count=count, start_pos=start_pos,
@@ -923,13 +944,18 @@ class AsyncMT5Connector(TradingMethods):
         poll_interval: float = 1.0,
         retry_interval: float | None = None,
         sleep: Sleep = asyncio.sleep,
+        since: datetime | None = None,
     ) -> BarStream:
-        """Each bar of ``symbol`` that closes from now on, exactly once, oldest first."""
+        """Each bar of ``symbol`` that closes from now on, exactly once, oldest first.
+
+        ``since`` (aware datetime): every bar opened after it instead, once closed — pass the
+        last bar of ``get_rates(..., closed_only=True)`` to continue that download exactly.
+        """
         from ._streams import stream_bars
 
         return stream_bars(
             self, symbol, timeframe, poll_interval=poll_interval, retry_interval=retry_interval,
-            sleep=sleep,
+            sleep=sleep, since=since,
         )  # fmt: skip
 
     # ------------------------------------------------------------------ health and stats

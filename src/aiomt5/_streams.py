@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import abc
 import asyncio
-import calendar
 import collections
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -57,6 +56,7 @@ from ._errors import (
     MT5TimeoutError,
 )
 from ._events import ConnectorEvent, StateChanged
+from ._forming import drop_forming
 from ._history import (
     TickFlagsLike,
     fetch_rates,
@@ -390,8 +390,10 @@ class BarStream(_Polling):
     """Closed bars of one symbol and timeframe, each exactly once. Made by ``stream_bars``.
 
     A bar counts as closed once a later bar exists or the symbol's latest tick is at or past the
-    bar's end. So the last bar before a market closure (a weekend) is yielded when the terminal's
-    clock shows it ended, which for quiet symbols may be the next session's first tick.
+    bar's end (see ``_forming``). So the last bar before a market closure (a weekend) is yielded
+    when the terminal's clock shows it ended, which for quiet symbols may be the next session's
+    first tick. With ``since``, every bar opened after it is yielded (once closed), so a stream
+    continues a ``get_rates(..., closed_only=True)`` download with no bar twice or missing.
     """
 
     def __init__(
@@ -403,6 +405,7 @@ class BarStream(_Polling):
         poll_interval: float,
         retry_interval: float | None,
         sleep: Sleep,
+        since: datetime | None = None,
     ) -> None:
         super().__init__(
             connector, poll_interval=poll_interval, retry_interval=retry_interval, sleep=sleep
@@ -410,8 +413,8 @@ class BarStream(_Polling):
         self._symbol = _symbol_name(symbol)
         self._timeframe = Timeframe.parse(timeframe)
         self._broker = symbol
-        self._cursor: int | None = None
-        self._started = False
+        self._cursor: int | None = None if since is None else utc_timestamp("since", since)
+        self._started = since is not None
         self._pending: collections.deque[StreamBar] = collections.deque()
 
     @property
@@ -439,25 +442,8 @@ class BarStream(_Polling):
         )
         return rows
 
-    def _period_end(self, open_time: int) -> int:
-        if self._timeframe is not Timeframe.MN1:
-            return open_time + self._timeframe.seconds
-        start = datetime.fromtimestamp(open_time, UTC)
-        year, month = (start.year + 1, 1) if start.month == 12 else (start.year, start.month + 1)
-        return calendar.timegm((year, month, 1, 0, 0, 0))
-
     async def _closed_bars(self, rows: npt.NDArray[np.void]) -> npt.NDArray[np.void]:
-        """``rows`` without the newest bar if that one is still forming."""
-        if not len(rows):
-            return rows
-        try:
-            tick = await self._connector.call("symbol_info_tick", self._broker)
-            now = int(tick.time_msc) // 1000
-        except MT5CallError:
-            now = 0  # no quote: only bars followed by a later bar count as closed
-        if now >= self._period_end(int(rows["time"][-1])):
-            return rows
-        return rows[:-1]
+        return await drop_forming(self._connector, self._broker, self._timeframe, rows)
 
     async def __anext__(self) -> StreamBar:
         while not self._pending:
@@ -540,8 +526,9 @@ def stream_bars(
     poll_interval: float = 1.0,
     retry_interval: float | None = None,
     sleep: Sleep = asyncio.sleep,
+    since: datetime | None = None,
 ) -> BarStream:
-    """Each bar of ``symbol`` that closes from now on, exactly once, oldest first.
+    """Each bar of ``symbol`` that closes from now on (or opened after ``since``), exactly once.
 
     Args:
         connector: A connected ``AsyncMT5Connector``.
@@ -551,6 +538,8 @@ def stream_bars(
         retry_interval: Seconds between attempts while the terminal is unreachable (default:
             ``poll_interval``).
         sleep: The coroutine function used to wait (for tests: a simulated clock).
+        since: An aware datetime: yield every bar opened after it, once closed — pass the last
+            bar of a ``get_rates(..., closed_only=True)`` download to continue it exactly.
 
     Returns:
         A ``BarStream`` of ``StreamBar`` records (also an async context manager).
@@ -562,4 +551,5 @@ def stream_bars(
         poll_interval=poll_interval,
         retry_interval=retry_interval,
         sleep=sleep,
+        since=since,
     )
