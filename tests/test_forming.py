@@ -52,9 +52,14 @@ async def test_history_includes_the_forming_bar_unless_closed_only(
     assert int(everything["time"][-1]) == FORMING  # as MetaTrader5 does
     closed = await mt5.get_rates("EURUSD", "M5", count=6, closed_only=True)
     assert int(closed["time"][-1]) == FORMING - 300
-    assert closed.tolist() == everything[:-1].tolist()
+    assert len(closed) == 6  # count counts closed bars
+    assert closed[1:].tolist() == everything[:-1].tolist()
     frame = await mt5.get_rates_frame("EURUSD", "M5", count=6, closed_only=True)
-    assert len(frame) == 5
+    assert len(frame) == 6
+    ranged = await mt5.get_rates(
+        "EURUSD", "M5", datetime(2026, 3, 2, 10, tzinfo=UTC), NOW, closed_only=True
+    )
+    assert int(ranged["time"][-1]) == FORMING - 300
 
 
 async def test_history_then_stream_has_no_bar_twice_and_none_missing(

@@ -818,7 +818,8 @@ class AsyncMT5Connector(TradingMethods):
             date_to: Aware datetime.
             count: Number of bars.
             start_pos: Bars back from the current one.
-            closed_only: Leave out the bar still forming (see above).
+            closed_only: Leave out the bar still forming (see above); ``count`` then counts
+                closed bars.
             progress: Called after each page with a ``FetchProgress``.
             page_size: Bars per request (default and maximum: ``maxbars - 1``).
             timeout: Per request: seconds, ``None`` or the default.
@@ -829,8 +830,11 @@ class AsyncMT5Connector(TradingMethods):
         """
         from ._history import fetch_rates
 
+        # With closed_only, one bar more is asked for so ``count`` closed bars remain.
+        extra = 1 if closed_only and count is not None and date_from is None else 0
         rows = await fetch_rates(
-            self, symbol, timeframe, date_from, date_to, count=count, start_pos=start_pos,
+            self, symbol, timeframe, date_from, date_to,
+            count=None if count is None else count + extra, start_pos=start_pos,
             progress=progress, page_size=page_size, timeout=timeout,
         )  # fmt: skip
         if not closed_only:
@@ -838,7 +842,10 @@ class AsyncMT5Connector(TradingMethods):
         from ._forming import drop_forming
 
         name = await self.find_symbol(symbol, timeout=timeout)
-        return await drop_forming(self, name, Timeframe.parse(timeframe), rows, timeout)
+        closed = await drop_forming(self, name, Timeframe.parse(timeframe), rows, timeout)
+        if extra and count is not None and len(closed) > count:
+            return closed[-count:]
+        return closed
 
     async def get_ticks(
         self,
