@@ -28,7 +28,7 @@ def default_cell(name: str) -> str:
     """The Default column of a setting, generated from ``MT5Settings`` itself."""
     field = MT5Settings.model_fields[name]
     if field.default_factory is not None:  # computed from other fields: say how
-        return "`2 × timeout_ms + 70 s`" if name == "connect_timeout" else "computed"
+        return "`2 × timeout_ms + 70 s`" if name == "connect_timeout" else "computed"  # noqa: RUF001
     default = field.default
     if isinstance(default, enum.Enum):
         default = default.value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import random
 from collections.abc import AsyncIterator
 from types import SimpleNamespace
@@ -167,3 +168,21 @@ def test_enums_are_accepted_where_ints_are() -> None:
     assert (
         aiomt5.TradeRequest(action=aiomt5.TradeAction.PENDING, type=OrderType.SELL_STOP).type == 5
     )
+
+
+EXACTLY_ONCE_OPTIONS = {"timeout", "exactly_once", "reconcile_timeout", "resend_if_absent", "tag"}
+ORDER_OPTIONS = {"deviation", "magic", "comment", "type_filling"}
+SENDING = ["order_send", "buy", "sell", "close_position", "modify_position", "place_pending"]
+CREATING = ["buy", "sell", "close_position", "place_pending"]
+
+
+@pytest.mark.parametrize("owner", [aiomt5.Trader, AsyncMT5Connector, aiomt5.MT5Connector])
+def test_the_same_options_wherever_an_order_is_sent(owner: type) -> None:
+    for name in [*SENDING, "cancel_order"]:
+        parameters = inspect.signature(getattr(owner, name)).parameters
+        assert set(parameters) >= EXACTLY_ONCE_OPTIONS, (owner.__name__, name)
+        for option in EXACTLY_ONCE_OPTIONS:
+            assert parameters[option].kind is inspect.Parameter.KEYWORD_ONLY
+    for name in CREATING:
+        parameters = inspect.signature(getattr(owner, name)).parameters
+        assert set(parameters) >= ORDER_OPTIONS, (owner.__name__, name)

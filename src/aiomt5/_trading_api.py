@@ -10,23 +10,40 @@ rounded to the symbol's tick size; volumes are checked against its min/max/step.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, cast
 
+from ._trade import Trader
 from ._types import USE_DEFAULT, TimeoutArg
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-
     from ._connector import AsyncMT5Connector
     from ._frames import FrameEngine
-    from ._trade import Trader
-    from ._trade_models import Deal, Order, OrderCheck, OrderResult, Position, TradeRequest
 
 __all__ = ["TradingMethods"]
 
 _SETTLE_IN_TESTING = 0.0
 """No trade server is slow to show an order in tests: decide absence at once."""
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _trader_method(
+    method: Callable[Concatenate[Trader, _P], Awaitable[_R]],
+) -> Callable[Concatenate[Any, _P], Coroutine[Any, Any, _R]]:
+    """The connector's twin of ``Trader.<method>``: same signature, docstring and errors."""
+    name = method.__name__
+
+    async def run(self: TradingMethods, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        bound: Callable[_P, Awaitable[_R]] = getattr(self.trader, name)
+        return await bound(*args, **kwargs)
+
+    functools.update_wrapper(run, method)
+    run.__qualname__ = f"AsyncMT5Connector.{name}"
+    return run
 
 
 class TradingMethods:
@@ -47,8 +64,6 @@ class TradingMethods:
     def trader(self) -> Trader:
         """This connector's exactly-once trader (created on first use)."""
         if self._trader_instance is None:
-            from ._trade import Trader
-
             connector = cast("AsyncMT5Connector", self)
             options: dict[str, Any] = {}
             if connector.settings.testing:
@@ -56,186 +71,21 @@ class TradingMethods:
             self._trader_instance = Trader(connector, **options)
         return self._trader_instance
 
-    # ------------------------------------------------------------------ sending
+    # ------------------------------------------------------------------ the trader's methods
+    # Each is the Trader method of the same name: one signature, one docstring, one place.
 
-    async def order_send(
-        self,
-        request: TradeRequest | Mapping[str, Any],
-        *,
-        timeout: TimeoutArg = USE_DEFAULT,
-        exactly_once: bool = True,
-        reconcile_timeout: float | None = None,
-        resend_if_absent: bool = False,
-        tag: str | None = None,
-    ) -> OrderResult:
-        """Send a trade request exactly once: tagged, and reconciled after an ambiguous outcome.
-
-        Raises:
-            MT5TradeError: The server refused it (retcode, its name, comment, symbol, request).
-            MT5TradeOutcomeUnknownError: It may or may not have happened (see ``.tag``).
-            MT5OrderNotPlacedError: It failed and provably took no effect.
-            MT5InvalidArgumentError: A malformed request, or a volume off the symbol's limits.
-        """
-        return await self.trader.order_send(
-            request, timeout=timeout, exactly_once=exactly_once,
-            reconcile_timeout=reconcile_timeout, resend_if_absent=resend_if_absent, tag=tag,
-        )  # fmt: skip
-
-    async def order_check(
-        self, request: TradeRequest | Mapping[str, Any], *, timeout: TimeoutArg = USE_DEFAULT
-    ) -> OrderCheck:
-        """Check a trade request (margin, volumes, stops) without sending it."""
-        return await self.trader.order_check(request, timeout=timeout)
-
-    async def buy(
-        self,
-        symbol: str,
-        volume: float,
-        *,
-        price: float | None = None,
-        sl: float = 0.0,
-        tp: float = 0.0,
-        deviation: int = 20,
-        magic: int = 0,
-        comment: str = "",
-        type_filling: int | None = None,
-        timeout: TimeoutArg = USE_DEFAULT,
-        exactly_once: bool = True,
-        reconcile_timeout: float | None = None,
-        resend_if_absent: bool = False,
-        tag: str | None = None,
-    ) -> OrderResult:
-        """Open (or add to) a long position at the market.
-
-        ``price=None`` uses the current ask where the symbol needs a price; requotes are
-        retried up to 3 times (a requote executed nothing).
-        """
-        return await self.trader.buy(
-            symbol, volume, price=price, sl=sl, tp=tp, deviation=deviation, magic=magic,
-            comment=comment, type_filling=type_filling, timeout=timeout,
-            exactly_once=exactly_once, reconcile_timeout=reconcile_timeout,
-            resend_if_absent=resend_if_absent, tag=tag,
-        )  # fmt: skip
-
-    async def sell(
-        self,
-        symbol: str,
-        volume: float,
-        *,
-        price: float | None = None,
-        sl: float = 0.0,
-        tp: float = 0.0,
-        deviation: int = 20,
-        magic: int = 0,
-        comment: str = "",
-        type_filling: int | None = None,
-        timeout: TimeoutArg = USE_DEFAULT,
-        exactly_once: bool = True,
-        reconcile_timeout: float | None = None,
-        resend_if_absent: bool = False,
-        tag: str | None = None,
-    ) -> OrderResult:
-        """Open (or add to) a short position at the market; see ``buy``."""
-        return await self.trader.sell(
-            symbol, volume, price=price, sl=sl, tp=tp, deviation=deviation, magic=magic,
-            comment=comment, type_filling=type_filling, timeout=timeout,
-            exactly_once=exactly_once, reconcile_timeout=reconcile_timeout,
-            resend_if_absent=resend_if_absent, tag=tag,
-        )  # fmt: skip
-
-    async def close_position(
-        self,
-        position: int | Position,
-        *,
-        volume: float | None = None,
-        price: float | None = None,
-        deviation: int = 20,
-        magic: int | None = None,
-        comment: str = "",
-        type_filling: int | None = None,
-        timeout: TimeoutArg = USE_DEFAULT,
-        exactly_once: bool = True,
-        reconcile_timeout: float | None = None,
-        resend_if_absent: bool = False,
-        tag: str | None = None,
-    ) -> OrderResult:
-        """Close a position (or ``volume`` of it) with an opposite market deal.
-
-        ``magic=None`` keeps the position's own magic number.
-        """
-        return await self.trader.close_position(
-            position, volume=volume, price=price, deviation=deviation, magic=magic,
-            comment=comment, type_filling=type_filling, timeout=timeout,
-            exactly_once=exactly_once, reconcile_timeout=reconcile_timeout,
-            resend_if_absent=resend_if_absent, tag=tag,
-        )  # fmt: skip
-
-    async def modify_position(
-        self,
-        position: int | Position,
-        *,
-        sl: float | None = None,
-        tp: float | None = None,
-        timeout: TimeoutArg = USE_DEFAULT,
-        exactly_once: bool = True,
-        reconcile_timeout: float | None = None,
-        resend_if_absent: bool = False,
-        tag: str | None = None,
-    ) -> OrderResult:
-        """Change a position's ``sl``/``tp`` (None keeps the current level; 0 removes it)."""
-        return await self.trader.modify_position(
-            position, sl=sl, tp=tp, timeout=timeout, exactly_once=exactly_once,
-            reconcile_timeout=reconcile_timeout, resend_if_absent=resend_if_absent, tag=tag,
-        )  # fmt: skip
-
-    async def place_pending(
-        self,
-        symbol: str,
-        type: int,
-        volume: float,
-        price: float,
-        *,
-        stoplimit: float = 0.0,
-        sl: float = 0.0,
-        tp: float = 0.0,
-        expiration: datetime | None = None,
-        deviation: int = 0,
-        magic: int = 0,
-        comment: str = "",
-        type_filling: int | None = None,
-        timeout: TimeoutArg = USE_DEFAULT,
-        exactly_once: bool = True,
-        reconcile_timeout: float | None = None,
-        resend_if_absent: bool = False,
-        tag: str | None = None,
-    ) -> OrderResult:
-        """Place a pending order: ``type`` is ``OrderType.BUY_LIMIT``, ``SELL_STOP``...
-
-        ``expiration`` (aware datetime) makes it good till then; otherwise good till cancelled.
-        """
-        return await self.trader.place_pending(
-            symbol, type, volume, price, stoplimit=stoplimit, sl=sl, tp=tp,
-            expiration=expiration, deviation=deviation, magic=magic, comment=comment,
-            type_filling=type_filling,
-            timeout=timeout, exactly_once=exactly_once, reconcile_timeout=reconcile_timeout,
-            resend_if_absent=resend_if_absent, tag=tag,
-        )  # fmt: skip
-
-    async def cancel_order(
-        self,
-        order: int | Order,
-        *,
-        timeout: TimeoutArg = USE_DEFAULT,
-        exactly_once: bool = True,
-        reconcile_timeout: float | None = None,
-        resend_if_absent: bool = False,
-        tag: str | None = None,
-    ) -> OrderResult:
-        """Remove a pending order."""
-        return await self.trader.cancel_order(
-            order, timeout=timeout, exactly_once=exactly_once,
-            reconcile_timeout=reconcile_timeout, resend_if_absent=resend_if_absent, tag=tag,
-        )  # fmt: skip
+    order_send = _trader_method(Trader.order_send)
+    order_check = _trader_method(Trader.order_check)
+    buy = _trader_method(Trader.buy)
+    sell = _trader_method(Trader.sell)
+    close_position = _trader_method(Trader.close_position)
+    modify_position = _trader_method(Trader.modify_position)
+    place_pending = _trader_method(Trader.place_pending)
+    cancel_order = _trader_method(Trader.cancel_order)
+    positions = _trader_method(Trader.positions)
+    orders = _trader_method(Trader.orders)
+    history_orders = _trader_method(Trader.history_orders)
+    history_deals = _trader_method(Trader.history_deals)
 
     # ------------------------------------------------------------------ sizing
 
@@ -276,60 +126,6 @@ class TradingMethods:
         rules = await self.trader.symbol_rules(symbol, timeout=timeout)
         connector = cast("AsyncMT5Connector", self)
         return await volume_for_risk(connector, rules, order_type, price, sl, risk, timeout)
-
-    # ------------------------------------------------------------------ reads
-
-    async def positions(
-        self,
-        symbol: str | None = None,
-        *,
-        group: str | None = None,
-        ticket: int | None = None,
-        timeout: TimeoutArg = USE_DEFAULT,
-    ) -> tuple[Position, ...]:
-        """Open positions (all, or by ``symbol``, ``group`` or ``ticket``), as records."""
-        return await self.trader.positions(symbol, group=group, ticket=ticket, timeout=timeout)
-
-    async def orders(
-        self,
-        symbol: str | None = None,
-        *,
-        group: str | None = None,
-        ticket: int | None = None,
-        timeout: TimeoutArg = USE_DEFAULT,
-    ) -> tuple[Order, ...]:
-        """Active pending orders (all, or by ``symbol``, ``group`` or ``ticket``), as records."""
-        return await self.trader.orders(symbol, group=group, ticket=ticket, timeout=timeout)
-
-    async def history_orders(
-        self,
-        date_from: datetime | None = None,
-        date_to: datetime | None = None,
-        *,
-        group: str | None = None,
-        ticket: int | None = None,
-        position: int | None = None,
-        timeout: TimeoutArg = USE_DEFAULT,
-    ) -> tuple[Order, ...]:
-        """History orders in ``[date_from, date_to]`` (+ ``group``), or by ticket or position."""
-        return await self.trader.history_orders(
-            date_from, date_to, group=group, ticket=ticket, position=position, timeout=timeout
-        )
-
-    async def history_deals(
-        self,
-        date_from: datetime | None = None,
-        date_to: datetime | None = None,
-        *,
-        group: str | None = None,
-        ticket: int | None = None,
-        position: int | None = None,
-        timeout: TimeoutArg = USE_DEFAULT,
-    ) -> tuple[Deal, ...]:
-        """Deals in ``[date_from, date_to]`` (+ ``group``), by order ``ticket`` or ``position``."""
-        return await self.trader.history_deals(
-            date_from, date_to, group=group, ticket=ticket, position=position, timeout=timeout
-        )
 
     # ------------------------------------------------------------------ frames
 
