@@ -37,6 +37,7 @@ from typing import Any, Final
 from ._errors import MT5Error
 from ._mt5 import constants as _constants
 from ._mt5.codes import error_text
+from ._mt5.functions import API_FUNCTIONS, CONNECTION_FUNCTIONS
 from ._settings import MT5Settings, settings_with
 
 __all__ = ["install", "uninstall"]
@@ -46,17 +47,7 @@ _SUCCESS: Final = (1, "Success")
 _FALSE_ON_FAILURE: Final = frozenset(
     {"initialize", "login", "symbol_select", "market_book_add", "market_book_release"}
 )
-_PASSED_THROUGH: Final = (
-    "version", "terminal_info", "account_info", "login",
-    "symbols_total", "symbols_get", "symbol_info", "symbol_info_tick", "symbol_select",
-    "market_book_add", "market_book_get", "market_book_release",
-    "copy_rates_from", "copy_rates_from_pos", "copy_rates_range",
-    "copy_ticks_from", "copy_ticks_range",
-    "orders_total", "orders_get", "positions_total", "positions_get",
-    "history_orders_total", "history_orders_get", "history_deals_total", "history_deals_get",
-    "order_calc_margin", "order_calc_profit", "order_check", "order_send",
-    "Buy", "Sell", "Close", "_RawOrder",
-)  # fmt: skip
+_PASSED_THROUGH: Final = tuple(f for f in API_FUNCTIONS if f not in CONNECTION_FUNCTIONS)
 """The functions that go to the terminal as they are (all but the connection's own)."""
 
 _INITIALIZE_FIELDS: Final = {
