@@ -64,7 +64,7 @@ from ._history import (
     terminal_maxbars,
     tick_flags,
 )
-from ._log import get_logger
+from ._log import Outage, get_logger
 from ._timeframe import Timeframe, TimeframeLike
 from ._types import ConnectionState
 
@@ -208,6 +208,7 @@ class _Polling(abc.ABC):
         self._sleep = sleep
         self._closed = False
         self._ready = False  # symbols resolved and selected on the current connection
+        self._outage = Outage(log)  # one warning per outage, one line when it ends
         self.recoveries = 0
         """How many times the stream waited out connection trouble and resumed."""
 
@@ -217,9 +218,9 @@ class _Polling(abc.ABC):
                 if not self._ready:
                     await self._prepare()
                     self._ready = True
-                return await operation()
+                result = await operation()
             except _RETRYABLE as exc:
-                log.warning(
+                self._outage.warning(
                     "aiomt5.streams.connection_lost", error=type(exc).__name__, detail=str(exc)
                 )
                 self._ready = False
@@ -228,10 +229,12 @@ class _Polling(abc.ABC):
                 if not await self._trade_server_down():
                     raise
                 # Market reads fail (-1) while the terminal has lost its trade server.
-                log.warning("aiomt5.streams.trade_server_down", detail=str(exc))
+                self._outage.warning("aiomt5.streams.trade_server_down", detail=str(exc))
                 await self._sleep(self._retry_interval)
+            else:
+                self._outage.ended("aiomt5.streams.resumed")
+                return result
             self.recoveries += 1
-            log.info("aiomt5.streams.resuming")
 
     async def _trade_server_down(self) -> bool:
         try:
