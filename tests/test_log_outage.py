@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from aiomt5 import AsyncMT5Connector
+from aiomt5 import AsyncMT5Connector, Trader
 from aiomt5._log import Outage, get_logger
 from aiomt5.sim import SimClock, SimTerminal
 from aiomt5.testing import sim_settings
@@ -61,3 +61,20 @@ async def test_a_stream_through_a_long_outage_warns_once(caplog: pytest.LogCaptu
     resumed = [r for r in caplog.records if getattr(r, "event", "") == "aiomt5.streams.resumed"]
     assert len(resumed) == 1
     assert resumed[0].retries > 10
+
+
+async def test_a_late_order_result_is_warned_about_once(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="aiomt5")
+    term = SimTerminal(seed=5, clock=SimClock.fixed(NOW))
+    ambiguous = asyncio.Event()
+    async with AsyncMT5Connector(sim_settings(), backend=term) as mt5:
+        trader = Trader(mt5, settle=0.0, on_event=lambda e: ambiguous.set())
+        hang = term.faults.hang("order_send")
+        sending = asyncio.create_task(trader.buy("EURUSD", 0.1, timeout=0.01))
+        await ambiguous.wait()  # the send timed out mid-call: its result will come late
+        hang.release()
+        result = await sending
+        trader.close()
+    assert result.reconciled
+    late = [e for e in _events(caplog, logging.WARNING) if e.endswith("late_result")]
+    assert late == ["aiomt5.worker.late_result"]

@@ -26,7 +26,8 @@ comments (some rewrite them): an order of ours with its tag intact has been seen
 (``SLTP``, ``MODIFY``, ``REMOVE``) create no order; they are reconciled by comparing the position
 or order with what was asked.
 
-Late results are logged (``aiomt5.trade.late_result``) with their tag, whoever is waiting.
+Late results are logged once, by the worker (``aiomt5.worker.late_result``); the trader adds its
+parsed fields at DEBUG (``aiomt5.trade.late_result``), whoever is waiting.
 """
 
 from __future__ import annotations
@@ -294,7 +295,8 @@ class Trader:
         if tag is None:
             return
         retcode = getattr(event.result, "retcode", None)
-        log.warning(
+        # The worker already warned (aiomt5.worker.late_result): one warning per late result.
+        log.debug(
             "aiomt5.trade.late_result",
             tag=tag,
             retcode=retcode,
