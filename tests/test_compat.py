@@ -130,3 +130,18 @@ def test_initialize_arguments_override_the_settings(uninstalled: None) -> None:
     assert mt5.last_error()[0] in (-6, -10003, -10004)
     assert mt5.initialize(nonsense=1) is False
     assert mt5.last_error()[0] == -2
+
+
+def test_the_python_helpers_work_on_a_remote_terminal(uninstalled: None) -> None:
+    remote_term = sim_terminal(13)
+    with RemoteServer(make_module(remote_term), port=0, token=TOKEN) as server:
+        server.start()
+        mt5 = aiomt5.compat.install(backend=server.url, remote_token=TOKEN, **TEST_SETTINGS)
+        assert mt5.initialize(), mt5.last_error()
+        bought = mt5.Buy("EURUSD", 0.1)
+        assert bought.retcode == mt5.TRADE_RETCODE_DONE
+        assert mt5.Sell("GBPUSD", 0.2).retcode == mt5.TRADE_RETCODE_DONE
+        assert mt5.positions_total() == 2
+        assert mt5.Close("EURUSD") is True
+        assert [p.symbol for p in mt5.positions_get()] == ["GBPUSD"]
+        mt5.shutdown()

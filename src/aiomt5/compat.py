@@ -37,7 +37,8 @@ from typing import Any, Final
 from ._errors import MT5Error
 from ._mt5 import constants as _constants
 from ._mt5.codes import error_text
-from ._mt5.functions import API_FUNCTIONS, CONNECTION_FUNCTIONS
+from ._mt5.functions import API_FUNCTIONS, CONNECTION_FUNCTIONS, HELPER_FUNCTIONS
+from ._mt5.helpers import MetaTrader5Helpers
 from ._settings import MT5Settings, settings_with
 
 __all__ = ["install", "uninstall"]
@@ -47,8 +48,10 @@ _SUCCESS: Final = (1, "Success")
 _FALSE_ON_FAILURE: Final = frozenset(
     {"initialize", "login", "symbol_select", "market_book_add", "market_book_release"}
 )
-_PASSED_THROUGH: Final = tuple(f for f in API_FUNCTIONS if f not in CONNECTION_FUNCTIONS)
-"""The functions that go to the terminal as they are (all but the connection's own)."""
+_PASSED_THROUGH: Final = tuple(
+    f for f in API_FUNCTIONS if f not in CONNECTION_FUNCTIONS | HELPER_FUNCTIONS
+)
+"""The functions that go to the terminal as they are (not the connection's own or the helpers)."""
 
 _INITIALIZE_FIELDS: Final = {
     "login": "login",
@@ -154,6 +157,22 @@ class _Bridge:
         return call
 
 
+class _ModuleHelpers(MetaTrader5Helpers):
+    """``Buy``/``Sell``/``Close``/``_RawOrder`` over the installed module's own functions."""
+
+    def __init__(self, module: types.ModuleType) -> None:
+        self._module = module
+
+    def order_send(self, *args: Any, **kwargs: Any) -> Any:
+        return self._module.order_send(*args, **kwargs)
+
+    def symbol_info_tick(self, *args: Any) -> Any:
+        return self._module.symbol_info_tick(*args)
+
+    def positions_get(self, *args: Any, **kwargs: Any) -> Any:
+        return self._module.positions_get(*args, **kwargs)
+
+
 def _make_module(bridge: _Bridge) -> types.ModuleType:
     from ._mt5.structs import STRUCT_TYPES
 
@@ -162,6 +181,9 @@ def _make_module(bridge: _Bridge) -> types.ModuleType:
     module.__dict__.update(STRUCT_TYPES)
     for name in _PASSED_THROUGH:
         setattr(module, name, bridge.function(name))
+    helpers = _ModuleHelpers(module)
+    for name in HELPER_FUNCTIONS:
+        setattr(module, name, getattr(helpers, name))
     module.initialize = bridge.initialize  # type: ignore[attr-defined]
     module.shutdown = bridge.shutdown  # type: ignore[attr-defined]
     module.last_error = bridge.last_error  # type: ignore[attr-defined]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["API_FUNCTIONS", "CONNECTION_FUNCTIONS"]
+__all__ = ["API_FUNCTIONS", "CONNECTION_FUNCTIONS", "HELPER_FUNCTIONS"]
 
 API_FUNCTIONS: Final = (
     "initialize", "login", "shutdown", "version", "last_error", "terminal_info", "account_info",
@@ -21,3 +21,6 @@ API_FUNCTIONS: Final = (
 
 CONNECTION_FUNCTIONS: Final = frozenset({"initialize", "shutdown", "last_error"})
 """The functions about the connection itself rather than the terminal's data."""
+
+HELPER_FUNCTIONS: Final = frozenset({"Buy", "Sell", "Close", "_RawOrder"})
+"""The functions the package writes in Python over the others (see ``helpers``)."""
