@@ -41,7 +41,7 @@ def test_global_options_work_after_the_command(command: tuple[str, ...]) -> None
     assert after.exit_code == 0, after.output
     before = RUNNER.invoke(_build_app(), ["--backend", "sim", "--json", *command])
     assert before.exit_code == 0, before.output
-    assert type(json.loads(after.output)) is type(json.loads(before.output))
+    assert type(json.loads(after.stdout)) is type(json.loads(before.stdout))
 
 
 def test_the_reported_case_diagnose_backend_sim() -> None:

@@ -29,7 +29,7 @@ import asyncio
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
 import numpy as np
@@ -206,6 +206,30 @@ class _Outside:
         ) from first
 
 
+def _clamp_to_latest(
+    what: str, function: str, start: int, end: int, latest_msc: int | None, *, open_ended: bool
+) -> int | None:
+    """``end`` clamped to the newest data; None when nothing of an open-ended request is new yet.
+
+    A range that starts after the newest data lies entirely outside the server's data: the
+    terminal fails it (-1), and so does this, with a message that says why.
+    """
+    if latest_msc is None:
+        return end
+    end = min(end, latest_msc // 1000)
+    if start <= end:
+        return end
+    if open_ended:
+        return None
+    latest = datetime.fromtimestamp(latest_msc / 1000, UTC).isoformat()
+    raise MT5CallError(
+        f"{what}: the range starts after the newest data ({latest}): it lies entirely in the "
+        "future, and MetaTrader5 fails such a request (-1); ask up to now",
+        function=function,
+        code=_CALL_FAILED,
+    )
+
+
 async def _latest_tick_msc(call: _Calls, symbol: str) -> int | None:
     """``time_msc`` of the symbol's latest tick: the terminal's "now" for that symbol."""
     try:
@@ -351,9 +375,13 @@ async def rate_pages(
     if plan[0] == "range":
         _, start, end = plan
         latest = await _latest_tick_msc(call, name)
-        if latest is not None:
-            end = min(end, latest // 1000)
-        return await _rates_range(call, name, frame, start, end, page, pager)
+        what = f"{name} {Timeframe(frame).name} bars"
+        clamped = _clamp_to_latest(
+            what, "copy_rates_range", start, end, latest, open_ended=date_to is None
+        )
+        if clamped is None:
+            return []
+        return await _rates_range(call, name, frame, start, clamped, page, pager)
     _, anchor, total, position = plan
     return await _rates_back(call, name, frame, (anchor, total, position), (page, maxbars), pager)
 
@@ -589,8 +617,12 @@ async def tick_pages(
     name = await prepare_symbol(connector, symbol, timeout=timeout)
     target = _page_size(await terminal_maxbars(connector, timeout=timeout), page_size)
     latest = await _latest_tick_msc(call, name)
-    if latest is not None:
-        end = min(end, latest // 1000)
+    clamped = _clamp_to_latest(
+        f"{name} ticks", "copy_ticks_range", start, end, latest, open_ended=date_to is None
+    )
+    if clamped is None:
+        return []
+    end = clamped
     pager = _Pager(name, progress, sink)
     parts: list[npt.NDArray[np.void]] = []
     rows = 0

@@ -56,9 +56,11 @@ from ._errors import (
     MT5TradeError,
     MT5TradeOutcomeUnknownError,
     MT5WorkerBusyError,
+    trade_error,
 )
 from ._events import ConnectorEvent, LateResult, StateChanged
 from ._log import get_logger
+from ._market_hours import market_opens_at
 from ._sizing import SymbolRules
 from ._trade_models import (
     ORDER_FILLING_FOK,
@@ -85,6 +87,7 @@ from ._trade_models import (
     TRADE_RETCODE_DONE,
     TRADE_RETCODE_DONE_PARTIAL,
     TRADE_RETCODE_INVALID_ORDER,
+    TRADE_RETCODE_MARKET_CLOSED,
     TRADE_RETCODE_PLACED,
     TRADE_RETCODE_POSITION_CLOSED,
     TRADE_RETCODE_REJECT,
@@ -457,9 +460,16 @@ class Trader:
         if late:
             result = dataclasses.replace(result, reconciled=True)
         if result.retcode not in SUCCESS_RETCODES:
-            raise MT5TradeError(
-                f"the trade server refused the request for {payload.get('symbol') or '?'}",
+            symbol = str(payload.get("symbol", ""))
+            raise trade_error(
+                f"the trade server refused the request for {symbol or '?'}",
                 retcode=result.retcode,
+                symbol=symbol,
+                opens_at=(
+                    market_opens_at(self._connector.backend, symbol)
+                    if result.retcode == TRADE_RETCODE_MARKET_CLOSED
+                    else None
+                ),
                 retcode_name=result.retcode_name,
                 comment=result.comment,
                 request=payload,
@@ -757,6 +767,17 @@ class Trader:
         comment = tagged_comment(tag, req.comment) if exactly_once else req.comment
         payload = req.payload(comment, ORDER_FILLING_FOK if filling is None else filling)
         payload["symbol"] = symbol
+        if (
+            symbol
+            and req.action == TRADE_ACTION_DEAL
+            and req.type in (ORDER_TYPE_BUY, ORDER_TYPE_SELL)
+            and not req.price
+            and self._symbols[symbol].instant
+        ):
+            # Instant and request execution need the price the order is for; market execution
+            # takes 0. A deal with none gets the current one, as buy() and sell() do.
+            tick = await self._connector.call("symbol_info_tick", symbol, timeout=timeout)
+            payload["price"] = tick.ask if req.type == ORDER_TYPE_BUY else tick.bid
         if rules is not None:
             # MT5 refuses prices off the tick grid (``sl=1.3178999999999998``): round them.
             for key in ("price", "sl", "tp", "stoplimit"):

@@ -26,90 +26,37 @@ from datetime import UTC, datetime
 from typing import Any, Final, Self
 
 from ._errors import MT5InvalidArgumentError
-from ._mt5.constants import (
-    ORDER_FILLING_FOK as ORDER_FILLING_FOK,
-)
-from ._mt5.constants import (
-    ORDER_FILLING_IOC as ORDER_FILLING_IOC,
-)
-from ._mt5.constants import (
-    ORDER_FILLING_RETURN as ORDER_FILLING_RETURN,
-)
-from ._mt5.constants import (
-    ORDER_STATE_CANCELED as ORDER_STATE_CANCELED,
-)
-from ._mt5.constants import (
-    ORDER_STATE_EXPIRED as ORDER_STATE_EXPIRED,
-)
-from ._mt5.constants import (
-    ORDER_STATE_FILLED as ORDER_STATE_FILLED,
-)
-from ._mt5.constants import (
-    ORDER_STATE_PARTIAL as ORDER_STATE_PARTIAL,
-)
-from ._mt5.constants import (
-    ORDER_STATE_REJECTED as ORDER_STATE_REJECTED,
-)
-from ._mt5.constants import (
-    ORDER_TIME_GTC as ORDER_TIME_GTC,
-)
-from ._mt5.constants import (
-    ORDER_TIME_SPECIFIED as ORDER_TIME_SPECIFIED,
-)
-from ._mt5.constants import (
-    ORDER_TYPE_BUY as ORDER_TYPE_BUY,
-)
-from ._mt5.constants import (
-    ORDER_TYPE_BUY_LIMIT as ORDER_TYPE_BUY_LIMIT,
-)
-from ._mt5.constants import (
-    ORDER_TYPE_SELL as ORDER_TYPE_SELL,
-)
-from ._mt5.constants import (
-    ORDER_TYPE_SELL_STOP_LIMIT as ORDER_TYPE_SELL_STOP_LIMIT,
-)
-from ._mt5.constants import (
+from ._mt5.constants import (  # re-exported for the trader (see __all__)
+    ORDER_FILLING_FOK,
+    ORDER_FILLING_IOC,
+    ORDER_FILLING_RETURN,
+    ORDER_STATE_CANCELED,
+    ORDER_STATE_EXPIRED,
+    ORDER_STATE_FILLED,
+    ORDER_STATE_PARTIAL,
+    ORDER_STATE_REJECTED,
+    ORDER_TIME_GTC,
+    ORDER_TIME_SPECIFIED,
+    ORDER_TYPE_BUY,
+    ORDER_TYPE_BUY_LIMIT,
+    ORDER_TYPE_SELL,
+    ORDER_TYPE_SELL_STOP_LIMIT,
     SYMBOL_TRADE_EXECUTION_INSTANT,
     SYMBOL_TRADE_EXECUTION_REQUEST,
-)
-from ._mt5.constants import (
-    TRADE_ACTION_CLOSE_BY as TRADE_ACTION_CLOSE_BY,
-)
-from ._mt5.constants import (  # re-exported for the trader; defined once there
-    TRADE_ACTION_DEAL as TRADE_ACTION_DEAL,
-)
-from ._mt5.constants import (
-    TRADE_ACTION_MODIFY as TRADE_ACTION_MODIFY,
-)
-from ._mt5.constants import (
-    TRADE_ACTION_PENDING as TRADE_ACTION_PENDING,
-)
-from ._mt5.constants import (
-    TRADE_ACTION_REMOVE as TRADE_ACTION_REMOVE,
-)
-from ._mt5.constants import (
-    TRADE_ACTION_SLTP as TRADE_ACTION_SLTP,
-)
-from ._mt5.constants import (
-    TRADE_RETCODE_DONE as TRADE_RETCODE_DONE,
-)
-from ._mt5.constants import (
-    TRADE_RETCODE_DONE_PARTIAL as TRADE_RETCODE_DONE_PARTIAL,
-)
-from ._mt5.constants import (
-    TRADE_RETCODE_INVALID_ORDER as TRADE_RETCODE_INVALID_ORDER,
-)
-from ._mt5.constants import (
-    TRADE_RETCODE_PLACED as TRADE_RETCODE_PLACED,
-)
-from ._mt5.constants import (
-    TRADE_RETCODE_POSITION_CLOSED as TRADE_RETCODE_POSITION_CLOSED,
-)
-from ._mt5.constants import (
-    TRADE_RETCODE_REJECT as TRADE_RETCODE_REJECT,
-)
-from ._mt5.constants import (
-    TRADE_RETCODE_REQUOTE as TRADE_RETCODE_REQUOTE,
+    TRADE_ACTION_CLOSE_BY,
+    TRADE_ACTION_DEAL,
+    TRADE_ACTION_MODIFY,
+    TRADE_ACTION_PENDING,
+    TRADE_ACTION_REMOVE,
+    TRADE_ACTION_SLTP,
+    TRADE_RETCODE_DONE,
+    TRADE_RETCODE_DONE_PARTIAL,
+    TRADE_RETCODE_INVALID_ORDER,
+    TRADE_RETCODE_MARKET_CLOSED,
+    TRADE_RETCODE_PLACED,
+    TRADE_RETCODE_POSITION_CLOSED,
+    TRADE_RETCODE_REJECT,
+    TRADE_RETCODE_REQUOTE,
 )
 from ._mt5.enums import (
     DealEntry,
@@ -128,9 +75,41 @@ from ._mt5.enums import (
 )
 
 __all__ = [
+    "ACTIONS",
     "COMMENT_MAX",
     "MAX_USER_COMMENT",
+    "ORDER_FILLING_FOK",
+    "ORDER_FILLING_IOC",
+    "ORDER_FILLING_RETURN",
+    "ORDER_STATE_CANCELED",
+    "ORDER_STATE_EXPIRED",
+    "ORDER_STATE_FILLED",
+    "ORDER_STATE_PARTIAL",
+    "ORDER_STATE_REJECTED",
+    "ORDER_TIME_GTC",
+    "ORDER_TIME_SPECIFIED",
+    "ORDER_TYPE_BUY",
+    "ORDER_TYPE_BUY_LIMIT",
+    "ORDER_TYPE_SELL",
+    "ORDER_TYPE_SELL_STOP_LIMIT",
+    "PENDING_TYPES",
     "SUCCESS_RETCODES",
+    "SYMBOL_EXECUTION_INSTANT",
+    "SYMBOL_EXECUTION_REQUEST",
+    "TRADE_ACTION_CLOSE_BY",
+    "TRADE_ACTION_DEAL",
+    "TRADE_ACTION_MODIFY",
+    "TRADE_ACTION_PENDING",
+    "TRADE_ACTION_REMOVE",
+    "TRADE_ACTION_SLTP",
+    "TRADE_RETCODE_DONE",
+    "TRADE_RETCODE_DONE_PARTIAL",
+    "TRADE_RETCODE_INVALID_ORDER",
+    "TRADE_RETCODE_MARKET_CLOSED",
+    "TRADE_RETCODE_PLACED",
+    "TRADE_RETCODE_POSITION_CLOSED",
+    "TRADE_RETCODE_REJECT",
+    "TRADE_RETCODE_REQUOTE",
     "Deal",
     "Order",
     "OrderCheck",
