@@ -186,3 +186,16 @@ def test_the_same_options_wherever_an_order_is_sent(owner: type) -> None:
     for name in CREATING:
         parameters = inspect.signature(getattr(owner, name)).parameters
         assert set(parameters) >= ORDER_OPTIONS, (owner.__name__, name)
+
+
+async def test_ambiguous_and_absent_outcomes_name_the_symbol(
+    mt5: AsyncMT5Connector, term: SimTerminal
+) -> None:
+    term.faults.fail("order_send", code=-10001)  # ambiguous: reconciled, then unknown
+    with pytest.raises(aiomt5.MT5TradeOutcomeUnknownError) as caught:
+        await mt5.sell("GBPUSD", 0.1)
+    assert str(caught.value).startswith("order_send(GBPUSD, tag=~")
+    refused = aiomt5.MT5TradeError(
+        "refused", retcode=10019, request={"symbol": "XAUUSD"}, args_summary="order_send(tag=~x)"
+    )
+    assert "on XAUUSD" in str(refused)
