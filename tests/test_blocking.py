@@ -187,3 +187,16 @@ def test_facade_runs_against_aiomt5_serve() -> None:
             opened = mt5.buy("EURUSD", 0.1)
             assert opened.ok
             assert [p.symbol for p in mt5.positions()] == ["EURUSD"]
+
+
+def test_a_forgotten_facade_disconnects_and_stops_its_thread(term: SimTerminal) -> None:
+    import gc
+
+    before = _portal_threads()
+    forgotten = MT5Connector(sim_settings(), backend=term)
+    forgotten.connect()
+    inner = forgotten.async_connector
+    del forgotten
+    gc.collect()
+    assert _portal_threads() == before
+    assert inner.state is aiomt5.ConnectionState.CLOSED

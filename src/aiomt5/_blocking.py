@@ -94,7 +94,7 @@ class MT5Connector:
         self._lock = threading.Lock()
         self._portal_cm: contextlib.AbstractContextManager[BlockingPortal] | None = None
         self._running: BlockingPortal | None = None
-        self._stop = weakref.finalize(self, _stop_portal, None)
+        self._stop = weakref.finalize(self, _shut_down, None, None, self._connector)
         _LIVE.add(self)
 
     # ------------------------------------------------------------------ singleton
@@ -139,7 +139,9 @@ class MT5Connector:
                 self._running = manager.__enter__()
                 self._portal_cm = manager
                 self._stop.detach()
-                self._stop = weakref.finalize(self, _stop_portal, manager)
+                self._stop = weakref.finalize(
+                    self, _shut_down, manager, self._running, self._connector
+                )
             return self._running
 
     @property
@@ -256,11 +258,18 @@ class MT5Connector:
     history_deals_frame = _blocking(AsyncMT5Connector.history_deals_frame)
 
 
-def _stop_portal(manager: contextlib.AbstractContextManager[BlockingPortal] | None) -> None:
-    """Stop the loop thread of a facade garbage-collected without ``close()``."""
-    if manager is not None:
-        with contextlib.suppress(Exception):
-            manager.__exit__(None, None, None)
+def _shut_down(
+    manager: contextlib.AbstractContextManager[BlockingPortal] | None,
+    portal: BlockingPortal | None,
+    connector: AsyncMT5Connector,
+) -> None:
+    """Close the connector and stop the loop thread of a facade collected without ``close()``."""
+    if manager is None or portal is None:
+        return
+    with contextlib.suppress(Exception):
+        portal.call(connector.close)
+    with contextlib.suppress(Exception):
+        manager.__exit__(None, None, None)
 
 
 @atexit.register
