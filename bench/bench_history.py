@@ -26,9 +26,9 @@ from datetime import UTC, datetime
 import numpy as np
 
 from aiomt5._connector import AsyncMT5Connector
-from aiomt5._frames import fetch_rates_frame
+from aiomt5._market._frames import fetch_rates_frame
+from aiomt5._market._streams import stream_ticks
 from aiomt5._settings import MT5Settings
-from aiomt5._streams import stream_ticks
 from aiomt5.sim import SimClock, SimTerminal
 
 ROWS = 1_000_000

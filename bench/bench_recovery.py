@@ -31,8 +31,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from aiomt5 import AsyncMT5Connector, MT5Error, MT5Settings
-from aiomt5._events import ConnectorEvent, Reconnected, StateChanged
-from aiomt5._types import ConnectionState
+from aiomt5._core._events import ConnectorEvent, Reconnected, StateChanged
+from aiomt5._core._types import ConnectionState
 from aiomt5.sim import SimClock, SimTerminal
 
 START = "2026-03-02T10:00:00Z"

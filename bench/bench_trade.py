@@ -30,8 +30,8 @@ from typing import Any
 
 from aiomt5 import AsyncMT5Connector, MT5Settings
 from aiomt5._mt5 import constants as c
-from aiomt5._trade import TradeEvent, Trader
-from aiomt5._trade_models import TradeRequest
+from aiomt5._trading._models import TradeRequest
+from aiomt5._trading._trader import TradeEvent, Trader
 from aiomt5.sim import SimClock, SimTerminal
 
 SYMBOL = "EURUSD"

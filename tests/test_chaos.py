@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 
 from aiomt5 import AsyncMT5Connector
-from aiomt5._errors import MT5Error
-from aiomt5._events import ConnectorEvent, Reconnected, ReconnectScheduled, StateChanged
+from aiomt5._core._errors import MT5Error
+from aiomt5._core._events import ConnectorEvent, Reconnected, ReconnectScheduled, StateChanged
+from aiomt5._core._types import ConnectionState
 from aiomt5._settings import MT5Settings
-from aiomt5._types import ConnectionState
 from aiomt5.sim import SimClock, SimTerminal
 
 SIM_START = "2026-03-02T10:00:00Z"

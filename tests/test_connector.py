@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from aiomt5 import AsyncMT5Connector, mt5_connection
-from aiomt5._backoff import backoff_delay, is_testing, set_testing
-from aiomt5._errors import (
+from aiomt5._core._backoff import backoff_delay, is_testing, set_testing
+from aiomt5._core._errors import (
     MT5ClosedError,
     MT5ConfigurationError,
     MT5ConnectionError,
@@ -29,11 +29,11 @@ from aiomt5._errors import (
     MT5TimeoutError,
     MT5WorkerBusyError,
 )
-from aiomt5._events import ConnectorEvent, LateResult, StateChanged, WorkerWedged
+from aiomt5._core._events import ConnectorEvent, LateResult, StateChanged, WorkerWedged
+from aiomt5._core._types import ConnectionState
+from aiomt5._market._symbols import pick_symbol
+from aiomt5._market._timeframe import Timeframe
 from aiomt5._settings import MT5Settings
-from aiomt5._symbols import pick_symbol
-from aiomt5._timeframe import Timeframe
-from aiomt5._types import ConnectionState
 from aiomt5.sim import DEFAULT_LOGIN, DEFAULT_PASSWORD, DEFAULT_SERVER, SimClock, SimTerminal
 
 SIM_START = "2026-03-02T10:00:00Z"

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from aiomt5 import AsyncMT5Connector, MT5InvalidArgumentError, Timeframe
-from aiomt5._forming import period_end
+from aiomt5._market._forming import period_end
 from aiomt5.sim import SimClock, SimTerminal
 from aiomt5.testing import sim_settings
 

@@ -15,15 +15,15 @@ import polars as pl
 import pytest
 
 from aiomt5._connector import AsyncMT5Connector
-from aiomt5._errors import MT5ConfigurationError, MT5InvalidArgumentError
-from aiomt5._frames import (
+from aiomt5._core._errors import MT5ConfigurationError, MT5InvalidArgumentError
+from aiomt5._market._frames import (
     fetch_rates_frame,
     fetch_ticks_frame,
     rates_to_frame,
     resolve_engine,
     ticks_to_frame,
 )
-from aiomt5._history import FetchProgress, fetch_rates, fetch_ticks
+from aiomt5._market._history import FetchProgress, fetch_rates, fetch_ticks
 from aiomt5._settings import MT5Settings
 from aiomt5.sim import SimClock, SimTerminal
 

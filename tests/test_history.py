@@ -16,16 +16,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aiomt5._connector import AsyncMT5Connector
-from aiomt5._errors import MT5CallError, MT5InvalidArgumentError, MT5SymbolNotFoundError
-from aiomt5._history import (
+from aiomt5._core._errors import MT5CallError, MT5InvalidArgumentError, MT5SymbolNotFoundError
+from aiomt5._market._history import (
     FetchProgress,
     fetch_rates,
     fetch_ticks,
     tick_flags,
 )
+from aiomt5._market._timeframe import Timeframe
 from aiomt5._mt5.dtypes import RATES_DTYPE, TICKS_DTYPE
 from aiomt5._settings import MT5Settings
-from aiomt5._timeframe import Timeframe
 from aiomt5.sim import SimClock, SimTerminal
 
 NOW = "2026-03-02T10:00:00Z"

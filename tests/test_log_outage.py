@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from aiomt5 import AsyncMT5Connector, Trader
-from aiomt5._log import Outage, get_logger
+from aiomt5._core._log import Outage, get_logger
 from aiomt5.sim import SimClock, SimTerminal
 from aiomt5.testing import sim_settings
 

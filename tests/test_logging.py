@@ -15,7 +15,7 @@ import structlog
 
 import aiomt5
 import aiomt5.logging
-from aiomt5._log import get_logger
+from aiomt5._core._log import get_logger
 from aiomt5.sim import DEFAULT_LOGIN, DEFAULT_PASSWORD, SimClock, SimTerminal
 
 

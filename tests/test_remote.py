@@ -35,8 +35,9 @@ from hypothesis import settings as settings_
 from hypothesis import strategies as st
 
 from aiomt5._connector import AsyncMT5Connector
-from aiomt5._errors import MT5ConfigurationError, MT5ConnectionError, MT5LoginError
-from aiomt5._events import ConnectorEvent, StateChanged
+from aiomt5._core._errors import MT5ConfigurationError, MT5ConnectionError, MT5LoginError
+from aiomt5._core._events import ConnectorEvent, StateChanged
+from aiomt5._core._types import ConnectionState
 from aiomt5._mt5.structs import STRUCT_TYPES
 from aiomt5._remote import (
     RemoteServer,
@@ -61,7 +62,6 @@ from aiomt5._remote._wire import (
     send_frame,
 )
 from aiomt5._settings import MT5Settings
-from aiomt5._types import ConnectionState
 from aiomt5.sim import (
     DEFAULT_LOGIN,
     DEFAULT_PASSWORD,
@@ -284,7 +284,7 @@ NO_RPYC = textwrap.dedent(
     import sys
     sys.modules["rpyc"] = None  # as if the remote extra were not installed
     from aiomt5._backends import resolve_backend
-    from aiomt5._errors import MT5NotAvailableError
+    from aiomt5._core._errors import MT5NotAvailableError
     from aiomt5._remote import RemoteServer, remote_backend
     from aiomt5._settings import MT5Settings
     from aiomt5.sim import SimTerminal, make_module

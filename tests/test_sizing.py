@@ -17,7 +17,7 @@ from aiomt5 import (
     OrderType,
     TradeRetcode,
 )
-from aiomt5._sizing import SymbolRules
+from aiomt5._trading._sizing import SymbolRules
 from aiomt5.sim import SimTerminal
 from aiomt5.testing import sim_settings, sim_terminal
 

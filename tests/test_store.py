@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 
 from aiomt5._connector import AsyncMT5Connector
-from aiomt5._errors import MT5ConfigurationError, MT5InvalidArgumentError
+from aiomt5._core._errors import MT5ConfigurationError, MT5InvalidArgumentError
+from aiomt5._market._store import HistoryStore, StoreKey
+from aiomt5._market._timeframe import Timeframe
 from aiomt5._settings import MT5Settings
-from aiomt5._store import HistoryStore, StoreKey
-from aiomt5._timeframe import Timeframe
 from aiomt5.sim import DEFAULT_SERVER, SimClock, SimTerminal
 
 NOW = datetime(2026, 3, 2, 10, 0, 30, tzinfo=UTC)  # the 10:00 bar is forming

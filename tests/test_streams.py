@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 from aiomt5._connector import AsyncMT5Connector
-from aiomt5._errors import MT5CallError, MT5ClosedError, MT5InvalidArgumentError
+from aiomt5._core._errors import MT5CallError, MT5ClosedError, MT5InvalidArgumentError
+from aiomt5._core._types import ConnectionState
+from aiomt5._market._streams import StreamBar, StreamTick, stream_bars, stream_ticks
 from aiomt5._mt5.dtypes import TICKS_DTYPE
 from aiomt5._settings import MT5Settings
-from aiomt5._streams import StreamBar, StreamTick, stream_bars, stream_ticks
-from aiomt5._types import ConnectionState
 from aiomt5.sim import SimClock, SimTerminal
 
 NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)  # a Monday: FX trades
@@ -339,6 +339,8 @@ class GrowingTicks:
     Each ``sleep`` reveals the next chunk; chunks end in the middle of same-``time_msc`` groups,
     so later polls find new ticks with the very millisecond of the stream's cursor.
     """
+
+    backend = None  # knows no trading sessions, as the MetaTrader5 module
 
     def __init__(self, seed: int) -> None:
         rng = np.random.default_rng(seed)

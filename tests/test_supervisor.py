@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from aiomt5 import AsyncMT5Connector
-from aiomt5._errors import MT5ConnectionError, MT5NotConnectedError, MT5TimeoutError
-from aiomt5._events import (
+from aiomt5._core._errors import MT5ConnectionError, MT5NotConnectedError, MT5TimeoutError
+from aiomt5._core._events import (
     ConnectorEvent,
     HealthFailed,
     Reconnected,
@@ -19,10 +19,10 @@ from aiomt5._events import (
     ReconnectScheduled,
     StateChanged,
 )
-from aiomt5._history import terminal_maxbars
+from aiomt5._core._supervisor import Supervisor, _Health
+from aiomt5._core._types import ConnectionState
+from aiomt5._market._history import terminal_maxbars
 from aiomt5._settings import MT5Settings
-from aiomt5._supervisor import Supervisor, _Health
-from aiomt5._types import ConnectionState
 from aiomt5.sim import SimClock, SimTerminal
 
 SIM_START = "2026-03-02T10:00:00Z"

@@ -14,7 +14,7 @@ import pytest
 
 from _order_audit import ALL_TIME, audit_history
 from aiomt5._connector import AsyncMT5Connector
-from aiomt5._errors import (
+from aiomt5._core._errors import (
     MT5AutoTradingDisabledError,
     MT5ConnectionError,
     MT5InvalidArgumentError,
@@ -27,12 +27,7 @@ from aiomt5._errors import (
 )
 from aiomt5._mt5 import constants as c
 from aiomt5._settings import MT5Settings
-from aiomt5._trade import (
-    TradeEvent,
-    Trader,
-    pick_filling,
-)
-from aiomt5._trade_models import (
+from aiomt5._trading._models import (
     MAX_USER_COMMENT,
     TAG_RE,
     OrderResult,
@@ -41,6 +36,11 @@ from aiomt5._trade_models import (
     new_tag,
     tag_from_key,
     tagged_comment,
+)
+from aiomt5._trading._trader import (
+    TradeEvent,
+    Trader,
+    pick_filling,
 )
 from aiomt5.sim import DEFAULT_LOGIN, DEFAULT_PASSWORD, DEFAULT_SERVER, SimClock, SimTerminal
 

@@ -22,8 +22,8 @@ from aiomt5 import (
     OrderType,
     Position,
     PositionType,
-    _trade_models,
 )
+from aiomt5._trading import _models
 from aiomt5.sim import SimTerminal
 from aiomt5.testing import sim_settings, sim_terminal
 
@@ -59,7 +59,7 @@ def _rows(frame: Any) -> list[dict[str, Any]]:
 
 def _record(kind: type[Any], row: dict[str, Any]) -> Any:
     """Rebuild a record from a frame row: enum names back to members, nulls back to None."""
-    hints = typing.get_type_hints(kind, globalns=vars(_trade_models))
+    hints = typing.get_type_hints(kind, globalns=vars(_models))
     values = {}
     for field in dataclasses.fields(kind):
         value = row[field.name]

@@ -11,12 +11,12 @@ import numpy.typing as npt
 import pytest
 
 from aiomt5._connector import AsyncMT5Connector
-from aiomt5._errors import MT5InvalidArgumentError
-from aiomt5._history import fetch_rates
+from aiomt5._core._errors import MT5InvalidArgumentError
+from aiomt5._market._history import fetch_rates
+from aiomt5._market._store import HistoryStore
+from aiomt5._market._timeframe import Timeframe
+from aiomt5._market._verify import TradingSessions, compare_rates, verify_rates
 from aiomt5._settings import MT5Settings
-from aiomt5._store import HistoryStore
-from aiomt5._timeframe import Timeframe
-from aiomt5._verify import TradingSessions, compare_rates, verify_rates
 from aiomt5.sim import CATALOGUE, DEFAULT_SERVER, RATES_DTYPE, SimClock, SimTerminal
 
 NOW = "2026-03-02T10:00:00Z"

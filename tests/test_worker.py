@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 
-from aiomt5._errors import (
+from aiomt5._core._errors import (
     MT5ClosedError,
     MT5OutcomeUnknownError,
     MT5TimeoutError,
     MT5WorkerBusyError,
 )
-from aiomt5._events import ConnectorEvent, LateResult, WorkerWedged
-from aiomt5._worker import Worker, WorkerState
+from aiomt5._core._events import ConnectorEvent, LateResult, WorkerWedged
+from aiomt5._core._worker import Worker, WorkerState
 
 
 class Gate:

@@ -17,11 +17,11 @@ import importlib
 import types
 import typing
 
-from ._backoff import is_testing, set_testing
 from ._blocking import MT5Config, MT5Connector
 from ._connection import mt5_connection
 from ._connector import AsyncMT5Connector
-from ._errors import (
+from ._core._backoff import is_testing, set_testing
+from ._core._errors import (
     MT5AutoTradingDisabledError,
     MT5CallError,
     MT5ClosedError,
@@ -44,7 +44,7 @@ from ._errors import (
     MT5TradeOutcomeUnknownError,
     MT5WorkerBusyError,
 )
-from ._events import (
+from ._core._events import (
     ConnectorEvent,
     EventHook,
     EventStream,
@@ -56,6 +56,10 @@ from ._events import (
     StateChanged,
     WorkerWedged,
 )
+from ._core._stats import ConnectionStats, HealthReport
+from ._core._types import USE_DEFAULT, ConnectionState, MT5Struct, TimeoutArg, UseDefault
+from ._core._worker import InFlightCall, WorkerState
+from ._market._timeframe import Timeframe
 from ._mt5.enums import (
     AccountMarginMode,
     AccountTradeMode,
@@ -77,10 +81,7 @@ from ._mt5.enums import (
     TradeRetcode,
 )
 from ._settings import MT5Settings
-from ._stats import ConnectionStats, HealthReport
-from ._timeframe import Timeframe
-from ._trade import Reconciliation, TradeEvent, Trader
-from ._trade_models import (
+from ._trading._models import (
     Deal,
     Order,
     OrderCheck,
@@ -90,30 +91,29 @@ from ._trade_models import (
     new_tag,
     tag_from_key,
 )
-from ._types import USE_DEFAULT, ConnectionState, MT5Struct, TimeoutArg, UseDefault
-from ._worker import InFlightCall, WorkerState
+from ._trading._trader import Reconciliation, TradeEvent, Trader
 
 if typing.TYPE_CHECKING:
-    from ._frames import rates_to_frame as rates_to_frame
-    from ._frames import ticks_to_frame as ticks_to_frame
-    from ._history import FetchProgress as FetchProgress
+    from ._market._frames import rates_to_frame as rates_to_frame
+    from ._market._frames import ticks_to_frame as ticks_to_frame
+    from ._market._history import FetchProgress as FetchProgress
+    from ._market._store import HistoryStore as HistoryStore
+    from ._market._store import StoreKey as StoreKey
+    from ._market._store import UpdateResult as UpdateResult
+    from ._market._streams import BarStream as BarStream
+    from ._market._streams import StreamBar as StreamBar
+    from ._market._streams import StreamTick as StreamTick
+    from ._market._streams import TickStream as TickStream
+    from ._market._verify import BarIssue as BarIssue
+    from ._market._verify import Check as Check
+    from ._market._verify import ComparisonReport as ComparisonReport
+    from ._market._verify import Gap as Gap
+    from ._market._verify import TradingSessions as TradingSessions
+    from ._market._verify import VerificationReport as VerificationReport
+    from ._market._verify import compare_rates as compare_rates
+    from ._market._verify import verify_rates as verify_rates
     from ._remote._isolation import ChildTerminal as ChildTerminal
     from ._remote._pool import MT5Pool as MT5Pool
-    from ._store import HistoryStore as HistoryStore
-    from ._store import StoreKey as StoreKey
-    from ._store import UpdateResult as UpdateResult
-    from ._streams import BarStream as BarStream
-    from ._streams import StreamBar as StreamBar
-    from ._streams import StreamTick as StreamTick
-    from ._streams import TickStream as TickStream
-    from ._verify import BarIssue as BarIssue
-    from ._verify import Check as Check
-    from ._verify import ComparisonReport as ComparisonReport
-    from ._verify import Gap as Gap
-    from ._verify import TradingSessions as TradingSessions
-    from ._verify import VerificationReport as VerificationReport
-    from ._verify import compare_rates as compare_rates
-    from ._verify import verify_rates as verify_rates
 
 __all__ = [
     "USE_DEFAULT",
@@ -220,27 +220,27 @@ __all__ = [
 _LAZY: typing.Final = {
     "ChildTerminal": "._remote._isolation",
     "MT5Pool": "._remote._pool",
-    "rates_to_frame": "._frames",
-    "ticks_to_frame": "._frames",
-    "FetchProgress": "._history",
-    "HistoryStore": "._store",
-    "StoreKey": "._store",
-    "UpdateResult": "._store",
-    "BarStream": "._streams",
-    "StreamBar": "._streams",
-    "StreamTick": "._streams",
-    "TickStream": "._streams",
-    "BarIssue": "._verify",
-    "Check": "._verify",
-    "ComparisonReport": "._verify",
-    "Gap": "._verify",
-    "TradingSessions": "._verify",
-    "VerificationReport": "._verify",
-    "compare_rates": "._verify",
-    "verify_rates": "._verify",
+    "rates_to_frame": "._market._frames",
+    "ticks_to_frame": "._market._frames",
+    "FetchProgress": "._market._history",
+    "HistoryStore": "._market._store",
+    "StoreKey": "._market._store",
+    "UpdateResult": "._market._store",
+    "BarStream": "._market._streams",
+    "StreamBar": "._market._streams",
+    "StreamTick": "._market._streams",
+    "TickStream": "._market._streams",
+    "BarIssue": "._market._verify",
+    "Check": "._market._verify",
+    "ComparisonReport": "._market._verify",
+    "Gap": "._market._verify",
+    "TradingSessions": "._market._verify",
+    "VerificationReport": "._market._verify",
+    "compare_rates": "._market._verify",
+    "verify_rates": "._market._verify",
 }
 
-# Reprs, tracebacks and docs show ``aiomt5.MT5Error``, not ``aiomt5._errors.MT5Error``.
+# Reprs, tracebacks and docs show ``aiomt5.MT5Error``, not ``aiomt5._core._errors.MT5Error``.
 for _member in [globals()[name] for name in __all__ if name not in _LAZY]:
     if isinstance(_member, type | types.FunctionType):
         _member.__module__ = __name__

@@ -24,13 +24,13 @@ from typing import TYPE_CHECKING, Any, ClassVar, Concatenate, ParamSpec, Self, T
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from ._connector import AsyncMT5Connector
-from ._errors import MT5ClosedError, MT5ConfigurationError
+from ._core._errors import MT5ClosedError, MT5ConfigurationError
+from ._core._types import ConnectionState
 from ._settings import MT5Settings, settings_with
-from ._types import ConnectionState
 
 if TYPE_CHECKING:
-    from ._events import EventHook
-    from ._stats import ConnectionStats
+    from ._core._events import EventHook
+    from ._core._stats import ConnectionStats
 
 __all__ = ["MT5Config", "MT5Connector"]
 

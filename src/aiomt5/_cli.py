@@ -23,10 +23,10 @@ from typing import Annotated, Any, Final, TypeVar
 from pydantic import ValidationError
 
 from ._connector import AsyncMT5Connector
-from ._errors import MT5ConfigurationError, MT5Error, MT5InvalidArgumentError
-from ._history import FetchProgress
+from ._core._errors import MT5ConfigurationError, MT5Error, MT5InvalidArgumentError
+from ._market._history import FetchProgress
+from ._market._timeframe import Timeframe
 from ._settings import MT5Settings
-from ._timeframe import Timeframe
 
 _MISSING_EXTRA: Final = (
     "the aiomt5 command line needs its extra: pip install 'aiomt5[cli]' (typer and rich)"

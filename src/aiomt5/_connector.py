@@ -26,9 +26,10 @@ from collections.abc import Callable, Coroutine, Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
-from ._arguments import check_symbol
 from ._backends import Backend, ResolvedBackend, backend_function, resolve_backend
-from ._errors import (
+from ._backends._handshake import handshake
+from ._core._arguments import check_symbol
+from ._core._errors import (
     MT5ClosedError,
     MT5ConfigurationError,
     MT5ConnectionError,
@@ -42,25 +43,24 @@ from ._errors import (
     error_from_last_error,
     summarize_call,
 )
-from ._events import ConnectorEvent, EventHook, EventStream, StateChanged
-from ._handshake import handshake
-from ._log import get_logger
+from ._core._events import ConnectorEvent, EventHook, EventStream, StateChanged
+from ._core._log import get_logger
+from ._core._stats import CallRecorder, ConnectionStats, HealthReport
+from ._core._supervisor import Supervisor
+from ._core._types import USE_DEFAULT, ConnectionState, MT5Struct, TimeoutArg, UseDefault
+from ._core._worker import Worker
+from ._market._symbols import pick_symbol
+from ._market._timeframe import Timeframe, TimeframeLike
 from ._settings import MT5Settings
-from ._stats import CallRecorder, ConnectionStats, HealthReport
-from ._supervisor import Supervisor
-from ._symbols import pick_symbol
-from ._timeframe import Timeframe, TimeframeLike
-from ._trading_api import TradingMethods
-from ._types import USE_DEFAULT, ConnectionState, MT5Struct, TimeoutArg, UseDefault
-from ._worker import Worker
+from ._trading._api import TradingMethods
 
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-    from ._frames import FrameEngine
-    from ._history import ProgressCallback, TickFlagsLike
-    from ._streams import BarStream, Sleep, TickStream
+    from ._market._frames import FrameEngine
+    from ._market._history import ProgressCallback, TickFlagsLike
+    from ._market._streams import BarStream, Sleep, TickStream
 
 __all__ = ["AsyncMT5Connector"]
 
@@ -828,7 +828,7 @@ class AsyncMT5Connector(TradingMethods):
             MT5InvalidArgumentError: An impossible combination, a naive datetime, a bad count.
             MT5SymbolNotFoundError: No such symbol.
         """
-        from ._history import fetch_rates
+        from ._market._history import fetch_rates
 
         # With closed_only, one bar more is asked for so ``count`` closed bars remain.
         extra = 1 if closed_only and count is not None and date_from is None else 0
@@ -839,7 +839,7 @@ class AsyncMT5Connector(TradingMethods):
         )  # fmt: skip
         if not closed_only:
             return rows
-        from ._forming import drop_forming
+        from ._market._forming import drop_forming
 
         name = await self.find_symbol(symbol, timeout=timeout)
         closed = await drop_forming(self, name, Timeframe.parse(timeframe), rows, timeout)
@@ -864,7 +864,7 @@ class AsyncMT5Connector(TradingMethods):
         ``time_msc`` order is kept and no tick is repeated or lost at page seams. ``flags`` is
         ``"all"``, ``"info"`` (bid/ask changes), ``"trade"`` (last/volume changes) or MT5's int.
         """
-        from ._history import fetch_ticks
+        from ._market._history import fetch_ticks
 
         return await fetch_ticks(
             self, symbol, date_from, date_to, count=count, flags=flags, progress=progress,
@@ -886,7 +886,7 @@ class AsyncMT5Connector(TradingMethods):
         timeout: TimeoutArg = USE_DEFAULT,
     ) -> Any:
         """``get_rates`` as a pandas (default if installed) or polars frame with UTC times."""
-        from ._frames import fetch_rates_frame, rates_to_frame
+        from ._market._frames import fetch_rates_frame, rates_to_frame
 
         if closed_only:
             rows = await self.get_rates(
@@ -913,7 +913,7 @@ class AsyncMT5Connector(TradingMethods):
         timeout: TimeoutArg = USE_DEFAULT,
     ) -> Any:
         """``get_ticks`` as a pandas (default if installed) or polars frame with UTC times."""
-        from ._frames import fetch_ticks_frame
+        from ._market._frames import fetch_ticks_frame
 
         return await fetch_ticks_frame(
             self, symbol, date_from, date_to, count=count, flags=flags, engine=engine,
@@ -936,7 +936,7 @@ class AsyncMT5Connector(TradingMethods):
         most ``buffer`` ticks are held, and a slow consumer lags instead of losing ticks.
         Breaking out of the loop (or ``aclose()``) stops the polling.
         """
-        from ._streams import stream_ticks
+        from ._market._streams import stream_ticks
 
         return stream_ticks(
             self, *symbols, poll_interval=poll_interval, buffer=buffer, flags=flags, since=since,
@@ -958,7 +958,7 @@ class AsyncMT5Connector(TradingMethods):
         ``since`` (aware datetime): every bar opened after it instead, once closed — pass the
         last bar of ``get_rates(..., closed_only=True)`` to continue that download exactly.
         """
-        from ._streams import stream_bars
+        from ._market._streams import stream_bars
 
         return stream_bars(
             self, symbol, timeframe, poll_interval=poll_interval, retry_interval=retry_interval,

@@ -34,7 +34,7 @@ import types
 from collections.abc import Callable
 from typing import Any, Final
 
-from ._errors import MT5Error
+from ._core._errors import MT5Error
 from ._mt5 import constants as _constants
 from ._mt5.codes import error_text
 from ._mt5.functions import API_FUNCTIONS, CONNECTION_FUNCTIONS, HELPER_FUNCTIONS
@@ -64,7 +64,7 @@ _INITIALIZE_FIELDS: Final = {
 
 def _failure_code(error: MT5Error) -> tuple[int, str]:
     """The ``last_error()`` the real package would show for ``error``."""
-    from ._errors import MT5ClosedError, MT5NotConnectedError, MT5TimeoutError
+    from ._core._errors import MT5ClosedError, MT5NotConnectedError, MT5TimeoutError
 
     code = error.code
     if code is None:

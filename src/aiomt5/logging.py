@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Final
 
-from ._log import set_structlog
+from ._core._log import set_structlog
 
 __all__ = ["DEFAULT_FORMAT", "DailyFileHandler", "configure", "unconfigure", "use_structlog"]
 

@@ -31,7 +31,7 @@ from rpyc.core.channel import Channel
 from rpyc.core.service import FakeSlaveService
 from rpyc.core.stream import SocketStream
 
-from aiomt5._log import get_logger
+from aiomt5._core._log import get_logger
 
 from . import _wire
 from ._client import FramedLink, LinkError, link_error, tcp_connect

@@ -22,14 +22,14 @@ import contextlib
 import random
 from collections.abc import Callable, Iterable, Mapping
 
-from aiomt5._backoff import backoff_delay
 from aiomt5._connector import AsyncMT5Connector
-from aiomt5._errors import MT5ConfigurationError, MT5Error, MT5LoginError
-from aiomt5._events import ConnectorEvent, ReconnectFailed, StateChanged
-from aiomt5._log import get_logger
+from aiomt5._core._backoff import backoff_delay
+from aiomt5._core._errors import MT5ConfigurationError, MT5Error, MT5LoginError
+from aiomt5._core._events import ConnectorEvent, ReconnectFailed, StateChanged
+from aiomt5._core._log import get_logger
+from aiomt5._core._stats import ConnectionStats
+from aiomt5._core._types import ConnectionState
 from aiomt5._settings import MT5Settings
-from aiomt5._stats import ConnectionStats
-from aiomt5._types import ConnectionState
 
 from . import remote_backend
 from ._isolation import ChildTerminal

@@ -25,8 +25,8 @@ import threading
 from collections.abc import Sequence
 from typing import Final
 
-from aiomt5._errors import MT5ConfigurationError, MT5Error
-from aiomt5._log import get_logger
+from aiomt5._core._errors import MT5ConfigurationError, MT5Error
+from aiomt5._core._log import get_logger
 
 from ._auth import (
     MIN_TOKEN_LENGTH,

@@ -25,8 +25,8 @@ from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any, Final, Self
 
-from ._errors import MT5InvalidArgumentError
-from ._mt5.constants import (  # re-exported for the trader (see __all__)
+from aiomt5._core._errors import MT5InvalidArgumentError
+from aiomt5._mt5.constants import (  # re-exported for the trader (see __all__)
     ORDER_FILLING_FOK,
     ORDER_FILLING_IOC,
     ORDER_FILLING_RETURN,
@@ -58,7 +58,7 @@ from ._mt5.constants import (  # re-exported for the trader (see __all__)
     TRADE_RETCODE_REJECT,
     TRADE_RETCODE_REQUOTE,
 )
-from ._mt5.enums import (
+from aiomt5._mt5.enums import (
     DealEntry,
     DealReason,
     DealType,

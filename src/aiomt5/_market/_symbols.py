@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Sequence
 
-from ._errors import MT5SymbolNotFoundError
+from aiomt5._core._errors import MT5SymbolNotFoundError
 
 __all__ = ["pick_symbol"]
 

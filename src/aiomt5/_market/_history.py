@@ -35,14 +35,15 @@ from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from ._arguments import positive_int, utc_timestamp
-from ._errors import MT5CallError, MT5InvalidArgumentError, MT5NotFoundError
-from ._mt5.dtypes import RATES_DTYPE, TICKS_DTYPE
+from aiomt5._core._arguments import positive_int, utc_timestamp
+from aiomt5._core._errors import MT5CallError, MT5InvalidArgumentError, MT5NotFoundError
+from aiomt5._core._types import USE_DEFAULT, TimeoutArg
+from aiomt5._mt5.dtypes import RATES_DTYPE, TICKS_DTYPE
+
 from ._timeframe import Timeframe, TimeframeLike
-from ._types import USE_DEFAULT, TimeoutArg
 
 if TYPE_CHECKING:
-    from ._connector import AsyncMT5Connector
+    from aiomt5._connector import AsyncMT5Connector
 
 __all__ = [
     "FetchProgress",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import enum
 
-from ._errors import MT5InvalidArgumentError
-from ._mt5 import constants as c
+from aiomt5._core._errors import MT5InvalidArgumentError
+from aiomt5._mt5 import constants as c
 
 __all__ = ["Timeframe", "TimeframeLike"]
 

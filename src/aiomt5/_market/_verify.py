@@ -30,7 +30,8 @@ from typing import Any, Final, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from ._errors import MT5InvalidArgumentError
+from aiomt5._core._errors import MT5InvalidArgumentError
+
 from ._timeframe import Timeframe, TimeframeLike
 
 __all__ = [

@@ -5,7 +5,7 @@ should not have to know (the broker's symbol name, the symbol in the Market Watc
 filling mode, floats for volumes and prices) and turns answers into frozen results, raising
 ``MT5TradeError`` for any retcode that is not success.
 
-**Exactly once.** Every request carries a client tag in its comment (see ``_trade_models``). When
+**Exactly once.** Every request carries a client tag in its comment (see ``_models``). When
 the outcome of a send is ambiguous (a timeout while the terminal ran it, an IPC error, a broken
 pipe, a ``None`` reply with a connection code), the trader never re-sends blindly. It reconciles:
 
@@ -43,8 +43,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from ._arguments import check_symbol, utc_timestamp
-from ._errors import (
+from aiomt5._core._arguments import check_symbol, utc_timestamp
+from aiomt5._core._errors import (
     MT5ClosedError,
     MT5ConnectionError,
     MT5Error,
@@ -58,11 +58,12 @@ from ._errors import (
     MT5WorkerBusyError,
     trade_error,
 )
-from ._events import ConnectorEvent, LateResult, StateChanged
-from ._log import get_logger
-from ._market_hours import market_opens_at
-from ._sizing import SymbolRules
-from ._trade_models import (
+from aiomt5._core._events import ConnectorEvent, LateResult, StateChanged
+from aiomt5._core._log import get_logger
+from aiomt5._core._types import USE_DEFAULT, ConnectionState, TimeoutArg
+from aiomt5._market._market_hours import market_opens_at
+
+from ._models import (
     ORDER_FILLING_FOK,
     ORDER_FILLING_IOC,
     ORDER_FILLING_RETURN,
@@ -104,10 +105,10 @@ from ._trade_models import (
     retcode_name,
     tagged_comment,
 )
-from ._types import USE_DEFAULT, ConnectionState, TimeoutArg
+from ._sizing import SymbolRules
 
 if TYPE_CHECKING:
-    from ._connector import AsyncMT5Connector
+    from aiomt5._connector import AsyncMT5Connector
 
 __all__ = [
     "Reconciliation",

@@ -28,19 +28,20 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 import numpy as np
 import numpy.typing as npt
 
-from ._errors import MT5ConfigurationError, MT5InvalidArgumentError
+from aiomt5._core._errors import MT5ConfigurationError, MT5InvalidArgumentError
+from aiomt5._core._types import USE_DEFAULT, TimeoutArg
+from aiomt5._mt5.dtypes import RATES_DTYPE, TICKS_DTYPE
+
 from ._history import (
     ProgressCallback,
     TickFlagsLike,
     rate_pages,
     tick_pages,
 )
-from ._mt5.dtypes import RATES_DTYPE, TICKS_DTYPE
 from ._timeframe import TimeframeLike
-from ._types import USE_DEFAULT, TimeoutArg
 
 if TYPE_CHECKING:
-    from ._connector import AsyncMT5Connector
+    from aiomt5._connector import AsyncMT5Connector
 
 __all__ = [
     "FrameEngine",

@@ -42,7 +42,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
-    from ._trade import Reconciliation
+    from aiomt5._trading._trader import Reconciliation
 
 __all__ = [
     "MT5AutoTradingDisabledError",

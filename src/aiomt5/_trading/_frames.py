@@ -24,9 +24,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Final, Literal
 
-from . import _trade_models
-from ._frames import FrameEngine, resolve_engine
-from ._trade_models import Deal, Order, Position
+from aiomt5._market._frames import FrameEngine, resolve_engine
+
+from . import _models
+from ._models import Deal, Order, Position
 
 __all__ = ["records_to_frame"]
 
@@ -46,7 +47,7 @@ def _family(options: tuple[Any, ...]) -> type[enum.IntEnum] | None:
 def _schema(record: type[Any]) -> tuple[_Column, ...]:
     """Each field's name, column kind and enum (for enum fields) of a record type."""
     # The records' home module is where their annotations resolve (``__module__`` is "aiomt5").
-    hints = typing.get_type_hints(record, globalns=vars(_trade_models))
+    hints = typing.get_type_hints(record, globalns=vars(_models))
     schema: list[_Column] = []
     for field in dataclasses.fields(record):
         hint = hints[field.name]

@@ -20,15 +20,16 @@ import calendar
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from ._errors import MT5CallError
+from aiomt5._core._errors import MT5CallError
+
 from ._timeframe import Timeframe
 
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-    from ._connector import AsyncMT5Connector
-    from ._types import TimeoutArg
+    from aiomt5._connector import AsyncMT5Connector
+    from aiomt5._core._types import TimeoutArg
 
 __all__ = ["drop_forming", "period_end"]
 

@@ -44,15 +44,16 @@ from typing import TYPE_CHECKING, Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from ._arguments import utc_timestamp
-from ._errors import MT5ConfigurationError, MT5InvalidArgumentError
+from aiomt5._core._arguments import utc_timestamp
+from aiomt5._core._errors import MT5ConfigurationError, MT5InvalidArgumentError
+from aiomt5._mt5.dtypes import RATES_DTYPE
+
 from ._frames import FrameEngine, rates_to_frame
 from ._history import ProgressCallback, fetch_rates
-from ._mt5.dtypes import RATES_DTYPE
 from ._timeframe import Timeframe, TimeframeLike
 
 if TYPE_CHECKING:
-    from ._connector import AsyncMT5Connector
+    from aiomt5._connector import AsyncMT5Connector
 
 __all__ = ["HistoryStore", "StoreKey", "UpdateResult"]
 

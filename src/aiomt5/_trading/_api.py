@@ -15,12 +15,13 @@ from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, cast
 
-from ._trade import Trader
-from ._types import USE_DEFAULT, TimeoutArg
+from aiomt5._core._types import USE_DEFAULT, TimeoutArg
+
+from ._trader import Trader
 
 if TYPE_CHECKING:
-    from ._connector import AsyncMT5Connector
-    from ._frames import FrameEngine
+    from aiomt5._connector import AsyncMT5Connector
+    from aiomt5._market._frames import FrameEngine
 
 __all__ = ["TradingMethods"]
 
@@ -140,8 +141,8 @@ class TradingMethods:
     ) -> Any:
         """``positions()`` as a pandas (default if installed) or polars frame; UTC times,
         enum columns as categories of member names (``type``: ``"BUY"``/``"SELL"``)."""
-        from ._trade_models import Position
-        from ._trading_frames import records_to_frame
+        from ._frames import records_to_frame
+        from ._models import Position
 
         found = await self.positions(symbol, group=group, ticket=ticket, timeout=timeout)
         return records_to_frame(found, Position, engine)
@@ -156,8 +157,8 @@ class TradingMethods:
         timeout: TimeoutArg = USE_DEFAULT,
     ) -> Any:
         """``orders()`` as a frame; see ``positions_frame``."""
-        from ._trade_models import Order
-        from ._trading_frames import records_to_frame
+        from ._frames import records_to_frame
+        from ._models import Order
 
         found = await self.orders(symbol, group=group, ticket=ticket, timeout=timeout)
         return records_to_frame(found, Order, engine)
@@ -174,8 +175,8 @@ class TradingMethods:
         timeout: TimeoutArg = USE_DEFAULT,
     ) -> Any:
         """``history_orders()`` as a frame; see ``positions_frame``."""
-        from ._trade_models import Order
-        from ._trading_frames import records_to_frame
+        from ._frames import records_to_frame
+        from ._models import Order
 
         found = await self.history_orders(
             date_from, date_to, group=group, ticket=ticket, position=position, timeout=timeout
@@ -194,8 +195,8 @@ class TradingMethods:
         timeout: TimeoutArg = USE_DEFAULT,
     ) -> Any:
         """``history_deals()`` as a frame; see ``positions_frame``."""
-        from ._trade_models import Deal
-        from ._trading_frames import records_to_frame
+        from ._frames import records_to_frame
+        from ._models import Deal
 
         found = await self.history_deals(
             date_from, date_to, group=group, ticket=ticket, position=position, timeout=timeout

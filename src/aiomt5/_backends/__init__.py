@@ -15,8 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, Protocol, cast
 
-from ._errors import MT5ConfigurationError, MT5NotAvailableError
-from ._settings import BackendURL, MT5Settings, parse_backend_url
+from aiomt5._core._errors import MT5ConfigurationError, MT5NotAvailableError
+from aiomt5._settings import BackendURL, MT5Settings, parse_backend_url
 
 __all__ = [
     "REQUIRED_FUNCTIONS",
@@ -89,7 +89,7 @@ def _load_metatrader5(*, auto: bool) -> ResolvedBackend:
 
 
 def _build_sim(settings: MT5Settings) -> ResolvedBackend:
-    from .sim import sim_terminal_from_settings  # keep `import aiomt5` light
+    from aiomt5.sim import sim_terminal_from_settings  # keep `import aiomt5` light
 
     terminal, _ = sim_terminal_from_settings(settings)
     return ResolvedBackend(cast(Backend, terminal), f"sim(seed={settings.sim_seed})")
@@ -138,7 +138,7 @@ def resolve_backend(backend: object | None, settings: MT5Settings) -> ResolvedBa
 
 
 def _remote(url: BackendURL, settings: MT5Settings) -> ResolvedBackend:
-    from ._remote import remote_backend
+    from aiomt5._remote import remote_backend
 
     try:
         backend = remote_backend(url, settings)
@@ -151,7 +151,7 @@ def _remote(url: BackendURL, settings: MT5Settings) -> ResolvedBackend:
 
 def _isolated(spec: str, settings: MT5Settings) -> ResolvedBackend:
     """The backend in a child process (``isolation="process"``), killed if a call wedges."""
-    from ._remote._isolation import ChildTerminal  # served by the child on a loopback port
+    from aiomt5._remote._isolation import ChildTerminal  # served by the child on a loopback port
 
     child = ChildTerminal(spec, hard_limit=settings.isolation_hard_limit)
     return ResolvedBackend(cast(Backend, child), f"process({spec})")

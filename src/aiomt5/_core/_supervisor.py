@@ -48,8 +48,8 @@ from ._types import ConnectionState
 from ._worker import WorkerState
 
 if TYPE_CHECKING:
-    from ._connector import AsyncMT5Connector
-    from ._settings import MT5Settings
+    from aiomt5._connector import AsyncMT5Connector
+    from aiomt5._settings import MT5Settings
 
 __all__ = ["Supervisor"]
 

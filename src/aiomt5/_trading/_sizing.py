@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final, Self
 
-from ._errors import MT5InvalidArgumentError, MT5TradeError
-from ._mt5.enums import OrderType, TradeRetcode
+from aiomt5._core._errors import MT5InvalidArgumentError, MT5TradeError
+from aiomt5._mt5.enums import OrderType, TradeRetcode
 
 if TYPE_CHECKING:
-    from ._connector import AsyncMT5Connector
-    from ._types import TimeoutArg
+    from aiomt5._connector import AsyncMT5Connector
+    from aiomt5._core._types import TimeoutArg
 
 __all__ = ["SymbolRules", "volume_for_risk"]
 

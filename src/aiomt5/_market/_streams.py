@@ -46,8 +46,8 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple, Self
 import numpy as np
 import numpy.typing as npt
 
-from ._arguments import utc_timestamp
-from ._errors import (
+from aiomt5._core._arguments import utc_timestamp
+from aiomt5._core._errors import (
     MT5CallError,
     MT5ClosedError,
     MT5ConnectionError,
@@ -55,7 +55,10 @@ from ._errors import (
     MT5OutcomeUnknownError,
     MT5TimeoutError,
 )
-from ._events import ConnectorEvent, StateChanged
+from aiomt5._core._events import ConnectorEvent, StateChanged
+from aiomt5._core._log import Outage, get_logger
+from aiomt5._core._types import ConnectionState
+
 from ._forming import drop_forming
 from ._history import (
     TickFlagsLike,
@@ -64,13 +67,11 @@ from ._history import (
     terminal_maxbars,
     tick_flags,
 )
-from ._log import Outage, get_logger
 from ._market_hours import market_opens_at
 from ._timeframe import Timeframe, TimeframeLike
-from ._types import ConnectionState
 
 if TYPE_CHECKING:
-    from ._connector import AsyncMT5Connector
+    from aiomt5._connector import AsyncMT5Connector
 
 __all__ = [
     "BarStream",

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._backends import Backend
-from ._errors import error_from_last_error, summarize_call
-from ._log import get_logger
-from ._settings import MT5Settings
+from aiomt5._core._errors import error_from_last_error, summarize_call
+from aiomt5._core._log import get_logger
+from aiomt5._settings import MT5Settings
+
+from . import Backend
 
 __all__ = ["handshake"]
 
