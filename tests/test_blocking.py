@@ -200,3 +200,18 @@ def test_a_forgotten_facade_disconnects_and_stops_its_thread(term: SimTerminal) 
     gc.collect()
     assert _portal_threads() == before
     assert inner.state is aiomt5.ConnectionState.CLOSED
+
+
+def test_a_notebook_can_create_use_and_close_it_inside_its_running_loop(term: SimTerminal) -> None:
+    # Jupyter runs every cell on its own running loop: the whole life happens there.
+    async def notebook() -> tuple[str, float]:
+        mt5 = MT5Connector(sim_settings(), backend=term)
+        try:
+            mt5.connect()
+            return mt5.find_symbol("EURUSD"), mt5.get_account_info().balance
+        finally:
+            mt5.close()
+
+    symbol, balance = asyncio.run(notebook())
+    assert symbol == "EURUSD"
+    assert balance > 0
