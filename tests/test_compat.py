@@ -107,6 +107,8 @@ def test_failures_return_the_failure_value_and_set_last_error(uninstalled: None)
     assert mt5.last_error() == (1, "Success")
     assert mt5.symbol_info("NOSUCH") is None
     assert mt5.last_error()[0] == -4
+    assert mt5.positions_get("EURUSD") is None  # positional: refused as by MetaTrader5
+    assert mt5.last_error() == (-2, "Unnamed arguments not allowed")
     assert mt5.symbols_total() > 0
     assert mt5.last_error() == (1, "Success")
 

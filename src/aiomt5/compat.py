@@ -66,6 +66,8 @@ def _failure_code(error: MT5Error) -> tuple[int, str]:
     """The ``last_error()`` the real package would show for ``error``."""
     from ._core._errors import MT5ClosedError, MT5NotConnectedError, MT5TimeoutError
 
+    if error.last_error is not None:
+        return error.last_error  # the terminal's own words
     code = error.code
     if code is None:
         if isinstance(error, MT5TimeoutError):

@@ -80,7 +80,13 @@ class MT5Error(Exception):
         function: The MetaTrader5 function that was called, if any.
         args_summary: A short rendering of the call, secrets masked (see ``summarize_call``).
         code: MT5's ``last_error()`` code, when the failure came from MT5.
+
+    Attributes:
+        last_error: MetaTrader5's own ``(code, message)`` when the failure came from it, else
+            None.
     """
+
+    last_error: tuple[int, str] | None = None
 
     def __init__(
         self,
@@ -433,6 +439,7 @@ def error_from_last_error(
     Returns:
         An ``MT5Error`` subclass instance (not raised).
     """
+    said = (code, message)
     cls = _BY_CODE.get(code)
     if cls is None:
         if code <= -10000:
@@ -450,7 +457,9 @@ def error_from_last_error(
         message = f"returned failure while last_error() still reads {message!r}"
     hint = _HINTS.get(cls)
     text = f"{message} ({hint})" if hint else message
-    return cls(text, function=function, args_summary=args_summary, code=code)
+    error = cls(text, function=function, args_summary=args_summary, code=code)
+    error.last_error = said  # exactly what MetaTrader5 said (aiomt5.compat shows it)
+    return error
 
 
 # --------------------------------------------------------------------------- argument summaries
