@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import itertools
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -27,8 +29,8 @@ from aiomt5.testing import sim_settings, sim_terminal
 TOKEN = "test-token-" + "f00dcafe" * 4
 SYNC_ONLY = {"is_connected", "get_connection_stats"}
 """Async-connector members that are plain methods (and stay plain on the facade)."""
-NOT_BLOCKING = {"stream_ticks", "stream_bars", "events", "aclose"}
-"""Async iterators: they belong to async code."""
+NOT_BLOCKING = {"events", "aclose"}
+"""Async-only: the event stream and the async close."""
 OWN_LIFECYCLE = {"connect", "close"}
 """Facade methods written by hand: ``connect`` returns True, ``close`` also stops the loop."""
 
@@ -131,7 +133,7 @@ def test_every_async_method_has_a_blocking_twin_with_the_same_signature() -> Non
             continue
         twin = getattr(MT5Connector, name, None)
         assert twin is not None, f"MT5Connector has no {name}"
-        if inspect.iscoroutinefunction(member):
+        if inspect.iscoroutinefunction(member) or name.startswith("stream_"):
             expected = inspect.signature(member)
             assert inspect.signature(twin).parameters.keys() == expected.parameters.keys(), name
             if name not in OWN_LIFECYCLE:
@@ -215,3 +217,23 @@ def test_a_notebook_can_create_use_and_close_it_inside_its_running_loop(term: Si
     symbol, balance = asyncio.run(notebook())
     assert symbol == "EURUSD"
     assert balance > 0
+
+
+def test_streams_are_plain_iterators_on_the_facade() -> None:
+    # A clock that moves only when the stream sleeps: the stream's own sleep moves it.
+    term = sim_terminal(6)
+
+    async def sleep(seconds: float) -> None:
+        term.clock.advance(seconds)
+        await asyncio.sleep(0)
+
+    with MT5Connector(sim_settings(), backend=term) as mt5:
+        history = mt5.get_rates("EURUSD", "M1", count=30, closed_only=True)
+        last = datetime.fromtimestamp(int(history["time"][-1]), UTC)
+        with mt5.stream_bars("EURUSD", "M1", since=last, poll_interval=30.0, sleep=sleep) as bars:
+            streamed = [bar for bar, _ in zip(bars, range(5), strict=False)]
+        with mt5.stream_ticks("EURUSD", poll_interval=1.0, sleep=sleep) as ticks:
+            first = next(ticks)
+    times = [*history["time"].tolist(), *(bar.time for bar in streamed)]
+    assert all(b - a == 60 for a, b in itertools.pairwise(times))
+    assert first.symbol == "EURUSD"

@@ -18,8 +18,8 @@ import contextlib
 import functools
 import threading
 import weakref
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, ClassVar, Concatenate, ParamSpec, Self, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, ClassVar, Concatenate, Generic, ParamSpec, Self, TypeVar
 
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
@@ -32,10 +32,11 @@ if TYPE_CHECKING:
     from ._core._events import EventHook
     from ._core._stats import ConnectionStats
 
-__all__ = ["MT5Config", "MT5Connector"]
+__all__ = ["BlockingStream", "MT5Config", "MT5Connector"]
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
+_T = TypeVar("_T")
 
 _LIVE: weakref.WeakSet[MT5Connector] = weakref.WeakSet()
 
@@ -53,6 +54,28 @@ def _blocking(
     functools.update_wrapper(run, method)  # signature, docstring: what IDEs and help() show
     run.__qualname__ = f"MT5Connector.{name}"
     return run
+
+
+def _blocking_stream(
+    method: Callable[Concatenate[Any, _P], AsyncIterator[_T]],
+) -> Callable[Concatenate[MT5Connector, _P], BlockingStream[_T]]:
+    """The connector's stream as a plain iterator: ``for bar in mt5.stream_bars(...)``.
+
+    Same options and the same exactly-once delivery across reconnects as the async stream;
+    ``close()`` (or the end of a ``with`` block) stops it.
+    """
+    name = method.__name__
+
+    def open_stream(
+        self: MT5Connector, /, *args: _P.args, **kwargs: _P.kwargs
+    ) -> BlockingStream[_T]:
+        opener: Callable[..., AsyncIterator[_T]] = getattr(self._connector, name)
+        portal = self._portal()
+        return BlockingStream(portal, portal.call(functools.partial(opener, *args, **kwargs)))
+
+    functools.update_wrapper(open_stream, method)
+    open_stream.__qualname__ = f"MT5Connector.{name}"
+    return open_stream
 
 
 class MT5Connector:
@@ -256,6 +279,41 @@ class MT5Connector:
     orders_frame = _blocking(AsyncMT5Connector.orders_frame)
     history_orders_frame = _blocking(AsyncMT5Connector.history_orders_frame)
     history_deals_frame = _blocking(AsyncMT5Connector.history_deals_frame)
+
+    # ------------------------------------------------------------------ streams
+
+    stream_ticks = _blocking_stream(AsyncMT5Connector.stream_ticks)
+    stream_bars = _blocking_stream(AsyncMT5Connector.stream_bars)
+
+
+class BlockingStream(Generic[_T]):
+    """A connector stream read from blocking code: iterate it, then ``close()`` it."""
+
+    def __init__(self, portal: BlockingPortal, stream: AsyncIterator[_T]) -> None:
+        self._portal = portal
+        self._stream = stream
+
+    def __iter__(self) -> Self:
+        return self
+
+    def __next__(self) -> _T:
+        try:
+            item = self._portal.call(self._stream.__anext__)
+        except StopAsyncIteration:
+            raise StopIteration from None
+        return item
+
+    def close(self) -> None:
+        """Stop the stream (no further polling)."""
+        aclose = getattr(self._stream, "aclose", None)
+        if aclose is not None:
+            self._portal.call(aclose)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 def _shut_down(
