@@ -110,23 +110,35 @@ async def wait_connected(mt5: AsyncMT5Connector, seen: list[ConnectorEvent]) -> 
             await changed.wait()
 
 
-async def run_chaos(total_calls: int, seed: int) -> None:
-    term = SimTerminal(seed=seed, clock=SimClock.fixed(SIM_START))
+async def run_chaos(total_calls: int, seed: int, *, hold_gil: bool = False) -> None:
+    """With ``hold_gil`` the terminal holds the GIL like the real one, in its default child."""
+    if hold_gil:
+        # No replacement of the child mid-run (a loaded machine can stall it past the wedge
+        # limit): its simulator holds the scripted faults and the record of what fired.
+        settings = chaos_settings(
+            sim_hold_gil=True, sim_seed=seed, sim_start=SIM_START, worker_wedged_after=GUARD
+        )
+        backend = None
+    else:
+        settings = chaos_settings()
+        backend = SimTerminal(seed=seed, clock=SimClock.fixed(SIM_START))
     seen: list[ConnectorEvent] = []
-    async with AsyncMT5Connector(chaos_settings(), backend=term, event_hooks=[seen.append]) as mt5:
-        term.faults.random(0.05, seed=seed, kinds=KINDS, hang_seconds=HANG, slow_seconds=0.002)
+    async with AsyncMT5Connector(settings, backend=backend, event_hooks=[seen.append]) as mt5:
+        assert (mt5.backend.pid is not None) if hold_gil else isinstance(mt5.backend, SimTerminal)
+        faults = mt5.backend.faults
+        faults.random(0.05, seed=seed, kinds=KINDS, hang_seconds=HANG, slow_seconds=0.002)
         tally = Tally()
         per_caller = total_calls // CALLERS
         async with asyncio.TaskGroup() as group:
             for index in range(CALLERS):
                 group.create_task(caller(mt5, per_caller, seed * 100 + index, tally))
-        term.faults.clear()
+        faults.clear()
         await wait_connected(mt5, seen)
 
         assert tally.calls == per_caller * CALLERS
         assert tally.untyped == []
         assert tally.overdue == []
-        kinds = {record.kind for record in term.faults.fired}
+        kinds = {record.kind for record in faults.fired}
         assert kinds >= {"broken_pipe", "trade_server", "hang", "ipc_send", "ipc_recv"}
         reconnected = [e for e in seen if isinstance(e, Reconnected)]
         assert reconnected, "broken pipes must have been recovered from"
@@ -159,6 +171,10 @@ async def test_chaos_reduced_run_keeps_every_invariant() -> None:
     await run_chaos(5_000, seed=11)
 
 
+async def test_chaos_reduced_run_on_a_gil_holding_terminal_keeps_every_invariant() -> None:
+    await run_chaos(2_000, seed=12, hold_gil=True)
+
+
 async def test_connect_disconnect_cycles_leak_no_thread_or_task() -> None:
     await run_cycles(100)
 
@@ -167,6 +183,12 @@ async def test_connect_disconnect_cycles_leak_no_thread_or_task() -> None:
 @pytest.mark.parametrize("seed", [1, 2])
 async def test_chaos_soak_100k_calls(seed: int) -> None:
     await run_chaos(100_000, seed=seed)
+
+
+@pytest.mark.soak
+@pytest.mark.timeout(1800)
+async def test_chaos_soak_100k_calls_on_a_gil_holding_terminal() -> None:
+    await run_chaos(100_000, seed=3, hold_gil=True)
 
 
 @pytest.mark.soak

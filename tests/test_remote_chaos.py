@@ -5,17 +5,20 @@ A relay between the ``aiomt5://`` client and ``aiomt5 serve`` cuts the connectio
 the server ran it and before the reply comes back (it ran; the client cannot know). The real
 supervisor reconnects; the trader reconciles each ambiguous send against the terminal and
 re-sends only what it proved absent. Every order must then be in the terminal's history
-exactly once. The default run is reduced (150 orders); ``-m soak`` sends 2000.
+exactly once. The default run is reduced (150 orders); ``-m soak`` sends 2000. Both run also
+against a terminal holding the GIL like the real one, in a child process behind the server.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 import socket
 import threading
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -23,6 +26,7 @@ from _order_audit import audit_history
 from aiomt5 import AsyncMT5Connector, Trader, new_tag
 from aiomt5._mt5 import constants as c
 from aiomt5._remote import RemoteServer, remote_backend
+from aiomt5._remote._isolation import ChildTerminal
 from aiomt5._settings import MT5Settings
 from aiomt5.sim import SimClock, SimTerminal, make_module
 
@@ -114,9 +118,37 @@ class CuttingRelay:
             self._cut(*link)
 
 
+def netting_terminal(seed: int, *, hold_gil: bool = False) -> SimTerminal:
+    netting = c.ACCOUNT_MARGIN_MODE_RETAIL_NETTING
+    return SimTerminal(
+        seed=seed, clock=SimClock.fixed(START), margin_mode=netting, hold_gil=hold_gil
+    )
+
+
+def gil_holding_terminal() -> object:
+    """Backend factory for a child process: the terminal, holding the GIL like the real one."""
+    return make_module(netting_terminal(int(os.environ["AIOMT5_TEST_SEED"]), hold_gil=True))
+
+
 @contextlib.contextmanager
-def relayed_server(terminal: SimTerminal) -> Iterator[CuttingRelay]:
-    with RemoteServer(make_module(terminal), port=0, token=TOKEN) as server:
+def served(seed: int, *, hold_gil: bool) -> Iterator[object]:
+    """The terminal ``aiomt5 serve`` serves: in this process, or (GIL-holding) in a child."""
+    if not hold_gil:
+        yield make_module(netting_terminal(seed))
+        return
+    tests_dir = str(Path(__file__).parent)
+    path = os.pathsep.join(p for p in (tests_dir, os.environ.get("PYTHONPATH", "")) if p)
+    env = {**os.environ, "PYTHONPATH": path, "AIOMT5_TEST_SEED": str(seed)}
+    child = ChildTerminal(f"{__name__}:gil_holding_terminal", env=env)
+    try:
+        yield child
+    finally:
+        child.close()
+
+
+@contextlib.contextmanager
+def relayed_server(backend: object) -> Iterator[CuttingRelay]:
+    with RemoteServer(backend, port=0, token=TOKEN) as server:
         relay = CuttingRelay(server.port)
         try:
             yield relay
@@ -124,14 +156,12 @@ def relayed_server(terminal: SimTerminal) -> Iterator[CuttingRelay]:
             relay.close()
 
 
-async def run_remote_order_soak(orders: int, seed: int) -> Counter[str]:
+async def run_remote_order_soak(orders: int, seed: int, *, hold_gil: bool = False) -> Counter[str]:
     rng = random.Random(seed)
-    netting = c.ACCOUNT_MARGIN_MODE_RETAIL_NETTING
-    terminal = SimTerminal(seed=seed, clock=SimClock.fixed(START), margin_mode=netting)
     outcomes: Counter[str] = Counter()
     net: Counter[str] = Counter()
     volumes = {"EURUSD": 0.01, "GBPUSD": 0.01, "USDJPY": 0.01, "US30": 0.1}
-    with relayed_server(terminal) as relay:
+    with served(seed, hold_gil=hold_gil) as terminal, relayed_server(terminal) as relay:
         settings = MT5Settings(_env_file=None, backend="sim", testing=True, call_timeout=5.0)
         backend = remote_backend(f"aiomt5://{HOST}:{relay.port}", settings, token=TOKEN)
         async with AsyncMT5Connector(settings, backend=backend) as mt5:
@@ -172,7 +202,19 @@ async def test_remote_orders_survive_cut_connections_exactly_once() -> None:
     check(await run_remote_order_soak(150, seed=11), 150)
 
 
+async def test_remote_orders_on_a_gil_holding_terminal_survive_cut_connections_exactly_once() -> (
+    None
+):
+    check(await run_remote_order_soak(100, seed=12, hold_gil=True), 100)
+
+
 @pytest.mark.soak
 @pytest.mark.timeout(1800)
 async def test_remote_order_soak_2000_survives_cut_connections_exactly_once() -> None:
     check(await run_remote_order_soak(2000, seed=2026), 2000)
+
+
+@pytest.mark.soak
+@pytest.mark.timeout(1800)
+async def test_remote_order_soak_2000_on_a_gil_holding_terminal_stays_exactly_once() -> None:
+    check(await run_remote_order_soak(2000, seed=2027, hold_gil=True), 2000)

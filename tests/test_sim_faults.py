@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
+import time
 
 import pytest
 
@@ -182,3 +184,63 @@ def test_random_rejects_bad_arguments(term: SimTerminal) -> None:
         term.faults.random(1.5)
     with pytest.raises(ValueError, match="kinds"):
         term.faults.random(0.1, kinds=("nope",))  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------ hold_gil: wait like MetaTrader5
+
+
+def longest_pause_of_another_thread(call: object) -> float:
+    """Run ``call()`` while another thread notes the time every millisecond; its longest gap."""
+    stamps: list[float] = []
+    stop = threading.Event()
+
+    def note() -> None:
+        while not stop.is_set():
+            stamps.append(time.perf_counter())
+            time.sleep(0.001)
+
+    noter = threading.Thread(target=note)
+    noter.start()
+    while len(stamps) < 5:
+        time.sleep(0.001)
+    call()  # type: ignore[operator]
+    stop.set()
+    noter.join()
+    return max(b - a for a, b in itertools.pairwise(stamps))
+
+
+@pytest.mark.parametrize("hold_gil", [True, False])
+def test_hold_gil_stops_every_other_thread_while_a_call_waits(hold_gil: bool) -> None:
+    term = SimTerminal(seed=3, clock=SimClock.fixed(NOW), hold_gil=hold_gil)
+    assert term.initialize()
+    term.faults.latency("terminal_info", 0.2)
+    pause = longest_pause_of_another_thread(term.terminal_info)
+    if hold_gil:
+        assert pause >= 0.18
+    else:
+        assert pause < 0.1
+
+
+def test_hold_gil_hang_can_still_be_released_from_another_thread() -> None:
+    term = SimTerminal(seed=3, clock=SimClock.fixed(NOW), hold_gil=True)
+    assert term.initialize()
+    hang = term.faults.hang("symbol_info_tick")
+    results: list[object] = []
+    caller = threading.Thread(target=lambda: results.append(term.symbol_info_tick("EURUSD")))
+    caller.start()
+    assert hang.entered.wait(5)
+    hang.release()  # gets the GIL between two chunks of the hang
+    caller.join(5)
+    assert results
+    assert results[0] is not None
+
+
+def test_ipc_seconds_delay_every_call_that_reaches_the_terminal() -> None:
+    term = SimTerminal(seed=3, clock=SimClock.fixed(NOW), hold_gil=True, ipc_seconds=0.05)
+    assert term.initialize()
+    started = time.perf_counter()
+    term.last_error()  # answered by the module itself: no IPC
+    assert time.perf_counter() - started < 0.04
+    assert longest_pause_of_another_thread(term.terminal_info) >= 0.04
+    with pytest.raises(ValueError, match="ipc_seconds"):
+        SimTerminal(ipc_seconds=2.0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -17,7 +18,7 @@ from aiomt5._core._errors import (
     MT5WorkerBusyError,
 )
 from aiomt5._core._events import ConnectorEvent, LateResult, WorkerWedged
-from aiomt5._core._worker import Worker, WorkerState
+from aiomt5._core._worker import Worker, WorkerState, plain_call
 
 
 class Gate:
@@ -494,3 +495,91 @@ def test_idle_poll_ends_after_its_window_when_no_call_comes() -> None:
     worker = Worker(clock=clock)
     assert worker._spin(0.0005) == 0.0  # no pause
     assert 0.0005 <= now[0] < 0.001
+
+
+# ------------------------------------------------------------------ sending reads ahead
+
+
+class Backend:
+    """Records what is sent ahead and made; ``symbol_info`` is a plain read job."""
+
+    def __init__(self, gate: Gate) -> None:
+        self.gate = gate
+        self.ahead: list[list[tuple[str, tuple[Any, ...], Any]]] = []
+        self.made: list[tuple[str, tuple[Any, ...]]] = []
+
+    def send_ahead(self, requests: list[tuple[str, tuple[Any, ...], Any]]) -> None:
+        self.ahead.append(list(requests))
+
+    def call(self, name: str) -> Callable[..., Any]:
+        def made(*args: Any) -> Any:
+            self.made.append((name, args))
+            return (name, args)
+
+        return plain_call(made)
+
+
+@contextlib.asynccontextmanager
+async def blocked_worker(backend: Backend) -> AsyncIterator[tuple[Worker, asyncio.Task[Any]]]:
+    """A worker taking requests ahead for ``backend``, stuck in a call until its gate opens."""
+    worker = Worker(send_ahead=backend.send_ahead)
+    worker.start()
+    try:
+        blocker = asyncio.create_task(worker.run("block", backend.gate.block, timeout=None))
+        await backend.gate.wait_entered()
+        yield worker, blocker
+    finally:
+        await worker.aclose()
+
+
+async def test_plain_reads_queued_behind_a_call_are_sent_ahead_in_order(
+    gates: Callable[[], Gate],
+) -> None:
+    backend = Backend(gates())
+    async with blocked_worker(backend) as (worker, blocker):
+        read = backend.call("symbol_info")
+        reads = [
+            asyncio.create_task(worker.run("symbol_info", read, (f"S{i}",), timeout=None))
+            for i in range(3)
+        ]
+        write = asyncio.create_task(
+            worker.run("order_send", backend.call("order_send"), ({"x": 1},), timeout=None)
+        )
+        after = asyncio.create_task(worker.run("symbol_info", read, ("late",), timeout=None))
+        await asyncio.sleep(0)  # every call queued behind the blocked one
+        backend.gate.release()
+        results = await asyncio.gather(blocker, *reads, write, after)
+    assert results[1:4] == [("symbol_info", (f"S{i}",)) for i in range(3)]
+    # The three reads went ahead together; the write ends the run and is never sent ahead.
+    assert backend.ahead == [[("symbol_info", (f"S{i}",), None) for i in range(3)]]
+    assert [name for name, _ in backend.made] == ["symbol_info"] * 3 + ["order_send", "symbol_info"]
+
+
+@pytest.mark.parametrize("given_up", ["before", "after"])
+async def test_a_read_given_up_while_queued_is_never_made_even_when_sent_ahead(
+    gates: Callable[[], Gate], given_up: str
+) -> None:
+    backend = Backend(gates())
+    async with blocked_worker(backend) as (worker, blocker):
+        read = backend.call("symbol_info")
+        gate = gates()
+        held = plain_call(
+            lambda symbol: (backend.made.append(("symbol_info", (symbol,))), gate.block())[1]
+        )
+        first = asyncio.create_task(worker.run("symbol_info", held, ("A",), timeout=None))
+        dropped = asyncio.create_task(worker.run("symbol_info", read, ("B",), timeout=None))
+        last = asyncio.create_task(worker.run("symbol_info", read, ("C",), timeout=None))
+        await asyncio.sleep(0)
+        if given_up == "before":
+            dropped.cancel()  # before the worker looks ahead: not even sent
+            await asyncio.wait([dropped])
+        backend.gate.release()
+        await gate.wait_entered()  # A runs: B and C were looked at
+        if given_up == "after":
+            dropped.cancel()  # sent ahead already: its call is still never made
+            await asyncio.wait([dropped])
+        gate.release()
+        await asyncio.gather(blocker, first, last)
+    assert backend.made == [("symbol_info", ("A",)), ("symbol_info", ("C",))]
+    sent = ["A", "C"] if given_up == "before" else ["A", "B", "C"]
+    assert backend.ahead == [[("symbol_info", (name,), None) for name in sent]]

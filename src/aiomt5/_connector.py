@@ -48,7 +48,7 @@ from ._core._log import get_logger
 from ._core._stats import CallRecorder, ConnectionStats, HealthReport
 from ._core._supervisor import Supervisor
 from ._core._types import USE_DEFAULT, ConnectionState, MT5Struct, TimeoutArg, UseDefault
-from ._core._worker import Worker
+from ._core._worker import Worker, plain_call
 from ._market._symbols import pick_symbol
 from ._market._timeframe import Timeframe, TimeframeLike
 from ._settings import MT5Settings
@@ -392,6 +392,7 @@ class AsyncMT5Connector(TradingMethods):
             on_event=_weak_emitter(self),
             idle_spin=settings.worker_idle_spin,
             recorder=self._recorder,
+            send_ahead=self._resolved.send_ahead,
         )
         worker.start()
         self._worker = worker
@@ -444,6 +445,9 @@ class AsyncMT5Connector(TradingMethods):
                 return
             self._set_state(ConnectionState.CLOSED, "close()")
             await self._shut_down()
+            resolved = self._resolved
+            if resolved is not None and resolved.close is not None:
+                resolved.close()  # what resolving built for this connector: a child process
 
     aclose = close
 
@@ -629,7 +633,7 @@ class AsyncMT5Connector(TradingMethods):
                 raise error
             return result
 
-        return invoke
+        return plain_call(invoke)
 
     def _run(
         self,

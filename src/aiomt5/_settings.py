@@ -210,19 +210,36 @@ class MT5Settings(BaseSettings):
     sim_symbol_suffix: str = Field(
         default="", description="Broker suffix on simulated symbol names, e.g. '.m'."
     )
+    sim_hold_gil: bool = Field(
+        default=False,
+        description=(
+            "Make the simulator hold the GIL while a call waits (IPC time, latency, hangs), as "
+            "the real MetaTrader5 module does; with isolation='auto' it then runs in a child "
+            "process like the real terminal."
+        ),
+    )
 
     # -- isolation
-    isolation: Literal["thread", "process"] = Field(
-        default="thread",
+    isolation: Literal["auto", "thread", "process"] = Field(
+        default="auto",
         description=(
-            "'process' runs a local backend (metatrader5, sim) in a child process, so a call "
-            "wedged past isolation_hard_limit is ended by killing the child."
+            "Where a local backend (metatrader5, sim) is called. 'process': in a child process, "
+            "so a call that holds the GIL never stalls this process and a stuck call is ended "
+            "by replacing the child. 'thread': in a worker thread of this process, cheaper per "
+            "call but a call holding the GIL (every real MetaTrader5 call does) freezes the "
+            "event loop until it returns. 'auto': 'process' for metatrader5 and for a "
+            "GIL-holding simulator (sim_hold_gil), 'thread' for the plain simulator."
         ),
     )
     isolation_hard_limit: float | None = Field(
         default=60.0,
         gt=0,
-        description="With process isolation: seconds a call may run before the child is killed.",
+        description=(
+            "With process isolation: seconds a call may run before the child is killed (at "
+            "least connect_timeout, so a slow initialize is never cut short; None: never). A "
+            "call stuck worker_wedged_after past its own timeout is ended sooner by the "
+            "supervisor."
+        ),
     )
 
     @field_validator(

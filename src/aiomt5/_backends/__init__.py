@@ -11,6 +11,7 @@ This is the only module allowed to import ``MetaTrader5`` (ruff TID251 enforces 
 from __future__ import annotations
 
 import importlib.util
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, Protocol, cast
@@ -19,14 +20,20 @@ from aiomt5._core._errors import MT5ConfigurationError, MT5NotAvailableError
 from aiomt5._settings import BackendURL, MT5Settings, parse_backend_url
 
 __all__ = [
+    "LOCAL_BACKENDS",
     "REQUIRED_FUNCTIONS",
     "Backend",
     "ResolvedBackend",
     "backend_function",
     "constant_name",
+    "local_backend",
     "metatrader5_importable",
     "resolve_backend",
+    "runs_in_child",
 ]
+
+LOCAL_BACKENDS: Final = ("auto", "metatrader5", "sim")
+"""Backend names that run on this machine (in this process or a child, see ``isolation``)."""
 
 REQUIRED_FUNCTIONS: Final = (
     "initialize",
@@ -61,6 +68,12 @@ class ResolvedBackend:
 
     module: Backend
     description: str
+    restart: Callable[[], None] | None = None
+    """Ends a stuck call by replacing the process the backend runs in (None: nothing can)."""
+    send_ahead: Callable[[list[tuple[str, tuple[Any, ...], Any]]], None] | None = None
+    """Takes read requests before their calls, to overlap round trips (None: cannot)."""
+    close: Callable[[], None] | None = None
+    """Releases what was built for the connector when it closes (its child process)."""
 
 
 def _import_metatrader5() -> Any:
@@ -69,21 +82,25 @@ def _import_metatrader5() -> Any:
     return MetaTrader5
 
 
+def _metatrader5_missing(*, auto: bool) -> MT5NotAvailableError:
+    if auto:
+        return MT5NotAvailableError(
+            "backend='auto' found no MetaTrader5 package: it exists only for Windows "
+            "(pip install MetaTrader5 there). Elsewhere use backend='sim' (MT5_BACKEND=sim) "
+            "for the built-in simulated terminal, or a remote terminal with "
+            "'mt5linux://host:port' or 'aiomt5://host:port'"
+        )
+    return MT5NotAvailableError(
+        "backend='metatrader5' needs the MetaTrader5 package, which is Windows-only: "
+        "`pip install MetaTrader5` on Windows, or use backend='sim' for the simulator"
+    )
+
+
 def _load_metatrader5(*, auto: bool) -> ResolvedBackend:
     try:
         module = _import_metatrader5()
     except ImportError as exc:
-        if auto:
-            raise MT5NotAvailableError(
-                "backend='auto' found no MetaTrader5 package: it exists only for Windows "
-                "(pip install MetaTrader5 there). Elsewhere use backend='sim' (MT5_BACKEND=sim) "
-                "for the built-in simulated terminal, or a remote terminal with "
-                "'mt5linux://host:port' or 'aiomt5://host:port'"
-            ) from exc
-        raise MT5NotAvailableError(
-            "backend='metatrader5' needs the MetaTrader5 package, which is Windows-only: "
-            "`pip install MetaTrader5` on Windows, or use backend='sim' for the simulator"
-        ) from exc
+        raise _metatrader5_missing(auto=auto) from exc
     version = getattr(module, "__version__", "?")
     return ResolvedBackend(cast(Backend, module), f"MetaTrader5 {version}")
 
@@ -92,7 +109,12 @@ def _build_sim(settings: MT5Settings) -> ResolvedBackend:
     from aiomt5.sim import sim_terminal_from_settings  # keep `import aiomt5` light
 
     terminal, _ = sim_terminal_from_settings(settings)
-    return ResolvedBackend(cast(Backend, terminal), f"sim(seed={settings.sim_seed})")
+    return ResolvedBackend(cast(Backend, terminal), _sim_description(settings))
+
+
+def _sim_description(settings: MT5Settings) -> str:
+    gil = ", holds the GIL" if settings.sim_hold_gil else ""
+    return f"sim(seed={settings.sim_seed}{gil})"
 
 
 def _check_object(backend: object) -> ResolvedBackend:
@@ -101,6 +123,12 @@ def _check_object(backend: object) -> ResolvedBackend:
         raise MT5ConfigurationError(
             f"backend={type(backend).__name__} object lacks {', '.join(missing)}: pass the "
             "MetaTrader5 module, an aiomt5.sim.SimTerminal, or an object with the same functions"
+        )
+    isolation = sys.modules.get("aiomt5._remote._isolation")  # a ChildTerminal imported it
+    if isolation is not None and isinstance(backend, isolation.ChildTerminal):
+        description = f"custom({type(backend).__name__})"
+        return ResolvedBackend(
+            cast(Backend, backend), description, backend.restart, backend.send_ahead
         )
     return ResolvedBackend(cast(Backend, backend), f"custom({type(backend).__name__})")
 
@@ -122,14 +150,10 @@ def resolve_backend(backend: object | None, settings: MT5Settings) -> ResolvedBa
     if not isinstance(backend, str):
         return _check_object(backend)
     name = backend.strip().lower()
-    if settings.isolation == "process" and name in ("auto", "metatrader5", "sim"):
-        return _isolated("sim" if name == "sim" else "metatrader5", settings)
-    if name == "auto":
-        return _load_metatrader5(auto=True)
-    if name == "metatrader5":
-        return _load_metatrader5(auto=False)
-    if name == "sim":
-        return _build_sim(settings)
+    if name in LOCAL_BACKENDS:
+        if runs_in_child(name, settings):
+            return _isolated(name, settings)
+        return local_backend(name, settings)
     try:
         url = parse_backend_url(backend.strip())
     except ValueError as exc:
@@ -149,12 +173,55 @@ def _remote(url: BackendURL, settings: MT5Settings) -> ResolvedBackend:
     return ResolvedBackend(cast(Backend, backend), f"remote({url})")
 
 
-def _isolated(spec: str, settings: MT5Settings) -> ResolvedBackend:
-    """The backend in a child process (``isolation="process"``), killed if a call wedges."""
+def runs_in_child(name: str, settings: MT5Settings) -> bool:
+    """Whether the local backend ``name`` (one of ``LOCAL_BACKENDS``) runs in a child process.
+
+    ``settings.isolation``: "process" or "thread" as asked; "auto" isolates whatever holds the
+    GIL while it waits: the MetaTrader5 module (unless it was made in this process, as
+    ``aiomt5.sim.install()`` does: a child could not import it), the simulator with
+    ``sim_hold_gil``.
+    """
+    if settings.isolation != "auto":
+        return settings.isolation == "process"
+    if name == "sim":
+        return settings.sim_hold_gil
+    return not _metatrader5_only_here()
+
+
+def _metatrader5_only_here() -> bool:
+    """A ``MetaTrader5`` module made in this process (``aiomt5.sim.install()``): no child has it."""
+    module = sys.modules.get("MetaTrader5")
+    return module is not None and getattr(module, "__spec__", None) is None
+
+
+def local_backend(name: str, settings: MT5Settings) -> ResolvedBackend:
+    """The local backend ``name`` built in this process, whatever ``settings.isolation`` says.
+
+    What a child process of ``isolation="process"`` runs for its parent.
+    """
+    if name == "sim":
+        return _build_sim(settings)
+    return _load_metatrader5(auto=name == "auto")
+
+
+def _isolated(name: str, settings: MT5Settings) -> ResolvedBackend:
+    """The backend in a child process, which the supervisor replaces if a call wedges."""
     from aiomt5._remote._isolation import ChildTerminal  # served by the child on a loopback port
 
-    child = ChildTerminal(spec, hard_limit=settings.isolation_hard_limit)
-    return ResolvedBackend(cast(Backend, child), f"process({spec})")
+    spec = "sim" if name == "sim" else "metatrader5"
+    if spec == "metatrader5" and not metatrader5_importable():
+        raise _metatrader5_missing(auto=name == "auto")  # say so here, not from a dead child
+    child = ChildTerminal(spec, hard_limit=_hard_limit(settings), settings=settings)
+    inner = _sim_description(settings) if spec == "sim" else spec
+    return ResolvedBackend(
+        cast(Backend, child), f"process({inner})", child.restart, child.send_ahead, child.close
+    )
+
+
+def _hard_limit(settings: MT5Settings) -> float | None:
+    """``isolation_hard_limit``, never shorter than a connect attempt may legitimately take."""
+    limits = (settings.isolation_hard_limit, settings.connect_timeout)
+    return None if None in limits else max(limit for limit in limits if limit is not None)
 
 
 def constant_name(backend: object, prefix: str, value: int) -> str:
@@ -176,4 +243,7 @@ def backend_function(backend: Backend, name: str) -> Callable[..., Any] | None:
 
 def metatrader5_importable() -> bool:
     """True when ``import MetaTrader5`` would succeed on this machine."""
-    return importlib.util.find_spec("MetaTrader5") is not None
+    try:
+        return importlib.util.find_spec("MetaTrader5") is not None
+    except ValueError:  # in sys.modules without a spec: made in this process, but there
+        return True

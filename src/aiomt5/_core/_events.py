@@ -70,7 +70,8 @@ class LateResult(ConnectorEvent):
 class WorkerWedged(ConnectorEvent):
     """The worker is stuck in a call past its caller's timeout; new calls now fail fast.
 
-    Published once per stuck call, when the first call is turned away.
+    Published once per stuck call, ``worker_wedged_after`` seconds past its caller's deadline
+    (or when a first call is turned away, if that comes first).
     """
 
     kind: ClassVar[str] = "worker_busy"

@@ -12,6 +12,10 @@ From then on it owns the session:
 * a reconnect retires the worker (waiting for a stuck call to return: two threads must never be
   inside MetaTrader5 at once), starts a fresh one and re-runs the handshake, with capped, jittered
   exponential backoff between attempts; ``connector.reconnect()`` skips the wait;
+* a call stuck ``worker_wedged_after`` seconds past its timeout (``WorkerWedged``) in a backend
+  that runs in a child process (``isolation="process"``) is ended by replacing the child: the
+  stuck call fails like a broken pipe, and the session is re-established on a fresh child. In
+  one process nothing can end it, so the connector only goes DEGRADED until it returns;
 * when it gives up (``reconnect_max_retries``, or rejected credentials), the error goes to a
   ``ReconnectFailed`` event and to the user's next call, and the state becomes DISCONNECTED.
 
@@ -42,7 +46,14 @@ from ._errors import (
     MT5TimeoutError,
     MT5WorkerBusyError,
 )
-from ._events import HealthFailed, Reconnected, ReconnectFailed, ReconnectScheduled
+from ._events import (
+    ConnectorEvent,
+    HealthFailed,
+    Reconnected,
+    ReconnectFailed,
+    ReconnectScheduled,
+    WorkerWedged,
+)
 from ._log import get_logger
 from ._types import ConnectionState
 from ._worker import WorkerState
@@ -138,6 +149,7 @@ class Supervisor:
         """Start the task and wait for the first connect (its error is raised here)."""
         loop = asyncio.get_running_loop()
         self._ready = ready = loop.create_future()
+        self._connector().add_event_hook(self._on_event)
         self._task = asyncio.create_task(self._main(), name="aiomt5-supervisor")
         # Shielded: a cancelled connect() must not cancel the future the task resolves.
         await asyncio.shield(ready)
@@ -180,6 +192,44 @@ class Supervisor:
             self._lost = (error, False)
         self._wake.set()
 
+    def _on_event(self, event: ConnectorEvent) -> None:
+        """A stuck call can be ended by replacing the child process: decide to (loop thread)."""
+        if not isinstance(event, WorkerWedged) or not self.running:
+            return
+        connector = self._ref()
+        if connector is None or connector.state not in _LIVE or not self._can_restart(connector):
+            return
+        error = MT5WorkerBusyError(
+            f"the terminal is stuck in {event.args_summary} for {event.running_for:.1f}s, "
+            f"{event.overdue:.1f}s past its timeout: replacing its process",
+            function=event.function,
+        )
+        self._lost = (error, True)
+        self._wake.set()
+
+    @staticmethod
+    def _can_restart(connector: AsyncMT5Connector) -> bool:
+        resolved = connector._resolved
+        return resolved is not None and resolved.restart is not None
+
+    def _restart_stuck(self, connector: AsyncMT5Connector) -> None:
+        """Before a new session: end a call its caller gave up on by replacing the backend's
+        process (it fails like a broken pipe), rather than wait for it. In-process, or when
+        its caller still waits, the new session waits for it as always."""
+        resolved = connector._resolved
+        worker = connector.worker
+        if resolved is None or resolved.restart is None or worker is None:
+            return
+        in_flight = worker.in_flight
+        if in_flight is None or in_flight.overdue_for is None:
+            return
+        log.error(
+            "aiomt5.supervisor.replacing_stuck_terminal",
+            function=in_flight.function,
+            running_for=round(in_flight.running_for, 3),
+        )
+        resolved.restart()
+
     def request_reconnect(self) -> None:
         """Reconnect now: skip a backoff wait, or start a fresh session when connected."""
         self._reconnect_now.set()
@@ -210,6 +260,11 @@ class Supervisor:
             log.exception("aiomt5.supervisor.crashed", error=repr(exc))
             self._fail(exc, attempts=0)
         finally:
+            connector = self._ref()
+            if connector is not None:
+                with contextlib.suppress(ValueError):  # already removed
+                    connector.remove_event_hook(self._on_event)
+                del connector
             await self._stop_health()
 
     def _resolve_ready(self) -> None:
@@ -251,6 +306,7 @@ class Supervisor:
         connector = self._connector()
         if not first:
             self.reconnect_attempts += 1
+        self._restart_stuck(connector)  # e.g. an initialize that outlived connect_timeout
         settings = self._settings
         connect_log.info(
             "aiomt5.connector.connect_attempt",
@@ -440,11 +496,14 @@ class Supervisor:
         in_flight = worker.in_flight
         if in_flight is not None:
             if worker.state is WorkerState.WEDGED:
-                return _Verdict(
-                    _Health.DEGRADED,
+                reason = (
                     f"the terminal is stuck in {in_flight.function}() for "
-                    f"{in_flight.running_for:.1f}s",
+                    f"{in_flight.running_for:.1f}s"
                 )
+                if self._can_restart(connector):  # a child process: replace it
+                    error = MT5WorkerBusyError(reason, function=in_flight.function)
+                    return _Verdict(_Health.LOST, reason, error)
+                return _Verdict(_Health.DEGRADED, reason)
             # A ping queued behind a long call would time out and look like a dead terminal;
             # the call's own outcome will tell. Check again next time.
             return _Verdict(_Health.SKIPPED, f"{in_flight.function}() in flight")

@@ -54,7 +54,7 @@ from ._events import ConnectorEvent, LateResult, WorkerWedged
 from ._log import get_logger
 from ._stats import CallRecorder
 
-__all__ = ["WRITE_FUNCTIONS", "InFlightCall", "Worker", "WorkerState"]
+__all__ = ["WRITE_FUNCTIONS", "InFlightCall", "Worker", "WorkerState", "plain_call"]
 
 T = TypeVar("T")
 
@@ -201,6 +201,26 @@ class _Job:
 
 
 _STOP: Final = object()
+_AHEAD_MAX: Final = 32  # requests sent ahead at once: enough to keep a child busy
+
+
+def plain_call(function: Callable[..., T]) -> Callable[..., T]:
+    """Mark ``function`` as calling the backend function its job is named after, as is.
+
+    Only such jobs (reads among them) can be sent ahead to a backend that takes requests before
+    their calls (``Worker(send_ahead=...)``).
+    """
+    function.plain_call = True  # type: ignore[attr-defined]
+    return function
+
+
+def _is_plain_read(job: Any) -> bool:
+    return (
+        job is not _STOP
+        and not job.write
+        and job.state == _PENDING
+        and getattr(job.fn, "plain_call", False)
+    )
 
 
 class Worker:
@@ -213,6 +233,9 @@ class Worker:
         max_queued: Calls allowed to wait at once; more fail with ``MT5WorkerBusyError``.
         on_event: Receives ``LateResult`` and ``WorkerWedged`` events, on the caller's loop.
         recorder: Counts calls, failures and latencies as their callers see them.
+        send_ahead: The backend's ``send_ahead(requests)``, when it can take requests before
+            their calls (a child process): before a plain read, the plain reads queued right
+            behind it are handed to it, so their round trips overlap (see ``plain_call``).
         idle_spin: Seconds the idle thread polls for the next call (yielding the CPU and the
             GIL) before it goes to sleep, when calls come back to back; it halves their
             latency. 0 disables.
@@ -228,9 +251,14 @@ class Worker:
         on_event: Callable[[ConnectorEvent], None] | None = None,
         idle_spin: float = 0.0005,
         recorder: CallRecorder | None = None,
+        send_ahead: Callable[[list[tuple[str, tuple[Any, ...], Any]]], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._name = name
+        self._send_ahead = send_ahead
+        # Jobs taken from the queue to be sent ahead, run before the queue's (worker thread;
+        # appends and close()'s cancellations under _lock).
+        self._ahead: collections.deque[Any] = collections.deque()
         self._idle_spin = idle_spin
         self._recorder = recorder
         self._wedged_after = wedged_after
@@ -361,11 +389,16 @@ class Worker:
     def _cancel_queued(self) -> None:
         """Fail every call still queued with ``MT5ClosedError`` (they never run)."""
         stop_seen = False
+        with self._lock:  # taken ahead by the worker: it skips them once cancelled
+            taken = [job for job in self._ahead if job is not _STOP]
         while True:
-            try:
-                job = self._queue.get_nowait()
-            except queue.Empty:
-                break
+            if taken:
+                job = taken.pop()
+            else:
+                try:
+                    job = self._queue.get_nowait()
+                except queue.Empty:
+                    break
             if job is _STOP:
                 stop_seen = True
                 continue
@@ -416,7 +449,7 @@ class Worker:
     @property
     def queued(self) -> int:
         """Calls waiting (approximate: includes calls already given up, not yet skipped)."""
-        return self._queue.qsize()
+        return self._queue.qsize() + len(self._ahead)
 
     def _is_wedged(self, job: _Job) -> bool:
         gave_up = job.gave_up_at
@@ -580,23 +613,7 @@ class Worker:
         running_for = now - current.started
         overdue = now - (current.gave_up_at or now)
         stuck = current.summary()
-        if self._wedged_reported is not current:
-            self._wedged_reported = current
-            log.error(
-                "aiomt5.worker.wedged",
-                function=current.function,
-                call=stuck,
-                running_for=round(running_for, 3),
-                overdue=round(overdue, 3),
-            )
-            self._emit(
-                WorkerWedged(
-                    function=current.function,
-                    args_summary=stuck,
-                    running_for=running_for,
-                    overdue=overdue,
-                )
-            )
+        self._report_wedged(current)
         raise MT5WorkerBusyError(
             f"the terminal is stuck in {stuck} for {running_for:.1f}s, {overdue:.1f}s past its "
             "timeout; refusing new calls until it returns (check the terminal; a reconnect "
@@ -604,6 +621,36 @@ class Worker:
             function=function,
             args_summary=summarize_call(function, args, kwargs or {}),
         )
+
+    def _report_wedged(self, current: _Job) -> None:
+        """Log and emit ``WorkerWedged`` for ``current``, once per stuck call (loop thread)."""
+        if self._wedged_reported is current:
+            return
+        self._wedged_reported = current
+        now = self._clock()
+        running_for = now - current.started
+        overdue = now - (current.gave_up_at or now)
+        stuck = current.summary()
+        log.error(
+            "aiomt5.worker.wedged",
+            function=current.function,
+            call=stuck,
+            running_for=round(running_for, 3),
+            overdue=round(overdue, 3),
+        )
+        self._emit(
+            WorkerWedged(
+                function=current.function,
+                args_summary=stuck,
+                running_for=running_for,
+                overdue=overdue,
+            )
+        )
+
+    def _check_wedged(self, job: _Job) -> None:
+        """``wedged_after`` seconds after its caller gave up: is ``job`` still stuck?"""
+        if self._current is job and not self._closed:
+            self._report_wedged(job)
 
     def _give_up(self, job: _Job, timeout: float | None) -> None:
         """The caller stopped waiting: ``timeout`` seconds elapsed, or (None) it was cancelled."""
@@ -633,6 +680,9 @@ class Worker:
             return
         if state != _RUNNING:
             return  # finished; its result is on the way and wins over the timeout
+        # Say so as soon as the call counts as stuck, not only when a new call is refused:
+        # whoever can end it (the supervisor, with a child process) should not wait for that.
+        job.outbox.loop.call_later(self._wedged_after, self._check_wedged, job)
         summary = job.summary()
         how = f"timed out after {timeout}s" if timeout is not None else "was cancelled"
         if job.write:
@@ -672,18 +722,26 @@ class Worker:
         empty = self._queue.empty
         clock = self._clock
         spin = self._idle_spin
+        ahead = self._ahead
+        send_ahead = self._send_ahead
         paused_until = 0.0
         gap = float("inf")  # idle time before the last call arrived
         idle_since = clock()
         try:
             while True:
                 # Poll only while calls come back to back: after a long gap it is wasted CPU.
-                if spin and gap <= spin and empty() and idle_since >= paused_until:
+                if spin and gap <= spin and not ahead and empty() and idle_since >= paused_until:
                     paused_until = self._spin(spin)
-                job = get()
+                if ahead:
+                    with self._lock:  # close() may be looking at it
+                        job = ahead.popleft()
+                else:
+                    job = get()
                 if job is _STOP:
                     break
                 gap = clock() - idle_since
+                if send_ahead is not None and not ahead and _is_plain_read(job):
+                    self._look_ahead(job, send_ahead)
                 self._execute(job)
                 idle_since = clock()
                 # Hold no reference to the last call while idle: it would keep its caller's
@@ -691,6 +749,34 @@ class Worker:
                 del job
         finally:
             self._thread_exit()
+
+    def _look_ahead(
+        self, job: _Job, send_ahead: Callable[[list[tuple[str, tuple[Any, ...], Any]]], None]
+    ) -> None:
+        """Hand ``job`` and the plain reads queued right behind it to the backend at once.
+
+        They run in order all the same; the backend only sends their requests before their
+        calls, so the terminal answers them back to back. Writes are never sent ahead: a call
+        cancelled while queued must not run.
+        """
+        requests = [(job.function, job.args, job.kwargs)]
+        taken: list[Any] = []
+        while len(requests) < _AHEAD_MAX:
+            try:
+                queued = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            taken.append(queued)
+            if queued is not _STOP and queued.state == _CANCELLED:
+                continue  # given up while queued: it never runs, nothing to send
+            if not _is_plain_read(queued):
+                break
+            requests.append((queued.function, queued.args, queued.kwargs))
+        if taken:
+            with self._lock:
+                self._ahead.extend(taken)
+        if len(requests) > 1:
+            send_ahead(requests)
 
     def _spin(self, spin: float) -> float:
         """Poll for the next call for up to ``spin`` seconds; return until when not to spin.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import socket
 import ssl
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from aiomt5._core._errors import REMOTE_BUSY, REMOTE_PROTOCOL
@@ -121,9 +122,20 @@ class ServeTransport:
 
     def call(self, name: str, args: Any, kwargs: Any) -> tuple[Any, list[Any]]:
         """One remote call (see ``FramedLink.call``)."""
+        return self._open_link().call(name, args, kwargs)
+
+    def send(self, requests: Sequence[tuple[str, Any, Any]]) -> None:
+        """Send requests ahead of their replies (see ``FramedLink.send``)."""
+        self._open_link().send(requests)
+
+    def receive(self) -> tuple[Any, list[Any]]:
+        """The oldest unanswered request's reply (see ``FramedLink.receive``)."""
+        return self._open_link().receive()
+
+    def _open_link(self) -> FramedLink:
         if self._link is None:
             raise LinkError(-10004, "No IPC connection")
-        return self._link.call(name, args, kwargs)
+        return self._link
 
     def close(self) -> None:
         """Drop the connection (idempotent)."""

@@ -23,7 +23,7 @@ import functools
 import socket
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, Protocol
 
 from aiomt5._core._errors import REMOTE_PROTOCOL
@@ -40,7 +40,9 @@ from ._wire import (
     WireError,
     decode,
     encode,
+    pack_frame,
     send_frame,
+    time_left,
 )
 
 __all__ = [
@@ -152,13 +154,45 @@ class FramedLink:
                 time, ``REMOTE_PROTOCOL`` it was garbage or too big (the request may have run).
             WireError: An argument JSON cannot carry; nothing was sent.
         """
-        deadline = None if self._timeout is None else time.monotonic() + self._timeout
+        deadline = self._deadline()
+        self._send(lambda: send_frame(self._sock, (name, args, kwargs), (), deadline))
+        return self._receive(deadline)
+
+    def send(self, requests: Sequence[tuple[str, Any, Any]]) -> None:
+        """Send ``(name, args, kwargs)`` requests in one write, without waiting for replies.
+
+        Their replies come back in order (``receive``).
+
+        Raises:
+            LinkError: -10001 they could not be sent, -10002 not in time.
+            WireError: One holds something JSON cannot carry; nothing was sent.
+        """
+        data = b"".join(pack_frame(request) for request in requests)
+        deadline = self._deadline()
+
+        def write() -> None:
+            if deadline is not None:
+                self._sock.settimeout(time_left(deadline))
+            self._sock.sendall(data)
+
+        self._send(write)
+
+    def receive(self) -> tuple[Any, list[Any]]:
+        """The reply to the oldest request sent and not yet answered."""
+        return self._receive(self._deadline())
+
+    def _deadline(self) -> float | None:
+        return None if self._timeout is None else time.monotonic() + self._timeout
+
+    def _send(self, write: Callable[[], None]) -> None:
         try:
-            send_frame(self._sock, (name, args, kwargs), (), deadline)
+            write()
         except TimeoutError as exc:
             raise link_error(self._url, exc) from None  # part of it may have gone out
         except OSError as exc:
             raise LinkError(-10001, f"IPC send failed: link to {self._url} broke: {exc}") from None
+
+    def _receive(self, deadline: float | None) -> tuple[Any, list[Any]]:
         try:
             return self._reader.read(self._max_reply_bytes, MAX_REPLY_BUFFERS, deadline)
         except (OSError, EOFError) as exc:

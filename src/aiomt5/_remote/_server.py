@@ -681,20 +681,26 @@ def _token_from(token_file: str | None) -> str | None:
 
 
 def _load_backend(name: str, seed: int | None) -> object:
+    """The served backend, built as a connector would (``MT5_ISOLATION``, ``MT5_SIM_*``...).
+
+    The MetaTrader5 module (and a GIL-holding simulator) runs in a child process by default: a
+    call holding the GIL there leaves this process's accept loop, handshakes and deadlines
+    running.
+    """
+    from aiomt5._backends import resolve_backend, runs_in_child
     from aiomt5._settings import MT5Settings
 
-    if name == "sim":
+    # The MT5_SIM_* settings apply, as everywhere; --sim-seed wins over MT5_SIM_SEED.
+    fields = {"backend": name} if seed is None else {"backend": name, "sim_seed": seed}
+    settings = MT5Settings(**fields)
+    if name == "sim" and not runs_in_child(name, settings):
         from aiomt5.sim import make_module, sim_terminal_from_settings
 
-        # The MT5_SIM_* settings apply, as everywhere; --sim-seed wins over MT5_SIM_SEED.
-        settings = MT5Settings() if seed is None else MT5Settings(sim_seed=seed)
         terminal, note = sim_terminal_from_settings(settings, open_market=True)
         if note is not None:
             sys.stderr.write(f"aiomt5 serve: {note}\n")
         return make_module(terminal)
-    from aiomt5._backends import resolve_backend
-
-    return resolve_backend("metatrader5", MT5Settings(backend="metatrader5")).module
+    return resolve_backend(name, settings).module
 
 
 def run_serve(

@@ -446,6 +446,16 @@ def dump_message(message: Any) -> bytes:
         raise WireError(f"cannot send this to a remote terminal: {exc}") from None
 
 
+def pack_frame(message: Any) -> bytes:
+    """A frame without buffers as bytes: several requests can then go in one write.
+
+    Raises:
+        WireError: ``message`` holds something JSON cannot carry.
+    """
+    data = dump_message(message)
+    return _HEADER.pack(len(data), 0) + data
+
+
 def send_frame(sock: Any, message: Any, buffers: Any = (), deadline: Any = None) -> None:
     """Send one frame: header, buffer sizes, ``message`` as JSON, then the raw ``buffers``.
 

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Final, Literal
 
 from aiomt5._mt5.codes import error_text
 
+from ._gil import hold_gil_until
+
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
@@ -84,10 +86,17 @@ class Hang:
         """True once ``release()`` was called."""
         return self._released.is_set()
 
-    def block(self) -> None:
-        """Block the calling thread until released (or for ``seconds`` if given)."""
+    def block(self, *, hold_gil: bool = False) -> None:
+        """Block the calling thread until released (or for ``seconds`` if given).
+
+        With ``hold_gil`` it keeps the GIL while it waits, as a stuck MetaTrader5 call does
+        (in chunks, see ``_gil``: ``release()`` from another thread still gets through).
+        """
         self.entered.set()
-        self._released.wait(self.seconds)
+        if hold_gil:
+            hold_gil_until(self._released, self.seconds)
+        else:
+            self._released.wait(self.seconds)
 
 
 @dataclass(slots=True)
@@ -232,7 +241,7 @@ class Faults:
     def latency(
         self, function: str = "*", seconds: float | Callable[[random.Random], float] = 0.0
     ) -> None:
-        """Add latency (a real sleep in the calling thread) to calls of ``function``.
+        """Add latency (a real wait in the calling thread) to calls of ``function``.
 
         ``seconds`` may be a callable drawing from a seeded ``random.Random`` for a distribution,
         e.g. ``lambda rng: rng.lognormvariate(-7, 0.5)``. ``0`` removes it.
@@ -385,9 +394,15 @@ class Faults:
         plan.records.append(FaultRecord(function, kind, code))
 
     @staticmethod
-    def apply_delays(plan: _Plan) -> None:
-        """Block/sleep as planned, in the calling thread (outside every terminal lock)."""
+    def apply_delays(plan: _Plan, *, hold_gil: bool = False) -> None:
+        """Block/sleep as planned, in the calling thread (outside every terminal lock).
+
+        With ``hold_gil`` every wait keeps the GIL, as the real MetaTrader5 module's do.
+        """
         if plan.hang is not None:
-            plan.hang.block()
+            plan.hang.block(hold_gil=hold_gil)
         if plan.delay > 0:
-            time.sleep(plan.delay)
+            if hold_gil:
+                hold_gil_until(None, plan.delay)
+            else:
+                time.sleep(plan.delay)

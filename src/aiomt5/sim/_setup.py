@@ -73,11 +73,15 @@ def sim_terminal_from_settings(
     """A ``SimTerminal`` with the seed, suffix and clock ``settings`` ask for, and the clock's note.
 
     Args:
-        settings: ``sim_seed``, ``sim_start``, ``sim_speed``, ``sim_symbol_suffix`` are read.
+        settings: ``sim_seed``, ``sim_start``, ``sim_speed``, ``sim_symbol_suffix``,
+            ``sim_hold_gil`` are read.
         open_market: Start a wall clock that falls in a closed session at the latest open one.
     """
     choice = sim_clock(settings, open_market=open_market)
     terminal = SimTerminal(
-        seed=settings.sim_seed, clock=choice.clock, symbol_suffix=settings.sim_symbol_suffix
+        seed=settings.sim_seed,
+        clock=choice.clock,
+        symbol_suffix=settings.sim_symbol_suffix,
+        hold_gil=settings.sim_hold_gil,
     )
     return terminal, choice.note

@@ -47,7 +47,7 @@ from ._args import (
 )
 from ._clock import SimClock
 from ._errors import Failure, invalid_argument
-from ._faults import Faults
+from ._faults import LOCAL_FUNCTIONS, Faults
 from ._group import compile_group
 from ._market import HISTORY_CACHE_BYTES, HistoryCache, MarketModel, is_timeframe, nominal_seconds
 from ._symbols import CATALOGUE, with_suffix
@@ -114,6 +114,12 @@ class SimTerminal(MetaTrader5Helpers):
             are the same either way.
         path: Path of the simulated ``terminal64.exe``.
         market_watch: Symbols selected at start (default: the majors and gold).
+        hold_gil: Wait like the real MetaTrader5 module: every wait of a call (its IPC time,
+            injected latency, hangs) keeps the GIL, so no other thread of the process runs
+            meanwhile (see ``aiomt5.sim._gil``). Off by default: the simulator then lets other
+            threads run, as no real terminal does.
+        ipc_seconds: Simulated pipe round trip of every call that reaches the terminal, in
+            seconds (0: none). The real one is 0.1 to 1 ms.
     """
 
     def __init__(
@@ -129,10 +135,18 @@ class SimTerminal(MetaTrader5Helpers):
         history_cache_bytes: int = HISTORY_CACHE_BYTES,
         path: str = TERMINAL_PATH,
         market_watch: Iterable[str] | None = None,
+        hold_gil: bool = False,
+        ipc_seconds: float = 0.0,
     ) -> None:
         if maxbars < 1:
             msg = f"maxbars must be positive, got {maxbars}"
             raise ValueError(msg)
+        if not 0 <= ipc_seconds <= 1:
+            msg = f"ipc_seconds must be within [0, 1], got {ipc_seconds}"
+            raise ValueError(msg)
+        self.hold_gil = hold_gil
+        """Whether calls keep the GIL while they wait, like the real module's."""
+        self.ipc_seconds = ipc_seconds
         self.seed = seed
         self.clock = clock if clock is not None else SimClock.wall()
         self.maxbars = maxbars
@@ -203,8 +217,10 @@ class SimTerminal(MetaTrader5Helpers):
             self.calls[name] += 1
             self._last_error = (1, "Success")
         plan = self.faults.plan(name)
+        if self.ipc_seconds and name not in LOCAL_FUNCTIONS:
+            plan.delay += self.ipc_seconds
         if plan.hang is not None or plan.delay:
-            Faults.apply_delays(plan)
+            Faults.apply_delays(plan, hold_gil=self.hold_gil)
         action = plan.action
         with self._lock:
             if action is not None and action.when == "before":
