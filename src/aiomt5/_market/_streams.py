@@ -2,7 +2,9 @@
 
 MetaTrader5 has no push API, so streams poll through the connector: each poll is one
 ``connector.call`` per symbol, queued on the worker like any other call, so streams share the
-terminal fairly with the rest of the program.
+terminal fairly with the rest of the program. A poll queues at most ``_READS_IN_FLIGHT`` reads
+at once: the worker answers them back to back and the loop wakes up once per batch, not once
+per symbol, while other callers wait behind one batch at most.
 
 **Exactly once, by cursor.** A tick stream remembers, per symbol, the ``time_msc`` of the last
 tick it handed out and how many ticks with that same ``time_msc`` it handed out (several ticks
