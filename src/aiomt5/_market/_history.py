@@ -36,7 +36,12 @@ import numpy as np
 import numpy.typing as npt
 
 from aiomt5._core._arguments import positive_int, utc_timestamp
-from aiomt5._core._errors import MT5CallError, MT5InvalidArgumentError, MT5NotFoundError
+from aiomt5._core._errors import (
+    REMOTE_REPLY_TOO_LARGE,
+    MT5CallError,
+    MT5InvalidArgumentError,
+    MT5NotFoundError,
+)
 from aiomt5._core._types import USE_DEFAULT, TimeoutArg
 from aiomt5._dtypes import RATES_DTYPE, TICKS_DTYPE
 
@@ -68,6 +73,8 @@ _TICK_FLAGS: Final = {"all": -1, "info": 1, "trade": 2}
 _NO_RATES: Final = np.empty(0, RATES_DTYPE)
 _NO_TICKS: Final = np.empty(0, TICKS_DTYPE)
 _INVALID_PARAMS: Final = -2
+# A tick window refused as too large: by the terminal (-2), or by `aiomt5 serve`'s reply limit.
+_TOO_LARGE: Final = frozenset({_INVALID_PARAMS, REMOTE_REPLY_TOO_LARGE})
 _CALL_FAILED: Final = -1
 
 TickFlagsLike = Literal["all", "info", "trade"] | int
@@ -558,7 +565,8 @@ async def fetch_ticks(
     ticks from ``date_from`` instead; with neither, ticks run up to now.
 
     Pages are time windows of whole seconds whose length adapts so that each page holds about
-    ``page_size`` ticks; a window the terminal refuses as too large (-2) is halved and retried.
+    ``page_size`` ticks; a window the terminal refuses as too large (-2), or ``aiomt5 serve`` as
+    over its reply limit, is halved and retried.
 
     Args:
         connector: A connected ``AsyncMT5Connector``.
@@ -638,7 +646,7 @@ async def tick_pages(
         except MT5CallError as exc:
             if outside.refused(exc):
                 ticks = _NO_TICKS
-            elif exc.code != _INVALID_PARAMS or high == low:
+            elif exc.code not in _TOO_LARGE or high == low:
                 raise
             else:
                 window = max((high - low + 1) // 2, 1)
