@@ -355,3 +355,26 @@ def test_polars_frame_does_not_alias_the_packed_array(ticks: npt.NDArray[np.void
     source["time_msc"][0] = 0
     assert frame["bid"][0] == float(ticks["bid"][0])
     assert frame["time_msc"][0] == int(ticks["time_msc"][0])
+
+
+async def test_ticks_by_count_are_copied_into_the_columns_as_they_arrive(
+    mt5: tuple[AsyncMT5Connector, SimTerminal], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    connector, _ = mt5
+    added: list[int] = []
+    real_add = _frames._ColumnSink.add
+
+    def add(self: Any, page: npt.NDArray[np.void]) -> None:
+        real_add(self, page)
+        added.append(self.rows)
+
+    monkeypatch.setattr(_frames._ColumnSink, "add", add)
+    start = datetime(2026, 2, 26, 8, tzinfo=UTC)
+    frame = await fetch_ticks_frame(
+        connector, "EURUSD", start, count=20_000, engine="polars", page_size=500
+    )
+    want = reference(await fetch_ticks(connector, "EURUSD", start, count=20_000), "ticks", "polars")
+    assert_same(frame, want, "polars")
+    assert len(added) > 3
+    # Every page went into the reserved buffers as it came: none is copied at the end.
+    assert added[-1] == 20_000
