@@ -633,6 +633,8 @@ async def tick_pages(
         return []
     end = clamped
     pager = _Pager(name, progress, sink)
+    if total is not None:
+        pager.reserve(total)  # pages are cut at count: a sink can copy them as they come
     parts: list[npt.NDArray[np.void]] = []
     rows = 0
     window = _TICK_WINDOW_START

@@ -2,7 +2,9 @@
 
 MetaTrader5 has no push API, so streams poll through the connector: each poll is one
 ``connector.call`` per symbol, queued on the worker like any other call, so streams share the
-terminal fairly with the rest of the program.
+terminal fairly with the rest of the program. A poll queues at most ``_READS_IN_FLIGHT`` reads
+at once: the worker answers them back to back and the loop wakes up once per batch, not once
+per symbol, while other callers wait behind one batch at most.
 
 **Exactly once, by cursor.** A tick stream remembers, per symbol, the ``time_msc`` of the last
 tick it handed out and how many ticks with that same ``time_msc`` it handed out (several ticks
@@ -91,6 +93,8 @@ Sleep = Callable[[float], Awaitable[object]]
 # A stream's calls are all idempotent (reads, symbol_select), so an unknown outcome is retried.
 _RETRYABLE: Final = (MT5ConnectionError, MT5TimeoutError, MT5OutcomeUnknownError)
 _BAR_DEPTH: Final = 64
+# Tick reads of one poll queued on the worker at once (see TickStream._read_all).
+_READS_IN_FLIGHT: Final = 32
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -344,15 +348,37 @@ class TickStream(_Polling):
         return tick
 
     async def _poll(self) -> None:
-        fresh: list[tuple[str, npt.NDArray[np.void], bool]] = []
-        for symbol in self._requested:
-            rows, full = await self._read(symbol)
-            fresh.append((symbol, rows, full))
+        fresh = await self._read_all()
         horizons = [int(rows["time_msc"][-1]) for _, rows, full in fresh if full]
         horizon = min(horizons) if horizons else None
         self._caught_up = horizon is None
         self._note_sessions(fresh)
         self._queue(fresh, horizon)
+
+    async def _read_all(self) -> list[tuple[str, npt.NDArray[np.void], bool]]:
+        """Every symbol's ``_read``, up to ``_READS_IN_FLIGHT`` queued on the worker at once.
+
+        The worker answers a queued batch back to back, so the loop wakes up about once per
+        batch instead of once per symbol; a bounded batch keeps other callers' waits short.
+        """
+        symbols = self._requested
+        if len(symbols) == 1:
+            rows, full = await self._read(symbols[0])
+            return [(symbols[0], rows, full)]
+        fresh: list[tuple[str, npt.NDArray[np.void], bool]] = []
+        for start in range(0, len(symbols), _READS_IN_FLIGHT):
+            batch = symbols[start : start + _READS_IN_FLIGHT]
+            reads = [asyncio.ensure_future(self._read(symbol)) for symbol in batch]
+            try:
+                for symbol, read in zip(batch, reads, strict=True):
+                    rows, full = await read
+                    fresh.append((symbol, rows, full))
+            finally:
+                for read in reads:
+                    if not read.done():
+                        read.cancel()  # an error or a cancel ends the poll: drop the rest
+                    read.add_done_callback(_retrieve)
+        return fresh
 
     def _note_sessions(self, fresh: list[tuple[str, npt.NDArray[np.void], bool]]) -> None:
         """Say once when a quiet symbol's market is closed, and once when it trades again.
@@ -382,11 +408,13 @@ class TickStream(_Polling):
             rows = await self._connector.call(
                 "copy_ticks_from", self._broker[symbol], last // 1000, limit, self._flags
             )
-            times = rows["time_msc"]
-            before = int(np.searchsorted(times, last, "left"))
-            through = int(np.searchsorted(times, last, "right"))
-            new = rows[min(before + seen, through) :]
             full = len(rows) >= limit
+            if not len(rows):
+                return rows, full
+            times = rows["time_msc"]
+            before = int(times.searchsorted(last, "left"))
+            through = int(times.searchsorted(last, "right"))
+            new = rows[min(before + seen, through) :]
             if len(new) or not full:
                 return new, full
             # One second holds more ticks than the share: read a larger page of it.
@@ -395,22 +423,34 @@ class TickStream(_Polling):
     def _queue(
         self, fresh: list[tuple[str, npt.NDArray[np.void], bool]], horizon: int | None
     ) -> None:
-        times: list[npt.NDArray[np.int64]] = []
-        owners: list[npt.NDArray[np.intp]] = []
+        batches: list[tuple[str, npt.NDArray[np.void]]] = []
+        for symbol, batch, _ in fresh:
+            if horizon is not None and len(batch) and batch["time_msc"][-1] > horizon:
+                batch = batch[batch["time_msc"] <= horizon]
+            if len(batch):
+                batches.append((symbol, batch))
+        if not batches:
+            return
+        if len(batches) == 1:
+            symbol, batch = batches[0]
+            self._pending.extend(StreamTick(symbol, *row) for row in batch.tolist())
+            return
         rows: list[tuple[Any, ...]] = []
         names: list[str] = []
-        for index, (symbol, batch, _) in enumerate(fresh):
-            if horizon is not None:
-                batch = batch[batch["time_msc"] <= horizon]
-            times.append(batch["time_msc"])
-            owners.append(np.full(len(batch), index, dtype=np.intp))
+        for symbol, batch in batches:
             rows.extend(batch.tolist())
             names.extend([symbol] * len(batch))
-        if not rows:
-            return
-        # Stable: time_msc first, then the order the symbols were given in.
-        order = np.lexsort((np.concatenate(owners), np.concatenate(times)))
+        times = np.concatenate([batch["time_msc"] for _, batch in batches])
+        # Stable: time_msc first, then the order the symbols were given in (the batches are in
+        # that order, so a stable sort on time alone keeps it).
+        order = np.argsort(times, kind="stable")
         self._pending.extend(StreamTick(names[i], *rows[i]) for i in order.tolist())
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    """Mark a dropped read's outcome as seen (no "exception was never retrieved" warning)."""
+    if not task.cancelled():
+        task.exception()
 
 
 class BarStream(_Polling):
