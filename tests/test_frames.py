@@ -16,6 +16,7 @@ import pytest
 
 from aiomt5._connector import AsyncMT5Connector
 from aiomt5._core._errors import MT5ConfigurationError, MT5InvalidArgumentError
+from aiomt5._market import _frames
 from aiomt5._market._frames import (
     fetch_rates_frame,
     fetch_ticks_frame,
@@ -272,3 +273,108 @@ async def test_cancelled_paged_fetch_leaves_no_task_behind(
     assert left == {asyncio.current_task()}
     assert term.calls["copy_rates_range"] <= 2
     assert len(await fetch_rates(connector, "EURUSD", "M1", count=5)) == 5  # still usable
+
+
+# --------------------------------------------------------------------------- against a plain build
+
+
+def reference(array: npt.NDArray[np.void], kind: str, engine: str) -> Any:
+    """The frame built the obvious way, one column at a time (no shared code with _frames)."""
+    epoch, unit, drop = ("time", "s", {"time"}) if kind == "rates" else ("time_msc", "ms", {"time"})
+    names = [name for name in array.dtype.names or () if name not in drop]
+    if engine == "pandas":
+        index = pd.DatetimeIndex(pd.to_datetime(array[epoch], unit=unit, utc=True), name="time")
+        return pd.DataFrame({name: array[name].copy() for name in names}, index=index)
+    times = pl.from_epoch(pl.Series("time", array[epoch].copy()), time_unit=unit)
+    columns = [times.dt.replace_time_zone("UTC").dt.cast_time_unit("ms")]
+    columns += [pl.Series(name, array[name].copy()) for name in names]
+    return pl.DataFrame(columns)
+
+
+def assert_same(frame: Any, want: Any, engine: str) -> None:
+    if engine == "pandas":
+        # Same values; ours keeps MT5's resolution (s or ms) where to_datetime gives ns.
+        assert frame.index.as_unit("ns").equals(want.index)
+        assert str(frame.index.tz) == "UTC"
+        assert frame.index.name == "time"
+        pd.testing.assert_frame_equal(frame.reset_index(drop=True), want.reset_index(drop=True))
+    else:
+        assert frame.equals(want)
+        assert frame.schema == want.schema
+
+
+@pytest.mark.parametrize("engine", ["pandas", "polars"])
+@pytest.mark.parametrize("rows", [0, 1, 500])
+def test_array_frames_match_a_plain_build(
+    engine: str, rows: int, rates: npt.NDArray[np.void], ticks: npt.NDArray[np.void]
+) -> None:
+    assert_same(
+        rates_to_frame(rates[:rows], engine), reference(rates[:rows], "rates", engine), engine
+    )  # type: ignore[arg-type]
+    assert_same(
+        ticks_to_frame(ticks[:rows], engine), reference(ticks[:rows], "ticks", engine), engine
+    )  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("engine", ["pandas", "polars"])
+async def test_paged_frames_of_many_pages_match_a_plain_build(
+    mt5: tuple[AsyncMT5Connector, SimTerminal], engine: Any
+) -> None:
+    connector, term = mt5
+    frame = await fetch_rates_frame(connector, "EURUSD", "M1", *RANGE, engine=engine)
+    assert term.calls["copy_rates_range"] > 3  # pages of maxbars (700)
+    want = reference(await fetch_rates(connector, "EURUSD", "M1", *RANGE), "rates", engine)
+    assert_same(frame, want, engine)
+    # Ticks by date: no row bound is known in advance, so the pages are copied at the end.
+    start, end = datetime(2026, 2, 26, 8, tzinfo=UTC), datetime(2026, 2, 26, 14, tzinfo=UTC)
+    frame = await fetch_ticks_frame(connector, "EURUSD", start, end, engine=engine)
+    assert term.calls["copy_ticks_range"] > 3
+    assert_same(
+        frame,
+        reference(await fetch_ticks(connector, "EURUSD", start, end), "ticks", engine),
+        engine,
+    )
+
+
+@pytest.mark.parametrize("engine", ["pandas", "polars"])
+def test_a_wrong_row_bound_still_gives_every_page(engine: Any, rates: npt.NDArray[np.void]) -> None:
+    pages = [rates[:200], rates[200:450], rates[450:]]
+    sink = _frames._sink("rates", engine)
+    sink.reserve(300)  # too small: the second page does not fit
+    for page in pages:
+        sink.add(page)
+    assert_same(
+        _frames._build(pages, sink, "rates", engine), reference(rates, "rates", engine), engine
+    )
+
+
+def test_polars_frame_does_not_alias_the_packed_array(ticks: npt.NDArray[np.void]) -> None:
+    source = ticks.copy()
+    frame = ticks_to_frame(source, "polars")
+    source["bid"][0] = -1.0
+    source["time_msc"][0] = 0
+    assert frame["bid"][0] == float(ticks["bid"][0])
+    assert frame["time_msc"][0] == int(ticks["time_msc"][0])
+
+
+async def test_ticks_by_count_are_copied_into_the_columns_as_they_arrive(
+    mt5: tuple[AsyncMT5Connector, SimTerminal], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    connector, _ = mt5
+    added: list[int] = []
+    real_add = _frames._ColumnSink.add
+
+    def add(self: Any, page: npt.NDArray[np.void]) -> None:
+        real_add(self, page)
+        added.append(self.rows)
+
+    monkeypatch.setattr(_frames._ColumnSink, "add", add)
+    start = datetime(2026, 2, 26, 8, tzinfo=UTC)
+    frame = await fetch_ticks_frame(
+        connector, "EURUSD", start, count=20_000, engine="polars", page_size=500
+    )
+    want = reference(await fetch_ticks(connector, "EURUSD", start, count=20_000), "ticks", "polars")
+    assert_same(frame, want, "polars")
+    assert len(added) > 3
+    # Every page went into the reserved buffers as it came: none is copied at the end.
+    assert added[-1] == 20_000

@@ -38,12 +38,12 @@ from aiomt5 import (
     new_tag,
 )
 from aiomt5._backends import resolve_backend, runs_in_child
+from aiomt5._mt5 import constants as c
 from aiomt5._remote import RemoteServer, remote_backend
 from aiomt5._remote._auth import client_handshake
 from aiomt5._remote._isolation import ChildTerminal
 from aiomt5._remote._server import _load_backend
 from aiomt5.sim import SimClock, SimTerminal, make_module
-from aiomt5.sim import _constants as c
 from aiomt5.sim._gil import CHUNK
 
 START = "2026-03-04T10:00:00Z"  # a Wednesday: the FX market is open

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
@@ -14,8 +15,8 @@ import pytest
 from aiomt5._connector import AsyncMT5Connector
 from aiomt5._core._errors import MT5CallError, MT5ClosedError, MT5InvalidArgumentError
 from aiomt5._core._types import ConnectionState
-from aiomt5._dtypes import TICKS_DTYPE
 from aiomt5._market._streams import StreamBar, StreamTick, stream_bars, stream_ticks
+from aiomt5._mt5.dtypes import TICKS_DTYPE
 from aiomt5._settings import MT5Settings
 from aiomt5.sim import SimClock, SimTerminal
 
@@ -107,6 +108,90 @@ async def test_tick_stream_merges_symbols_in_time_order(
         mine = [t for t in got if t.symbol == symbol]
         assert len(mine) > 100
         assert mine == oracle_ticks(oracle, symbol, start_msc(oracle, symbol), len(mine))
+
+
+# More symbols than one poll queues on the worker at once (_READS_IN_FLIGHT).
+MANY = (
+    "EURUSD",
+    "GBPUSD",
+    "USDJPY",
+    "USDCHF",
+    "AUDUSD",
+    "USDCAD",
+    "NZDUSD",
+    "EURGBP",
+    "EURJPY",
+    "GBPJPY",
+    "EURAUD",
+    "EURCAD",
+    "EURNZD",
+    "GBPAUD",
+    "GBPCAD",
+    "AUDJPY",
+    "AUDCAD",
+    "AUDCHF",
+    "AUDNZD",
+    "NZDJPY",
+)
+
+
+def check_merged(got: list[StreamTick], oracle: SimTerminal, symbols: tuple[str, ...]) -> None:
+    """In time order (ties: the order the symbols were given in), each symbol exactly once."""
+    rank = {symbol: index for index, symbol in enumerate(symbols)}
+    keys = [(t.time_msc, rank[t.symbol]) for t in got]
+    assert keys == sorted(keys)
+    for symbol in symbols:
+        oracle.symbol_select(symbol, True)
+        mine = [t for t in got if t.symbol == symbol]
+        assert mine == oracle_ticks(oracle, symbol, start_msc(oracle, symbol), len(mine))
+
+
+async def test_tick_stream_of_many_symbols_reads_in_batches_in_order(
+    mt5: AsyncMT5Connector, oracle: SimTerminal, sleep: SimSleep
+) -> None:
+    stream = stream_ticks(mt5, *MANY, poll_interval=0.25, sleep=sleep)
+    got = await take(stream, 1500)
+    assert {t.symbol for t in got} == set(MANY)
+    check_merged(got, oracle, MANY)
+
+
+async def test_a_failed_read_in_a_batch_drops_the_others_and_resumes_exactly_once(
+    mt5: AsyncMT5Connector, term: SimTerminal, oracle: SimTerminal, sleep: SimSleep
+) -> None:
+    unseen: list[dict[str, Any]] = []
+    asyncio.get_running_loop().set_exception_handler(lambda _loop, context: unseen.append(context))
+    stream = stream_ticks(mt5, *MANY, poll_interval=0.25, retry_interval=0.5, sleep=sleep)
+    got = await take(stream, 300)
+    term.faults.fail("copy_ticks_from", -10002, times=3)  # lost replies: it waits, resumes
+    got += await take(stream, 900)
+    assert stream.recoveries >= 1
+    check_merged(got, oracle, MANY)
+    for _ in range(5):
+        await asyncio.sleep(0)
+    gc.collect()
+    assert unseen == []  # no dropped read left an exception nobody retrieved
+
+
+async def test_cancelling_a_poll_of_many_symbols_leaves_no_read_running(
+    mt5: AsyncMT5Connector, sleep: SimSleep
+) -> None:
+    stream = stream_ticks(mt5, *MANY, poll_interval=0.25, sleep=sleep)
+    await take(stream, 10)
+
+    async def consume() -> None:
+        async for _ in stream:
+            pass
+
+    task = asyncio.create_task(consume())
+    for _ in range(3):  # inside a poll, reads queued on the worker
+        await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    for _ in range(5):
+        await asyncio.sleep(0)
+    left = {task for task in asyncio.all_tasks() if not task.get_name().startswith("aiomt5-")}
+    assert left == {asyncio.current_task()}
 
 
 async def test_slow_consumer_stays_within_the_buffer_and_loses_nothing(
@@ -356,6 +441,7 @@ class GrowingTicks:
         self.visible = 1
         self.chunks = iter(rng.integers(1, 30, size=10_000).tolist())
         self.state = ConnectionState.CONNECTED
+        self.backend = None  # no market sessions to tell about
 
     def is_connected(self) -> bool:
         return True

@@ -1,10 +1,11 @@
 """MetaTrader5 rate and tick arrays as pandas or polars data frames, without per-row Python work.
 
 MT5 arrays are packed structured arrays (60-byte rows), so a column is a strided view: each
-column is copied once into its own contiguous buffer with one vectorised numpy copy, and the
-frame libraries take those buffers as they are (polars zero-copy; pandas builds its blocks from
-them). Epoch columns are reinterpreted as ``datetime64`` without conversion (the same int64
-values) and marked UTC.
+column is copied once, page by page, into its own preallocated contiguous buffer with one
+vectorised numpy copy, and the frame libraries wrap those buffers as they are (no consolidation,
+no further copy). Epoch values are read as UTC ``datetime64`` without conversion (the same int64
+values; pandas' UTC index is the one extra vectorised copy its public API allows), and polars'
+millisecond bar times are scaled from seconds in the same pass that copies the column.
 
 * rates: index (pandas) / first column (polars) ``time``, bar open time, UTC, second
   precision; the other columns keep MT5's names and dtypes.
@@ -30,7 +31,7 @@ import numpy.typing as npt
 
 from aiomt5._core._errors import MT5ConfigurationError, MT5InvalidArgumentError
 from aiomt5._core._types import USE_DEFAULT, TimeoutArg
-from aiomt5._dtypes import RATES_DTYPE, TICKS_DTYPE
+from aiomt5._mt5.dtypes import RATES_DTYPE, TICKS_DTYPE
 
 from ._history import (
     ProgressCallback,
@@ -102,35 +103,102 @@ def _check(array: object, needed: frozenset[str], what: str) -> npt.NDArray[np.v
     return array
 
 
-def _column(pages: Sequence[npt.NDArray[np.void]], name: str) -> npt.NDArray[Any]:
-    # One vectorised copy per column, straight out of the packed rows of every page.
-    if len(pages) == 1:
-        return np.ascontiguousarray(pages[0][name])
-    return np.concatenate([page[name] for page in pages])
-
-
-def _columns(pages: Sequence[npt.NDArray[np.void]], skip: str) -> dict[str, npt.NDArray[Any]]:
-    names = pages[0].dtype.names or ()
-    return {name: _column(pages, name) for name in names if name != skip}
-
-
 def _frame(
-    epoch: npt.NDArray[np.int64],
+    time: npt.NDArray[np.int64],
     unit: Literal["s", "ms"],
     columns: dict[str, npt.NDArray[Any]],
     engine: FrameEngine,
 ) -> Any:
+    """The frame of ``columns`` (fresh contiguous buffers, wrapped as they are) and ``time``
+    (epoch ``unit``s; polars needs ``"ms"``)."""
     if engine == "pandas":
         pd = importlib.import_module("pandas")
-        # A view: the same int64 values read as datetime64 (no conversion pass).
-        index = pd.DatetimeIndex(epoch.view(f"datetime64[{unit}]"), name="time")
-        return pd.DataFrame(columns, index=index.tz_localize("UTC"), copy=False)
+        # One vectorised copy: the same int64 values read as UTC datetime64 (no conversion).
+        index = pd.DatetimeIndex(
+            time.view(f"datetime64[{unit}]"), dtype=f"datetime64[{unit}, UTC]", name="time"
+        )
+        return pd.DataFrame(columns, index=index, copy=False)
     pl = importlib.import_module("polars")
-    # polars has no second resolution: bars go to milliseconds (one vectorised multiply).
-    millis = epoch if unit == "ms" else epoch * 1000
-    series = [pl.Series("time", millis).cast(pl.Datetime("ms", "UTC"))]
+    series = [pl.Series("time", time).cast(pl.Datetime(unit, "UTC"))]
     series.extend(pl.Series(name, values) for name, values in columns.items())
     return pl.DataFrame(series)
+
+
+class _ColumnSink:
+    """Copies pages into column buffers as they arrive (a ``PageSink``); frames wrap the buffers.
+
+    With a known upper bound the buffers are allocated once (untouched memory past the end is
+    never written, so the OS does not commit it) and every page is copied once, while the next
+    page downloads. Without one (or past a wrong one) ``columns`` copies the pages at the end,
+    the same way. Every field but ``skip`` gets a buffer; ``scale`` multiplies ``epoch`` in the
+    same pass (bar seconds to the milliseconds polars needs).
+    """
+
+    def __init__(
+        self, dtype: np.dtype[Any], *, epoch: str, skip: str | None = None, scale: int = 1
+    ) -> None:
+        self._dtype = dtype
+        self._names = [name for name in dtype.names or () if name != skip]
+        self._epoch = epoch
+        self._scale = scale
+        self._buffers: dict[str, npt.NDArray[Any]] | None = None
+        self._capacity = 0
+        self.rows = 0
+
+    def reserve(self, rows: int) -> None:
+        self._buffers = {name: np.empty(rows, dtype=self._dtype[name]) for name in self._names}
+        self._capacity = rows
+        self.rows = 0
+
+    def add(self, page: npt.NDArray[np.void]) -> None:
+        buffers = self._buffers
+        end = self.rows + len(page)
+        if buffers is None or end > self._capacity:
+            self._buffers = None  # no (or a wrong) bound: columns() copies the pages instead
+            return
+        for name, buffer in buffers.items():
+            if name == self._epoch and self._scale != 1:
+                np.multiply(page[name], self._scale, out=buffer[self.rows : end])
+            else:
+                buffer[self.rows : end] = page[name]
+        self.rows = end
+
+    def columns(self, pages: Sequence[npt.NDArray[np.void]]) -> dict[str, npt.NDArray[Any]]:
+        """The columns of ``pages`` (the sink's buffers when it saw every page)."""
+        total = sum(len(page) for page in pages)
+        if self._buffers is None or self.rows != total:
+            self.reserve(total)
+            for page in pages:
+                self.add(page)
+        buffers = self._buffers
+        assert buffers is not None  # reserved for exactly these pages just above
+        return {name: buffer[: self.rows] for name, buffer in buffers.items()}
+
+
+def _build(
+    pages: Sequence[npt.NDArray[np.void]],
+    sink: _ColumnSink | None,
+    kind: Literal["rates", "ticks"],
+    engine: FrameEngine,
+) -> Any:
+    """The frame of ``pages`` (``sink``: the one they were fed to while downloading, if any)."""
+    if sink is None:  # an array given by the caller: its own fields and dtypes
+        sink = _sink(kind, engine, pages[0].dtype)
+    columns = sink.columns(pages)
+    if kind == "ticks":
+        # time from time_msc; time_msc stays a column (the buffer is shared, not copied).
+        return _frame(columns["time_msc"], "ms", columns, engine)
+    # The bar time is the index (pandas, seconds) or first column (polars, ms from the sink).
+    return _frame(columns.pop("time"), "s" if engine == "pandas" else "ms", columns, engine)
+
+
+def _sink(
+    kind: Literal["rates", "ticks"], engine: FrameEngine, dtype: np.dtype[Any] | None = None
+) -> _ColumnSink:
+    if kind == "ticks":
+        return _ColumnSink(dtype or TICKS_DTYPE, epoch="time_msc", skip="time")
+    scale = 1000 if engine == "polars" else 1
+    return _ColumnSink(dtype or RATES_DTYPE, epoch="time", scale=scale)
 
 
 def rates_to_frame(array: npt.NDArray[np.void], engine: FrameEngine | None = None) -> Any:
@@ -144,50 +212,7 @@ def rates_to_frame(array: npt.NDArray[np.void], engine: FrameEngine | None = Non
         MT5ConfigurationError: The engine is not installed.
         MT5InvalidArgumentError: ``array`` is not a rates array.
     """
-    return _rates_frame([_check(array, _RATES_FIELDS, "rates")], resolve_engine(engine))
-
-
-def _rates_frame(pages: Sequence[npt.NDArray[np.void]], engine: FrameEngine) -> Any:
-    return _frame(_column(pages, "time"), "s", _columns(pages, "time"), engine)
-
-
-class _ColumnSink:
-    """Copies pages into column buffers as they arrive (a ``PageSink``).
-
-    With a known upper bound the buffers are allocated once (untouched memory past the end is
-    never written, so the OS does not commit it) and every page is copied once, while the next
-    page downloads. Without one, the pages are joined at the end instead.
-    """
-
-    def __init__(self, dtype: np.dtype[Any]) -> None:
-        self._dtype = dtype
-        self._buffers: dict[str, npt.NDArray[Any]] | None = None
-        self._capacity = 0
-        self.rows = 0
-
-    def reserve(self, rows: int) -> None:
-        names = self._dtype.names or ()
-        self._buffers = {name: np.empty(rows, dtype=self._dtype[name]) for name in names}
-        self._capacity = rows
-
-    def add(self, page: npt.NDArray[np.void]) -> None:
-        buffers = self._buffers
-        end = self.rows + len(page)
-        if buffers is None or end > self._capacity:
-            self._buffers = None  # no (or a wrong) bound: fall back to joining the pages
-            return
-        for name, buffer in buffers.items():
-            buffer[self.rows : end] = page[name]
-        self.rows = end
-
-    def columns(self, pages: Sequence[npt.NDArray[np.void]]) -> dict[str, npt.NDArray[Any]]:
-        """The columns of ``pages`` (the sink's buffers when it saw every page)."""
-        buffers = self._buffers
-        if buffers is not None and self.rows == sum(len(page) for page in pages):
-            return {name: buffer[: self.rows] for name, buffer in buffers.items()}
-        if not pages:
-            pages = [np.empty(0, dtype=self._dtype)]
-        return {name: _column(pages, name) for name in self._dtype.names or ()}
+    return _build([_check(array, _RATES_FIELDS, "rates")], None, "rates", resolve_engine(engine))
 
 
 def ticks_to_frame(array: npt.NDArray[np.void], engine: FrameEngine | None = None) -> Any:
@@ -201,11 +226,7 @@ def ticks_to_frame(array: npt.NDArray[np.void], engine: FrameEngine | None = Non
         MT5ConfigurationError: The engine is not installed.
         MT5InvalidArgumentError: ``array`` is not a ticks array.
     """
-    return _ticks_frame([_check(array, _TICKS_FIELDS, "ticks")], resolve_engine(engine))
-
-
-def _ticks_frame(pages: Sequence[npt.NDArray[np.void]], engine: FrameEngine) -> Any:
-    return _frame(_column(pages, "time_msc"), "ms", _columns(pages, "time"), engine)
+    return _build([_check(array, _TICKS_FIELDS, "ticks")], None, "ticks", resolve_engine(engine))
 
 
 async def fetch_rates_frame(
@@ -227,7 +248,7 @@ async def fetch_rates_frame(
     The engine is checked before anything is downloaded.
     """
     chosen = resolve_engine(engine)
-    sink = _ColumnSink(RATES_DTYPE)
+    sink = _sink("rates", chosen)
     pages = await rate_pages(
         connector,
         symbol,
@@ -241,8 +262,7 @@ async def fetch_rates_frame(
         sink=sink,
         timeout=timeout,
     )
-    columns = sink.columns(pages)
-    return _frame(columns.pop("time"), "s", columns, chosen)
+    return _build(pages, sink, "rates", chosen)
 
 
 async def fetch_ticks_frame(
@@ -263,7 +283,7 @@ async def fetch_ticks_frame(
     The engine is checked before anything is downloaded.
     """
     chosen = resolve_engine(engine)
-    sink = _ColumnSink(TICKS_DTYPE)
+    sink = _sink("ticks", chosen)
     pages = await tick_pages(
         connector,
         symbol,
@@ -276,6 +296,4 @@ async def fetch_ticks_frame(
         sink=sink,
         timeout=timeout,
     )
-    columns = sink.columns(pages)
-    del columns["time"]
-    return _frame(columns["time_msc"], "ms", columns, chosen)
+    return _build(pages, sink, "ticks", chosen)

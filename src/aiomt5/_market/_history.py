@@ -43,7 +43,7 @@ from aiomt5._core._errors import (
     MT5NotFoundError,
 )
 from aiomt5._core._types import USE_DEFAULT, TimeoutArg
-from aiomt5._dtypes import RATES_DTYPE, TICKS_DTYPE
+from aiomt5._mt5.dtypes import RATES_DTYPE, TICKS_DTYPE
 
 from ._timeframe import Timeframe, TimeframeLike
 
@@ -633,6 +633,8 @@ async def tick_pages(
         return []
     end = clamped
     pager = _Pager(name, progress, sink)
+    if total is not None:
+        pager.reserve(total)  # pages are cut at count: a sink can copy them as they come
     parts: list[npt.NDArray[np.void]] = []
     rows = 0
     window = _TICK_WINDOW_START

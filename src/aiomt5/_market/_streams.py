@@ -2,7 +2,9 @@
 
 MetaTrader5 has no push API, so streams poll through the connector: each poll is one
 ``connector.call`` per symbol, queued on the worker like any other call, so streams share the
-terminal fairly with the rest of the program.
+terminal fairly with the rest of the program. A poll queues at most ``_READS_IN_FLIGHT`` reads
+at once: the worker answers them back to back and the loop wakes up once per batch, not once
+per symbol, while other callers wait behind one batch at most.
 
 **Exactly once, by cursor.** A tick stream remembers, per symbol, the ``time_msc`` of the last
 tick it handed out and how many ticks with that same ``time_msc`` it handed out (several ticks
@@ -38,7 +40,6 @@ from __future__ import annotations
 
 import abc
 import asyncio
-import calendar
 import collections
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -57,9 +58,10 @@ from aiomt5._core._errors import (
     MT5TimeoutError,
 )
 from aiomt5._core._events import ConnectorEvent, StateChanged
-from aiomt5._core._log import get_logger
+from aiomt5._core._log import Outage, get_logger
 from aiomt5._core._types import ConnectionState
 
+from ._forming import drop_forming
 from ._history import (
     TickFlagsLike,
     fetch_rates,
@@ -91,6 +93,8 @@ Sleep = Callable[[float], Awaitable[object]]
 # A stream's calls are all idempotent (reads, symbol_select), so an unknown outcome is retried.
 _RETRYABLE: Final = (MT5ConnectionError, MT5TimeoutError, MT5OutcomeUnknownError)
 _BAR_DEPTH: Final = 64
+# Tick reads of one poll queued on the worker at once (see TickStream._read_all).
+_READS_IN_FLIGHT: Final = 32
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -210,6 +214,7 @@ class _Polling(abc.ABC):
         self._sleep = sleep
         self._closed = False
         self._ready = False  # symbols resolved and selected on the current connection
+        self._outage = Outage(log)  # one warning per outage, one line when it ends
         self.recoveries = 0
         """How many times the stream waited out connection trouble and resumed."""
 
@@ -219,9 +224,9 @@ class _Polling(abc.ABC):
                 if not self._ready:
                     await self._prepare()
                     self._ready = True
-                return await operation()
+                result = await operation()
             except _RETRYABLE as exc:
-                log.warning(
+                self._outage.warning(
                     "aiomt5.streams.connection_lost", error=type(exc).__name__, detail=str(exc)
                 )
                 self._ready = False
@@ -230,10 +235,12 @@ class _Polling(abc.ABC):
                 if not await self._trade_server_down():
                     raise
                 # Market reads fail (-1) while the terminal has lost its trade server.
-                log.warning("aiomt5.streams.trade_server_down", detail=str(exc))
+                self._outage.warning("aiomt5.streams.trade_server_down", detail=str(exc))
                 await self._sleep(self._retry_interval)
+            else:
+                self._outage.ended("aiomt5.streams.resumed")
+                return result
             self.recoveries += 1
-            log.info("aiomt5.streams.resuming")
 
     async def _trade_server_down(self) -> bool:
         try:
@@ -341,15 +348,37 @@ class TickStream(_Polling):
         return tick
 
     async def _poll(self) -> None:
-        fresh: list[tuple[str, npt.NDArray[np.void], bool]] = []
-        for symbol in self._requested:
-            rows, full = await self._read(symbol)
-            fresh.append((symbol, rows, full))
+        fresh = await self._read_all()
         horizons = [int(rows["time_msc"][-1]) for _, rows, full in fresh if full]
         horizon = min(horizons) if horizons else None
         self._caught_up = horizon is None
         self._note_sessions(fresh)
         self._queue(fresh, horizon)
+
+    async def _read_all(self) -> list[tuple[str, npt.NDArray[np.void], bool]]:
+        """Every symbol's ``_read``, up to ``_READS_IN_FLIGHT`` queued on the worker at once.
+
+        The worker answers a queued batch back to back, so the loop wakes up about once per
+        batch instead of once per symbol; a bounded batch keeps other callers' waits short.
+        """
+        symbols = self._requested
+        if len(symbols) == 1:
+            rows, full = await self._read(symbols[0])
+            return [(symbols[0], rows, full)]
+        fresh: list[tuple[str, npt.NDArray[np.void], bool]] = []
+        for start in range(0, len(symbols), _READS_IN_FLIGHT):
+            batch = symbols[start : start + _READS_IN_FLIGHT]
+            reads = [asyncio.ensure_future(self._read(symbol)) for symbol in batch]
+            try:
+                for symbol, read in zip(batch, reads, strict=True):
+                    rows, full = await read
+                    fresh.append((symbol, rows, full))
+            finally:
+                for read in reads:
+                    if not read.done():
+                        read.cancel()  # an error or a cancel ends the poll: drop the rest
+                    read.add_done_callback(_retrieve)
+        return fresh
 
     def _note_sessions(self, fresh: list[tuple[str, npt.NDArray[np.void], bool]]) -> None:
         """Say once when a quiet symbol's market is closed, and once when it trades again.
@@ -379,11 +408,13 @@ class TickStream(_Polling):
             rows = await self._connector.call(
                 "copy_ticks_from", self._broker[symbol], last // 1000, limit, self._flags
             )
-            times = rows["time_msc"]
-            before = int(np.searchsorted(times, last, "left"))
-            through = int(np.searchsorted(times, last, "right"))
-            new = rows[min(before + seen, through) :]
             full = len(rows) >= limit
+            if not len(rows):
+                return rows, full
+            times = rows["time_msc"]
+            before = int(times.searchsorted(last, "left"))
+            through = int(times.searchsorted(last, "right"))
+            new = rows[min(before + seen, through) :]
             if len(new) or not full:
                 return new, full
             # One second holds more ticks than the share: read a larger page of it.
@@ -392,30 +423,44 @@ class TickStream(_Polling):
     def _queue(
         self, fresh: list[tuple[str, npt.NDArray[np.void], bool]], horizon: int | None
     ) -> None:
-        times: list[npt.NDArray[np.int64]] = []
-        owners: list[npt.NDArray[np.intp]] = []
+        batches: list[tuple[str, npt.NDArray[np.void]]] = []
+        for symbol, batch, _ in fresh:
+            if horizon is not None and len(batch) and batch["time_msc"][-1] > horizon:
+                batch = batch[batch["time_msc"] <= horizon]
+            if len(batch):
+                batches.append((symbol, batch))
+        if not batches:
+            return
+        if len(batches) == 1:
+            symbol, batch = batches[0]
+            self._pending.extend(StreamTick(symbol, *row) for row in batch.tolist())
+            return
         rows: list[tuple[Any, ...]] = []
         names: list[str] = []
-        for index, (symbol, batch, _) in enumerate(fresh):
-            if horizon is not None:
-                batch = batch[batch["time_msc"] <= horizon]
-            times.append(batch["time_msc"])
-            owners.append(np.full(len(batch), index, dtype=np.intp))
+        for symbol, batch in batches:
             rows.extend(batch.tolist())
             names.extend([symbol] * len(batch))
-        if not rows:
-            return
-        # Stable: time_msc first, then the order the symbols were given in.
-        order = np.lexsort((np.concatenate(owners), np.concatenate(times)))
+        times = np.concatenate([batch["time_msc"] for _, batch in batches])
+        # Stable: time_msc first, then the order the symbols were given in (the batches are in
+        # that order, so a stable sort on time alone keeps it).
+        order = np.argsort(times, kind="stable")
         self._pending.extend(StreamTick(names[i], *rows[i]) for i in order.tolist())
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    """Mark a dropped read's outcome as seen (no "exception was never retrieved" warning)."""
+    if not task.cancelled():
+        task.exception()
 
 
 class BarStream(_Polling):
     """Closed bars of one symbol and timeframe, each exactly once. Made by ``stream_bars``.
 
     A bar counts as closed once a later bar exists or the symbol's latest tick is at or past the
-    bar's end. So the last bar before a market closure (a weekend) is yielded when the terminal's
-    clock shows it ended, which for quiet symbols may be the next session's first tick.
+    bar's end (see ``_forming``). So the last bar before a market closure (a weekend) is yielded
+    when the terminal's clock shows it ended, which for quiet symbols may be the next session's
+    first tick. With ``since``, every bar opened after it is yielded (once closed), so a stream
+    continues a ``get_rates(..., closed_only=True)`` download with no bar twice or missing.
     """
 
     def __init__(
@@ -427,6 +472,7 @@ class BarStream(_Polling):
         poll_interval: float,
         retry_interval: float | None,
         sleep: Sleep,
+        since: datetime | None = None,
     ) -> None:
         super().__init__(
             connector, poll_interval=poll_interval, retry_interval=retry_interval, sleep=sleep
@@ -434,8 +480,8 @@ class BarStream(_Polling):
         self._symbol = _symbol_name(symbol)
         self._timeframe = Timeframe.parse(timeframe)
         self._broker = symbol
-        self._cursor: int | None = None
-        self._started = False
+        self._cursor: int | None = None if since is None else utc_timestamp("since", since)
+        self._started = since is not None
         self._pending: collections.deque[StreamBar] = collections.deque()
 
     @property
@@ -463,25 +509,8 @@ class BarStream(_Polling):
         )
         return rows
 
-    def _period_end(self, open_time: int) -> int:
-        if self._timeframe is not Timeframe.MN1:
-            return open_time + self._timeframe.seconds
-        start = datetime.fromtimestamp(open_time, UTC)
-        year, month = (start.year + 1, 1) if start.month == 12 else (start.year, start.month + 1)
-        return calendar.timegm((year, month, 1, 0, 0, 0))
-
     async def _closed_bars(self, rows: npt.NDArray[np.void]) -> npt.NDArray[np.void]:
-        """``rows`` without the newest bar if that one is still forming."""
-        if not len(rows):
-            return rows
-        try:
-            tick = await self._connector.call("symbol_info_tick", self._broker)
-            now = int(tick.time_msc) // 1000
-        except MT5CallError:
-            now = 0  # no quote: only bars followed by a later bar count as closed
-        if now >= self._period_end(int(rows["time"][-1])):
-            return rows
-        return rows[:-1]
+        return await drop_forming(self._connector, self._broker, self._timeframe, rows)
 
     async def __anext__(self) -> StreamBar:
         while not self._pending:
@@ -564,8 +593,9 @@ def stream_bars(
     poll_interval: float = 1.0,
     retry_interval: float | None = None,
     sleep: Sleep = asyncio.sleep,
+    since: datetime | None = None,
 ) -> BarStream:
-    """Each bar of ``symbol`` that closes from now on, exactly once, oldest first.
+    """Each bar of ``symbol`` that closes from now on (or opened after ``since``), exactly once.
 
     Args:
         connector: A connected ``AsyncMT5Connector``.
@@ -575,6 +605,8 @@ def stream_bars(
         retry_interval: Seconds between attempts while the terminal is unreachable (default:
             ``poll_interval``).
         sleep: The coroutine function used to wait (for tests: a simulated clock).
+        since: An aware datetime: yield every bar opened after it, once closed — pass the last
+            bar of a ``get_rates(..., closed_only=True)`` download to continue it exactly.
 
     Returns:
         A ``BarStream`` of ``StreamBar`` records (also an async context manager).
@@ -586,4 +618,5 @@ def stream_bars(
         poll_interval=poll_interval,
         retry_interval=retry_interval,
         sleep=sleep,
+        since=since,
     )
