@@ -346,14 +346,6 @@ async def send_across_replacements(terminal: SimTerminal, plan: list[str]) -> Co
     return outcomes
 
 
-# Known issue: under libfaketime (CI's Saturday/Wednesday runs) these hang; not understood yet.
-needs_real_clock = pytest.mark.skipif(
-    "faketime" in os.environ.get("LD_PRELOAD", ""),
-    reason="hangs under libfaketime (known issue, issue 20 follow-up)",
-)
-
-
-@needs_real_clock
 async def test_orders_stay_exactly_once_across_a_child_replaced_mid_order_send(
     outliving_terminal: SimTerminal,
 ) -> None:
@@ -367,7 +359,6 @@ async def test_orders_stay_exactly_once_across_a_child_replaced_mid_order_send(
     assert outcomes["reconnects"] >= 2
 
 
-@needs_real_clock
 @pytest.mark.soak
 @pytest.mark.timeout(1800)
 async def test_orders_stay_exactly_once_across_many_child_replacements(
