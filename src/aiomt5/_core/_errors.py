@@ -16,6 +16,8 @@ MT5Error                                 every aiomt5 failure
 ├── MT5OutcomeUnknownError               a write started, its caller gave up: it may have happened
 │   └── MT5TradeOutcomeUnknownError      a trade could not be reconciled: look its tag up later
 └── MT5CallError                         the terminal or the MetaTrader5 module rejected the call
+    ├── MT5CallFailedError               MT5's generic failure (-1): often the trade server is away
+    ├── MT5InvalidParamsError            the terminal refused the arguments (-2); nothing was done
     ├── MT5NotFoundError (LookupError)   nothing matched (-4)
     │   └── MT5SymbolNotFoundError       no such symbol (or no unique broker-decorated match)
     ├── MT5OrderNotPlacedError           a trade failed and provably took no effect
@@ -45,6 +47,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MT5AutoTradingDisabledError",
     "MT5CallError",
+    "MT5CallFailedError",
     "MT5ClosedError",
     "MT5ConfigurationError",
     "MT5ConnectionError",
@@ -52,6 +55,7 @@ __all__ = [
     "MT5IPCTimeoutError",
     "MT5InitializationError",
     "MT5InvalidArgumentError",
+    "MT5InvalidParamsError",
     "MT5LoginError",
     "MT5NotAvailableError",
     "MT5NotConnectedError",
@@ -215,6 +219,19 @@ class MT5CallError(MT5Error):
     """Raised when the terminal or the MetaTrader5 module rejects a call (-1, -2, -3, -5, -7...)."""
 
 
+class MT5CallFailedError(MT5CallError):
+    """Raised when the terminal answers its generic failure (-1, "Terminal: Call failed").
+
+    MetaTrader5 says this while it has lost its trade server (market reads and trades fail),
+    and for a history request lying entirely outside the server's data. A read may be retried
+    once the connector is ``CONNECTED`` again; streams do so by themselves.
+    """
+
+
+class MT5InvalidParamsError(MT5CallError):
+    """Raised when the terminal refuses the call's arguments (-2); the call did nothing."""
+
+
 class MT5NotFoundError(MT5CallError, LookupError):
     """Raised when the terminal finds nothing for the request (-4)."""
 
@@ -314,6 +331,9 @@ _BY_CODE: Final[dict[int, type[MT5Error]]] = {
     -4: MT5NotFoundError,
     -8: MT5AutoTradingDisabledError,
 }
+# Codes whose meaning depends on the function: initialize() failing says why it could not start.
+_CALL_FAILED: Final = -1
+_INVALID_PARAMS: Final = -2
 
 # Functions whose only lookup key is a symbol: "not found" there means "no such symbol".
 _SYMBOL_FUNCTIONS: Final = frozenset(
@@ -374,6 +394,10 @@ def error_from_last_error(
             cls = MT5LoginError  # "Unsupported authorization mode, OTP or certificate..."
         elif function == "initialize":
             cls = MT5InitializationError
+        elif code == _CALL_FAILED:
+            cls = MT5CallFailedError
+        elif code == _INVALID_PARAMS:
+            cls = MT5InvalidParamsError
         else:
             cls = MT5CallError
     elif cls is MT5NotFoundError and function in _SYMBOL_FUNCTIONS:

@@ -213,6 +213,8 @@ class Worker:
         max_queued: Calls allowed to wait at once; more fail with ``MT5WorkerBusyError``.
         on_event: Receives ``LateResult`` and ``WorkerWedged`` events, on the caller's loop.
         recorder: Counts calls, failures and latencies as their callers see them.
+        on_failure: Told of every call that raised (the supervisor's liveness signal; loop
+            thread). Calls that returned are counted in ``answered``.
         idle_spin: Seconds the idle thread polls for the next call (yielding the CPU and the
             GIL) before it goes to sleep, when calls come back to back; it halves their
             latency. 0 disables.
@@ -228,9 +230,13 @@ class Worker:
         on_event: Callable[[ConnectorEvent], None] | None = None,
         idle_spin: float = 0.0005,
         recorder: CallRecorder | None = None,
+        on_failure: Callable[[BaseException], object] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._name = name
+        self._on_failure = on_failure
+        self.answered = 0
+        """Calls that returned: a rising count is proof that the terminal answers."""
         self._idle_spin = idle_spin
         self._recorder = recorder
         self._wedged_after = wedged_after
@@ -473,10 +479,13 @@ class Worker:
         except Exception as exc:
             if recorder is not None:
                 recorder.failed(exc, time.perf_counter() - started)
+            if self._on_failure is not None:
+                self._on_failure(exc)
             raise
         finally:
             if job.timer is not None:
                 job.timer.cancel()
+        self.answered += 1
         if recorder is not None:
             recorder.succeeded(time.perf_counter() - started)
         return result

@@ -26,7 +26,6 @@ which are UTC (the broker's server clock, for real terminals).
 from __future__ import annotations
 
 import asyncio
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -36,7 +35,12 @@ import numpy as np
 import numpy.typing as npt
 
 from aiomt5._core._arguments import positive_int, utc_timestamp
-from aiomt5._core._errors import MT5CallError, MT5InvalidArgumentError, MT5NotFoundError
+from aiomt5._core._errors import (
+    MT5CallError,
+    MT5CallFailedError,
+    MT5InvalidArgumentError,
+    MT5InvalidParamsError,
+)
 from aiomt5._core._types import USE_DEFAULT, TimeoutArg
 from aiomt5._dtypes import RATES_DTYPE, TICKS_DTYPE
 
@@ -67,8 +71,6 @@ _TICK_WINDOW_MAX: Final = 31 * 86400
 _TICK_FLAGS: Final = {"all": -1, "info": 1, "trade": 2}
 _NO_RATES: Final = np.empty(0, RATES_DTYPE)
 _NO_TICKS: Final = np.empty(0, TICKS_DTYPE)
-_INVALID_PARAMS: Final = -2
-_CALL_FAILED: Final = -1
 
 TickFlagsLike = Literal["all", "info", "trade"] | int
 """``"all"``/``"info"``/``"trade"`` or MetaTrader5's ``COPY_TICKS_*`` value (-1, 1, 2)."""
@@ -125,22 +127,19 @@ def _page_size(maxbars: int, page_size: int | None) -> int:
 
 # --------------------------------------------------------------------------- per-connection facts
 
-# maxbars is a terminal setting: read once per connection (a reconnect gets a new worker).
-_MAXBARS: weakref.WeakKeyDictionary[object, int] = weakref.WeakKeyDictionary()
-
 
 async def terminal_maxbars(
     connector: AsyncMT5Connector, *, timeout: TimeoutArg = USE_DEFAULT
 ) -> int:
-    """The terminal's ``maxbars``, read once per connection."""
-    worker = connector.worker
-    cached = _MAXBARS.get(worker) if worker is not None else None
-    if cached is not None:
-        return cached
+    """The terminal's ``maxbars``, read once per session (a terminal setting)."""
+    session = connector.session
+    if session is not None and session.maxbars is not None:
+        return session.maxbars
     info = await connector.call("terminal_info", timeout=timeout)
     maxbars = int(info.maxbars)
-    if worker is not None:
-        _MAXBARS[worker] = maxbars
+    session = connector.session
+    if session is not None:
+        session.maxbars = maxbars
     return maxbars
 
 
@@ -186,7 +185,7 @@ class _Outside:
 
     def refused(self, error: MT5CallError) -> bool:
         """Whether ``error`` is such a refusal: then the page is empty (others are raised)."""
-        if error.code != _CALL_FAILED or isinstance(error, MT5NotFoundError):
+        if not isinstance(error, MT5CallFailedError):
             return False
         if self.first is None:
             self.first = error
@@ -606,7 +605,7 @@ async def tick_pages(
         except MT5CallError as exc:
             if outside.refused(exc):
                 ticks = _NO_TICKS
-            elif exc.code != _INVALID_PARAMS or high == low:
+            elif not isinstance(exc, MT5InvalidParamsError) or high == low:
                 raise
             else:
                 window = max((high - low + 1) // 2, 1)

@@ -44,10 +44,12 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 from aiomt5._core._arguments import check_symbol, utc_timestamp
 from aiomt5._core._errors import (
+    MT5AutoTradingDisabledError,
     MT5ClosedError,
     MT5ConnectionError,
     MT5Error,
     MT5InvalidArgumentError,
+    MT5InvalidParamsError,
     MT5NotConnectedError,
     MT5OrderNotPlacedError,
     MT5OutcomeUnknownError,
@@ -58,6 +60,7 @@ from aiomt5._core._errors import (
 )
 from aiomt5._core._events import ConnectorEvent, LateResult, StateChanged
 from aiomt5._core._log import get_logger
+from aiomt5._core._session import LIVE
 from aiomt5._core._types import USE_DEFAULT, ConnectionState, TimeoutArg
 
 from ._models import (
@@ -207,8 +210,8 @@ def _definitely_not_sent(error: MT5Error) -> bool:
         return False
     if isinstance(error, MT5TimeoutError):
         return True  # timed out while still queued: it never ran
-    # -2 invalid arguments, -8 Python trading disabled: the terminal refused before sending.
-    return error.code in (-2, -8)
+    # Invalid arguments, Python trading disabled: the terminal refused before sending.
+    return isinstance(error, MT5InvalidParamsError | MT5AutoTradingDisabledError)
 
 
 # --------------------------------------------------------------------------- trader
@@ -755,7 +758,7 @@ class Trader:
         settled = self.settle <= 0
         last: Reconciliation | None = None
         while True:
-            session = self._connector.get_connection_stats().reconnects
+            session = self._connector.sessions.count
             try:
                 outcome = await self._look(payload, tag, sent_at, deadline, attempts)
                 if isinstance(outcome, OrderResult):
@@ -850,58 +853,30 @@ class Trader:
     async def _wait_usable(self, deadline: float, session: int) -> bool:
         """Wait until the terminal may answer again; False when the deadline passes first.
 
-        ``session`` is the connector's reconnect count when the failed lookup began: a newer
-        session is a fresh link, worth looking again at once.
+        ``session`` is the id of the session the failed lookup began on: a newer session is a
+        fresh link, worth looking again at once.
         """
-        connector = self._connector
+        sessions = self._connector.sessions
         loop = asyncio.get_running_loop()
         remaining = deadline - loop.time()
         if remaining <= 0:
             return False
-        if connector.state is ConnectionState.CLOSED:
+        if sessions.state is ConnectionState.CLOSED:
             raise MT5ClosedError("the connector was closed while a trade was being reconciled")
-        changed = asyncio.Event()
-
-        def on_event(event: ConnectorEvent) -> None:
-            if isinstance(event, StateChanged):
-                changed.set()
-
-        connector.add_event_hook(on_event)
+        if sessions.state in LIVE:
+            if sessions.count != session:
+                return True
+            # The pipe failed but the supervisor has not decided yet (the failed call told it):
+            # look again as soon as the state moves, or after retry_interval if it does not.
+            if not await sessions.pause(min(self.retry_interval, remaining), self._sleep):
+                return loop.time() < deadline or self.retry_interval == 0
         try:
-            if connector.is_connected():
-                if connector.get_connection_stats().reconnects != session:
-                    return True
-                # The pipe failed but the connector has not noticed yet. Its supervisor usually
-                # does at once (the failed call told it): look again as soon as the state
-                # moves, or after retry_interval if it does not.
-                if not await self._pause(changed, min(self.retry_interval, remaining)):
-                    return loop.time() < deadline or self.retry_interval == 0
-            async with asyncio.timeout_at(deadline):
-                while not connector.is_connected():
-                    changed.clear()
-                    await changed.wait()
-        except TimeoutError:
-            return False
-        finally:
-            connector.remove_event_hook(on_event)
+            await sessions.wait_usable("order_send", deadline - loop.time(), always_wait=True)
+        except MT5ClosedError:
+            raise
+        except MT5Error:
+            return False  # not back in time (or the supervisor gave up): reconcile says so
         return True
-
-    async def _pause(self, changed: asyncio.Event, seconds: float) -> bool:
-        """Sleep ``seconds`` with the trader's ``sleep``, cut short when ``changed`` is set.
-
-        Returns whether ``changed`` ended the pause (the sleep is then cancelled).
-        """
-        sleeper = asyncio.ensure_future(self._sleep(seconds))
-        watcher = asyncio.ensure_future(changed.wait())
-        try:
-            await asyncio.wait((sleeper, watcher), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (sleeper, watcher):
-                task.cancel()
-            await asyncio.gather(sleeper, watcher, return_exceptions=True)
-        if not sleeper.cancelled() and (error := sleeper.exception()) is not None:
-            raise error  # the sleep itself failed, as an awaited sleep would have raised
-        return changed.is_set()
 
     async def _look(
         self,
