@@ -428,6 +428,7 @@ class BurstTicks:
                 rows.extend([(second, 1.0, 1.1, 0.0, 0, msc, 6, 0.0)] * 5)
         self.ticks = np.array(rows, dtype=TICKS_DTYPE)
         self.session = None  # no session: maxbars is read each time
+        self.settings = SimpleNamespace(call_timeout=None)
         self.windows: list[tuple[int, int]] = []
         self.timeouts: set[Any] = set()
 

@@ -421,7 +421,7 @@ async def test_a_send_hanging_past_its_timeout_resolves_with_its_late_result(
     trader: Trader, term: SimTerminal, events: Events
 ) -> None:
     hang = term.faults.hang("order_send")
-    sending = asyncio.create_task(trader.buy("EURUSD", 0.1, timeout=0.01))
+    sending = asyncio.create_task(trader.buy("EURUSD", 0.1, timeout=0.2))
     await events.wait_for("ambiguous")
     hang.release()
     result = await sending
@@ -435,7 +435,7 @@ async def test_a_late_refusal_is_raised_as_a_trade_error(
     trader: Trader, term: SimTerminal, events: Events
 ) -> None:
     hang = term.faults.hang("order_send")
-    sending = asyncio.create_task(trader.buy("EURUSD", 90.0, timeout=0.01))
+    sending = asyncio.create_task(trader.buy("EURUSD", 90.0, timeout=0.2))
     await events.wait_for("ambiguous")
     hang.release()
     with pytest.raises(MT5TradeError) as caught:
@@ -449,7 +449,7 @@ async def test_a_send_stuck_beyond_the_budget_raises_outcome_unknown_with_the_ta
     trader = Trader(mt5, settle=0, reconcile_timeout=0.0, on_event=events)
     hang = term.faults.hang("order_send")
     with pytest.raises(MT5TradeOutcomeUnknownError) as caught:
-        await trader.buy("EURUSD", 0.1, timeout=0.01)
+        await trader.buy("EURUSD", 0.1, timeout=0.2)
     error = caught.value
     assert isinstance(error, MT5OutcomeUnknownError)
     assert error.tag == error.request["comment"]
@@ -714,7 +714,7 @@ async def test_a_resend_waits_for_its_own_late_result_not_the_first_attempts(
     await proven_trader(trader)
     first = term.faults.hang("order_send")
     term.faults.fail("order_send", -10001)  # the first attempt hangs, then never executes
-    sending = asyncio.create_task(trader.buy("EURUSD", 0.1, timeout=0.01, resend_if_absent=True))
+    sending = asyncio.create_task(trader.buy("EURUSD", 0.1, timeout=0.2, resend_if_absent=True))
     await events.wait_for("ambiguous")
     second = term.faults.hang("order_send")  # the re-send hangs too, then executes
     first.release()

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final
 from ._backends import BackendSlot
 from ._backends._checked import checked, health_job
 from ._core._arguments import check_symbol
-from ._core._deadline import bounded, operation
+from ._core._deadline import bounded, operation, seconds
 from ._core._errors import (
     MT5ClosedError,
     MT5ConfigurationError,
@@ -574,8 +574,7 @@ class AsyncMT5Connector(TradingMethods):
         return names
 
     def _seconds(self, timeout: TimeoutArg) -> float | None:
-        """``timeout`` in seconds (``USE_DEFAULT``: ``call_timeout``)."""
-        return self._settings.call_timeout if isinstance(timeout, UseDefault) else timeout
+        return seconds(timeout, self._settings.call_timeout)
 
     async def get_rates(
         self,

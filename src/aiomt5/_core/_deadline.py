@@ -19,8 +19,9 @@ from contextvars import ContextVar
 from typing import Final
 
 from ._errors import MT5TimeoutError
+from ._types import TimeoutArg, UseDefault
 
-__all__ = ["Deadline", "bounded", "current", "operation"]
+__all__ = ["Deadline", "bounded", "current", "detached", "operation", "seconds", "within"]
 
 
 class Deadline:
@@ -28,22 +29,49 @@ class Deadline:
 
     Args:
         seconds: The budget from now (None: no limit).
-        cap: An absolute time it may never pass (an enclosing deadline, a total one).
+        parent: The enclosing operation's deadline, never outlived.
+        total: An absolute time it may never pass either (a paged download's total deadline).
     """
 
-    __slots__ = ("at", "cap", "seconds")
+    __slots__ = ("at", "parent", "seconds", "total")
 
-    def __init__(self, seconds: float | None, cap: float | None = None) -> None:
+    def __init__(
+        self, seconds: float | None, parent: Deadline | None = None, total: float | None = None
+    ) -> None:
         self.seconds = seconds
-        self.cap = cap
+        self.parent = parent
+        self.total = total
         self.at: float | None = None
         self.renew()
 
     def renew(self) -> None:
-        """Start a fresh budget of ``seconds`` from now (still within ``cap``)."""
-        at = None if self.seconds is None else time.monotonic() + self.seconds
-        cap = self.cap
-        self.at = cap if at is None or (cap is not None and cap < at) else at
+        """Start a fresh budget of ``seconds`` from now (still within the enclosing ones)."""
+        ends = [self.total, self.parent.at if self.parent is not None else None]
+        if self.seconds is not None:
+            ends.append(time.monotonic() + self.seconds)
+        known = [end for end in ends if end is not None]
+        self.at = min(known) if known else None
+
+    def restart(self) -> None:
+        """A fresh budget for this deadline and every enclosing one (a new attempt of the
+        whole operation: a trade resent after it provably took no effect)."""
+        chain: list[Deadline] = []
+        deadline: Deadline | None = self
+        while deadline is not None:
+            chain.append(deadline)
+            deadline = deadline.parent
+        for each in reversed(chain):
+            each.renew()
+
+    def shift(self, seconds: float) -> None:
+        """Move this deadline and the enclosing ones ``seconds`` later (time not counted)."""
+        deadline: Deadline | None = self
+        while deadline is not None:
+            if deadline.at is not None:
+                deadline.at += seconds
+            if deadline.total is not None:
+                deadline.total += seconds
+            deadline = deadline.parent
 
     def left(self) -> float | None:
         """Seconds left (may be <= 0), or None without a limit."""
@@ -67,12 +95,8 @@ def operation(seconds: float | None, *, total: float | None = None) -> Iterator[
         seconds: The operation's budget (None: unbounded, unless an enclosing one is).
         total: An extra cap, in seconds from now (a paged download's total deadline).
     """
-    outer = _CURRENT.get()
-    cap = outer.at if outer is not None else None
-    if total is not None:
-        end = time.monotonic() + total
-        cap = end if cap is None or end < cap else cap
-    deadline = Deadline(seconds, cap)
+    end = None if total is None else time.monotonic() + total
+    deadline = Deadline(seconds, _CURRENT.get(), end)
     token = _CURRENT.set(deadline)
     try:
         yield deadline
@@ -96,3 +120,36 @@ def bounded(timeout: float | None, function: str) -> float | None:
             function=function,
         )
     return left if timeout is None or left < timeout else timeout
+
+
+@contextlib.contextmanager
+def within(deadline: Deadline) -> Iterator[Deadline]:
+    """Run the block under an existing ``deadline`` (an operation resumed after a pause)."""
+    token = _CURRENT.set(deadline)
+    try:
+        yield deadline
+    finally:
+        _CURRENT.reset(token)
+
+
+@contextlib.contextmanager
+def detached() -> Iterator[None]:
+    """Run the block outside any operation's deadline, and do not count its time against it.
+
+    For work with a budget of its own: trade reconciliation runs after a send gave up, within
+    ``reconcile_timeout``; the request's own ``timeout`` then goes on where it stopped.
+    """
+    outer = _CURRENT.get()
+    started = time.monotonic()
+    token = _CURRENT.set(None)
+    try:
+        yield
+    finally:
+        _CURRENT.reset(token)
+        if outer is not None:
+            outer.shift(time.monotonic() - started)
+
+
+def seconds(timeout: TimeoutArg, default: float | None) -> float | None:
+    """A ``timeout=`` argument in seconds: ``USE_DEFAULT`` means ``default``."""
+    return default if isinstance(timeout, UseDefault) else timeout

@@ -35,6 +35,7 @@ import numpy as np
 import numpy.typing as npt
 
 from aiomt5._core._arguments import positive_int, utc_timestamp
+from aiomt5._core._deadline import Deadline, operation, seconds
 from aiomt5._core._errors import (
     MT5CallError,
     MT5CallFailedError,
@@ -159,14 +160,32 @@ async def prepare_symbol(
 
 
 class _Calls:
-    """``connector.call`` with the fetch's timeout, for every page."""
+    """The calls of one download, and its deadline (the paging rule).
+
+    ``timeout`` bounds the preparation (symbol resolution and selection, ``maxbars``) and the
+    first page together, as one operation; each page that answers starts a fresh ``timeout``
+    for the next one. So a download of one page is bounded by ``timeout`` as a whole, and a long
+    download by ``timeout`` per page.
+    """
 
     def __init__(self, connector: AsyncMT5Connector, timeout: TimeoutArg) -> None:
         self.connector = connector
         self.timeout = timeout
+        self._scope = operation(seconds(timeout, connector.settings.call_timeout))
+        self._deadline: Deadline | None = None
+
+    def __enter__(self) -> _Calls:
+        self._deadline = self._scope.__enter__()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self._scope.__exit__(*exc_info)
 
     async def __call__(self, function: str, *args: Any) -> Any:
-        return await self.connector.call(function, *args, timeout=self.timeout)
+        result = await self.connector.call(function, *args, timeout=self.timeout)
+        if function.startswith("copy_") and self._deadline is not None:
+            self._deadline.renew()  # a page answered: the next one has a timeout of its own
+        return result
 
 
 class _Outside:
@@ -343,19 +362,21 @@ async def rate_pages(
     """
     frame = int(Timeframe.parse(timeframe))
     plan = _rates_plan(date_from, date_to, count, start_pos)
-    call = _Calls(connector, timeout)
-    name = await prepare_symbol(connector, symbol, timeout=timeout)
-    maxbars = await terminal_maxbars(connector, timeout=timeout)
-    page = _page_size(maxbars, page_size)
-    pager = _Pager(name, progress, sink)
-    if plan[0] == "range":
-        _, start, end = plan
-        latest = await _latest_tick_msc(call, name)
-        if latest is not None:
-            end = min(end, latest // 1000)
-        return await _rates_range(call, name, frame, start, end, page, pager)
-    _, anchor, total, position = plan
-    return await _rates_back(call, name, frame, (anchor, total, position), (page, maxbars), pager)
+    with _Calls(connector, timeout) as call:
+        name = await prepare_symbol(connector, symbol, timeout=timeout)
+        maxbars = await terminal_maxbars(connector, timeout=timeout)
+        page = _page_size(maxbars, page_size)
+        pager = _Pager(name, progress, sink)
+        if plan[0] == "range":
+            _, start, end = plan
+            latest = await _latest_tick_msc(call, name)
+            if latest is not None:
+                end = min(end, latest // 1000)
+            return await _rates_range(call, name, frame, start, end, page, pager)
+        _, anchor, total, position = plan
+        return await _rates_back(
+            call, name, frame, (anchor, total, position), (page, maxbars), pager
+        )
 
 
 def _rates_plan(
@@ -585,45 +606,45 @@ async def tick_pages(
             f"date_to ({date_to!r}) is before date_from ({date_from.isoformat()})"
         )
     total = positive_int("count", count) if count is not None else None
-    call = _Calls(connector, timeout)
-    name = await prepare_symbol(connector, symbol, timeout=timeout)
-    target = _page_size(await terminal_maxbars(connector, timeout=timeout), page_size)
-    latest = await _latest_tick_msc(call, name)
-    if latest is not None:
-        end = min(end, latest // 1000)
-    pager = _Pager(name, progress, sink)
-    parts: list[npt.NDArray[np.void]] = []
-    rows = 0
-    window = _TICK_WINDOW_START
-    outside = _Outside(f"{name} ticks")
-    low = start
-    while low <= end and (total is None or rows < total):
-        high = min(low + window - 1, end)
-        try:
-            ticks = await call("copy_ticks_range", name, low, high, copy_flags)
-            outside.answered = True
-        except MT5CallError as exc:
-            if outside.refused(exc):
-                ticks = _NO_TICKS
-            elif not isinstance(exc, MT5InvalidParamsError) or high == low:
-                raise
+    with _Calls(connector, timeout) as call:
+        name = await prepare_symbol(connector, symbol, timeout=timeout)
+        target = _page_size(await terminal_maxbars(connector, timeout=timeout), page_size)
+        latest = await _latest_tick_msc(call, name)
+        if latest is not None:
+            end = min(end, latest // 1000)
+        pager = _Pager(name, progress, sink)
+        parts: list[npt.NDArray[np.void]] = []
+        rows = 0
+        window = _TICK_WINDOW_START
+        outside = _Outside(f"{name} ticks")
+        low = start
+        while low <= end and (total is None or rows < total):
+            high = min(low + window - 1, end)
+            try:
+                ticks = await call("copy_ticks_range", name, low, high, copy_flags)
+                outside.answered = True
+            except MT5CallError as exc:
+                if outside.refused(exc):
+                    ticks = _NO_TICKS
+                elif not isinstance(exc, MT5InvalidParamsError) or high == low:
+                    raise
+                else:
+                    window = max((high - low + 1) // 2, 1)
+                    continue
+            if total is not None and rows + len(ticks) > total:
+                ticks = ticks[: total - rows]
+            if len(ticks):
+                parts.append(ticks)
+                rows += len(ticks)
+            if total is not None:
+                fraction: float | None = rows / total
             else:
-                window = max((high - low + 1) // 2, 1)
-                continue
-        if total is not None and rows + len(ticks) > total:
-            ticks = ticks[: total - rows]
-        if len(ticks):
-            parts.append(ticks)
-            rows += len(ticks)
-        if total is not None:
-            fraction: float | None = rows / total
-        else:
-            fraction = (high - start + 1) / (end - start + 1) if end < _INT32_MAX else None
-        pager.add(ticks, fraction)
-        window = _next_window(high - low + 1, len(ticks), target)
-        low = high + 1
-    outside.check()
-    return parts
+                fraction = (high - start + 1) / (end - start + 1) if end < _INT32_MAX else None
+            pager.add(ticks, fraction)
+            window = _next_window(high - low + 1, len(ticks), target)
+            low = high + 1
+        outside.check()
+        return parts
 
 
 def _next_window(seconds: int, ticks: int, target: int) -> int:

@@ -43,6 +43,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from aiomt5._core._arguments import check_symbol, utc_timestamp
+from aiomt5._core._deadline import Deadline, detached, operation, seconds, within
 from aiomt5._core._errors import (
     MT5AutoTradingDisabledError,
     MT5ClosedError,
@@ -384,8 +385,9 @@ class Trader:
         why); only a failed call raises.
         """
         req = _as_request(request)
-        payload, _ = await self._prepare(req, "", exactly_once=False, timeout=timeout)
-        raw = await self._connector.call("order_check", payload, timeout=timeout)
+        with self._operation(timeout):
+            payload, _ = await self._prepare(req, "", exactly_once=False, timeout=timeout)
+            raw = await self._connector.call("order_check", payload, timeout=timeout)
         return OrderCheck.from_struct(raw, payload)
 
     async def order_send(
@@ -402,8 +404,10 @@ class Trader:
 
         Args:
             request: A ``TradeRequest`` or an ``order_send`` dict.
-            timeout: Seconds for the send itself (default ``settings.call_timeout``); the reads
-                that prepare it (symbol, filling mode) use the connector's default.
+            timeout: Seconds for the reads that prepare the request (symbol, filling mode) and
+                the send, together (default ``settings.call_timeout``). Reconciling an ambiguous
+                outcome has a budget of its own (``reconcile_timeout``); a resend starts a fresh
+                ``timeout``.
             resend_if_absent: After an ambiguous outcome, send again (same tag) when the request
                 provably took no effect.
             tag: Your own client tag (``tag_from_key(signal_id)``); default a random one.
@@ -419,24 +423,29 @@ class Trader:
         """
         req = _as_request(request)
         chosen = check_tag(tag) if tag is not None else new_tag()
-        # ``timeout`` bounds the send; the reads preparing it use the connector's default.
-        payload, tag_used = await self._prepare(req, chosen, exactly_once, USE_DEFAULT)
+        with self._operation(timeout) as deadline:
+            payload, tag_used = await self._prepare(req, chosen, exactly_once, USE_DEFAULT)
         budget = self.reconcile_timeout if reconcile_timeout is None else reconcile_timeout
         attempts = 0
         while True:
             attempts += 1
             sent_at = time.monotonic()
             try:
-                raw = await self._connector.call("order_send", payload, timeout=timeout)
+                with within(deadline):
+                    raw = await self._connector.call("order_send", payload, timeout=timeout)
             except MT5Error as exc:
                 if not exactly_once or _definitely_not_sent(exc):
                     raise
-                outcome = await self._reconcile(payload, tag_used, exc, sent_at, budget, attempts)
+                with detached():  # reconciliation has its own budget
+                    outcome = await self._reconcile(
+                        payload, tag_used, exc, sent_at, budget, attempts
+                    )
                 if isinstance(outcome, OrderResult):
                     return outcome
                 if resend_if_absent and attempts <= self.max_resends:
                     log.warning("aiomt5.trade.resend", tag=tag_used, attempt=attempts + 1)
                     self._publish("reconciled", tag_used, "resend")
+                    deadline.restart()
                     continue
                 raise MT5OrderNotPlacedError(
                     f"the send failed ({type(exc).__name__}) and reconciliation proved the "
@@ -469,6 +478,10 @@ class Trader:
         return result
 
     # ------------------------------------------------------------------ helpers
+
+    def _operation(self, timeout: TimeoutArg) -> contextlib.AbstractContextManager[Deadline]:
+        """One deadline for a request's reads and send (``timeout``, default ``call_timeout``)."""
+        return operation(seconds(timeout, self._connector.settings.call_timeout))
 
     async def buy(
         self,
@@ -537,13 +550,14 @@ class Trader:
             MT5TradeError: The position does not exist (retcode ``POSITION_CLOSED``), or the
                 server refused.
         """
-        current = await self._position(position, timeout)
-        kind = ORDER_TYPE_SELL if current.is_buy else ORDER_TYPE_BUY
-        return await self._market(
-            kind, current.symbol, current.volume if volume is None else volume, price, 0.0, 0.0,
-            deviation, current.magic, comment, type_filling, current.ticket, timeout,
-            resend_if_absent, tag,
-        )  # fmt: skip
+        with self._operation(timeout):
+            current = await self._position(position, timeout)
+            kind = ORDER_TYPE_SELL if current.is_buy else ORDER_TYPE_BUY
+            return await self._market(
+                kind, current.symbol, current.volume if volume is None else volume, price, 0.0,
+                0.0, deviation, current.magic, comment, type_filling, current.ticket, timeout,
+                resend_if_absent, tag,
+            )  # fmt: skip
 
     async def modify_position(
         self,
@@ -559,16 +573,19 @@ class Trader:
         Raises:
             MT5TradeError: The position does not exist, or the server refused the levels.
         """
-        current = await self._position(position, timeout)
-        request = TradeRequest(
-            action=TRADE_ACTION_SLTP,
-            symbol=current.symbol,
-            position=current.ticket,
-            sl=current.sl if sl is None else sl,
-            tp=current.tp if tp is None else tp,
-            magic=current.magic,
-        )
-        return await self.order_send(request, timeout=timeout, resend_if_absent=resend_if_absent)
+        with self._operation(timeout):
+            current = await self._position(position, timeout)
+            request = TradeRequest(
+                action=TRADE_ACTION_SLTP,
+                symbol=current.symbol,
+                position=current.ticket,
+                sl=current.sl if sl is None else sl,
+                tp=current.tp if tp is None else tp,
+                magic=current.magic,
+            )
+            return await self.order_send(
+                request, timeout=timeout, resend_if_absent=resend_if_absent
+            )
 
     async def place_pending(
         self,
@@ -649,28 +666,29 @@ class Trader:
         resend_if_absent: bool,
         tag: str | None,
     ) -> OrderResult:
-        facts = await self._symbol(check_symbol(symbol), USE_DEFAULT)
-        tag = check_tag(tag) if tag is not None else new_tag()
-        requotes = 0
-        while True:
-            quote = price
-            if quote is None and facts.instant:
-                tick = await self._connector.call("symbol_info_tick", facts.name)
-                quote = tick.ask if kind == ORDER_TYPE_BUY else tick.bid
-            request = TradeRequest(
-                action=TRADE_ACTION_DEAL, symbol=facts.name, volume=volume, type=kind,
-                price=quote or 0.0, sl=sl, tp=tp, deviation=deviation, magic=magic,
-                comment=comment, type_filling=type_filling, position=position,
-            )  # fmt: skip
-            try:
-                return await self.order_send(
-                    request, timeout=timeout, resend_if_absent=resend_if_absent, tag=tag
-                )
-            except MT5TradeError as exc:
-                # A requote executed nothing: retrying with a fresh price cannot duplicate.
-                if price is not None or exc.retcode not in _REQUOTES or requotes >= 3:
-                    raise
-                requotes += 1
+        with self._operation(timeout):
+            facts = await self._symbol(check_symbol(symbol), USE_DEFAULT)
+            tag = check_tag(tag) if tag is not None else new_tag()
+            requotes = 0
+            while True:
+                quote = price
+                if quote is None and facts.instant:
+                    tick = await self._connector.call("symbol_info_tick", facts.name)
+                    quote = tick.ask if kind == ORDER_TYPE_BUY else tick.bid
+                request = TradeRequest(
+                    action=TRADE_ACTION_DEAL, symbol=facts.name, volume=volume, type=kind,
+                    price=quote or 0.0, sl=sl, tp=tp, deviation=deviation, magic=magic,
+                    comment=comment, type_filling=type_filling, position=position,
+                )  # fmt: skip
+                try:
+                    return await self.order_send(
+                        request, timeout=timeout, resend_if_absent=resend_if_absent, tag=tag
+                    )
+                except MT5TradeError as exc:
+                    # A requote executed nothing: retrying with a fresh price cannot duplicate.
+                    if price is not None or exc.retcode not in _REQUOTES or requotes >= 3:
+                        raise
+                    requotes += 1
 
     async def _position(self, position: int | Position, timeout: TimeoutArg) -> Position:
         ticket: object = position.ticket if isinstance(position, Position) else position
