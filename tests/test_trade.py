@@ -24,6 +24,7 @@ from aiomt5._core._errors import (
     MT5TradeError,
     MT5TradeOutcomeUnknownError,
 )
+from aiomt5._core._events import LateResult
 from aiomt5._settings import MT5Settings
 from aiomt5._trading._models import (
     MAX_USER_COMMENT,
@@ -429,6 +430,20 @@ async def test_a_send_hanging_past_its_timeout_resolves_with_its_late_result(
     assert result.request_id > 0  # the terminal's own answer, not a lookup
     assert len(await trader.positions()) == 1
     assert events.kinds() == ["ambiguous", "late_result", "reconciled"]
+
+
+async def test_a_late_result_carries_its_requests_tag(
+    mt5: AsyncMT5Connector, trader: Trader, term: SimTerminal, events: Events
+) -> None:
+    late: list[LateResult] = []
+    mt5.add_event_hook(lambda event: late.append(event) if isinstance(event, LateResult) else None)
+    hang = term.faults.hang("order_send")
+    sending = asyncio.create_task(trader.buy("EURUSD", 0.1, timeout=0.2))
+    await events.wait_for("ambiguous")
+    hang.release()
+    result = await sending
+    (event,) = late
+    assert event.tag == result.tag  # structured: no parsing of the call's summary
 
 
 async def test_a_late_refusal_is_raised_as_a_trade_error(

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import contextvars
 import enum
 import functools
@@ -39,7 +40,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
@@ -201,6 +202,25 @@ class _Job:
 
 
 _STOP: Final = object()
+
+CALL_TAG: Final[contextvars.ContextVar[str | None]] = contextvars.ContextVar(
+    "aiomt5_call_tag", default=None
+)
+"""The correlation tag of the calls made in this context (see ``tagged``)."""
+
+
+@contextlib.contextmanager
+def tagged(tag: str | None) -> Iterator[None]:
+    """Calls made in the block carry ``tag``: a late result reports it (``LateResult.tag``).
+
+    The worker already runs each call in a copy of its caller's context, so this costs a call
+    nothing; the tag is read only when a late result is reported.
+    """
+    token = CALL_TAG.set(tag)
+    try:
+        yield
+    finally:
+        CALL_TAG.reset(token)
 
 
 class Worker:
@@ -800,6 +820,7 @@ class Worker:
             error=job.error,
             duration=duration,
             overdue=overdue,
+            tag=job.context.get(CALL_TAG),
         )
         if threading.current_thread() is self._thread:
             _call_on_loop(job.outbox.loop, self._emit, event)

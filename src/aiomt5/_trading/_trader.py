@@ -63,6 +63,7 @@ from aiomt5._core._events import ConnectorEvent, LateResult, StateChanged
 from aiomt5._core._log import get_logger
 from aiomt5._core._session import LIVE
 from aiomt5._core._types import USE_DEFAULT, ConnectionState, TimeoutArg
+from aiomt5._core._worker import tagged
 
 from ._models import (
     ORDER_FILLING_FOK,
@@ -292,8 +293,10 @@ class Trader:
             self._record_late(event)
 
     def _record_late(self, event: LateResult) -> None:
-        request = getattr(event.result, "request", None)
-        tag = find_tag(getattr(request, "comment", "") or "") or find_tag(event.args_summary)
+        tag = event.tag
+        if tag is None:  # sent without a tag context: the answer's request may still say
+            request = getattr(event.result, "request", None)
+            tag = find_tag(getattr(request, "comment", "") or "")
         if tag is None:
             return
         retcode = getattr(event.result, "retcode", None)
@@ -431,7 +434,7 @@ class Trader:
             attempts += 1
             sent_at = time.monotonic()
             try:
-                with within(deadline):
+                with within(deadline), tagged(tag_used or None):
                     raw = await self._connector.call("order_send", payload, timeout=timeout)
             except MT5Error as exc:
                 if not exactly_once or _definitely_not_sent(exc):
