@@ -28,7 +28,9 @@ if not mt5.symbol_select(symbol, True):
     print("symbol_select failed:", mt5.last_error())
     raise SystemExit(1)
 
-utc_to = datetime.now(UTC)
+# The trade server's clock (its latest quote), not this machine's: on the simulator at a weekend
+# the market shown is the latest open session's.
+utc_to = datetime.fromtimestamp(mt5.symbol_info_tick(symbol).time, UTC)
 rates = mt5.copy_rates_from(symbol, mt5.TIMEFRAME_H4, utc_to, 6)
 print(f"last {len(rates)} H4 bars of {symbol}:")
 for bar in rates:

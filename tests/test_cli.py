@@ -95,7 +95,7 @@ def test_demo_runs_in_a_pseudo_terminal_and_finishes() -> None:
     for expected in (
         "connected: True",
         "downloaded",
-        "live ticks",
+        "live",
         "bought 0.1",
         "closed position",
     ):
@@ -106,16 +106,16 @@ def test_demo_runs_in_a_pseudo_terminal_and_finishes() -> None:
 def test_symbols_info_and_find() -> None:
     found = invoke("--backend", "sim", "--json", "symbols", "--find", "EURUSD")
     assert found.exit_code == 0, found.output
-    assert json.loads(found.output) == {"query": "EURUSD", "symbol": "EURUSD"}
+    assert json.loads(found.stdout) == {"query": "EURUSD", "symbol": "EURUSD"}
     info = invoke("--backend", "sim", "--json", "symbols", "--info", "XAUUSD")
     assert info.exit_code == 0, info.output
-    assert json.loads(info.output)["digits"] == 2
+    assert json.loads(info.stdout)["digits"] == 2
 
 
 def test_rates_by_count_as_json() -> None:
     result = invoke("--backend", "sim", "--json", "rates", "EURUSD", "H1", "--count", "5")
     assert result.exit_code == 0, result.output
-    rows = json.loads(result.output)
+    rows = json.loads(result.stdout)
     assert len(rows) == 5
     assert rows[0]["time"] < rows[-1]["time"]
 
@@ -151,7 +151,7 @@ def test_ticks_by_range() -> None:
         "--from", "2026-03-04T12:00Z", "--to", "2026-03-04T12:01Z",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    rows = json.loads(result.output)
+    rows = json.loads(result.stdout)
     assert rows
     assert all(r["bid"] <= r["ask"] for r in rows)
 
@@ -159,7 +159,7 @@ def test_ticks_by_range() -> None:
 def test_diagnose_gives_a_verdict() -> None:
     result = invoke("--backend", "sim", "--json", "diagnose")
     assert result.exit_code == 0, result.output
-    report = json.loads(result.output)
+    report = json.loads(result.stdout)
     assert report["verdict"] == "ok"
     assert report["health"]["ok"] is True
     assert report["symbols"] >= 30
@@ -168,7 +168,7 @@ def test_diagnose_gives_a_verdict() -> None:
 def test_positions_of_a_fresh_account_are_empty() -> None:
     result = invoke("--backend", "sim", "--json", "positions")
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output) == []
+    assert json.loads(result.stdout) == []
 
 
 def test_serve_and_a_remote_client_through_the_real_entry_points() -> None:
@@ -206,3 +206,51 @@ def test_serve_refuses_a_public_address_without_a_token() -> None:
     result = run_cli("serve", "--backend", "sim", "--host", "0.0.0.0", "--port", "0")
     assert result.returncode == 2
     assert "token" in result.stderr
+
+
+SATURDAY_NOON = 1781956800.0  # Sat 2026-06-20 12:00 UTC: the FX market is closed
+WEDNESDAY_NOON = 1781697600.0  # Wed 2026-06-17 12:00 UTC: open
+
+
+def _wall_clock_at(monkeypatch: pytest.MonkeyPatch, epoch: float) -> None:
+    import aiomt5.sim._setup as setup
+
+    monkeypatch.setattr(setup.time, "time", lambda: epoch)
+
+
+def test_a_closed_market_starts_the_simulator_in_the_latest_open_session(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _wall_clock_at(monkeypatch, SATURDAY_NOON)
+    result = invoke("--backend", "sim", "--json", "symbols", "--info", "EURUSD")
+    assert result.exit_code == 0, result.output
+    assert result.stderr.count("\n") == 1  # one line says what happened
+    assert "market is closed now (Sat 2026-06-20 12:00 UTC)" in result.stderr
+    assert "starts at Fri 2026-06-19 12:00 UTC" in result.stderr
+    assert "MT5_SIM_START" in result.stderr
+    quoted = json.loads(result.stdout)["time"]
+    assert SATURDAY_NOON - 86_400 - 60 <= quoted <= SATURDAY_NOON - 86_400  # Friday noon
+
+
+def test_an_open_market_or_an_explicit_start_leaves_the_clock_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _wall_clock_at(monkeypatch, WEDNESDAY_NOON)
+    assert invoke("--backend", "sim", "--json", "account").stderr == ""
+    _wall_clock_at(monkeypatch, SATURDAY_NOON)
+    monkeypatch.setenv("MT5_SIM_START", "2026-06-17T10:00:00Z")
+    result = invoke("--backend", "sim", "--json", "symbols", "--info", "EURUSD")
+    assert result.stderr == ""
+    assert 1781690400 - 60 <= json.loads(result.stdout)["time"] <= 1781690400 + 60
+
+
+def test_demo_as_json_trades_and_streams_several_symbols() -> None:
+    # Whatever the day: CI runs this under faketime on a Saturday and on a Wednesday too.
+    result = run_cli("--json", "demo", "--seconds", "0.3")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["connected"] is True
+    assert report["history"]["bars"] > 0
+    assert len({tick["symbol"] for tick in report["ticks"]}) > 1
+    assert report["trade"]["opened"]["retcode"] == "TRADE_RETCODE_DONE"
+    assert report["trade"]["closed"]["retcode"] == "TRADE_RETCODE_DONE"

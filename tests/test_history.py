@@ -169,6 +169,29 @@ async def test_range_entirely_before_the_history_says_so(mt5: AsyncMT5Connector)
     assert raised.value.code == -1
 
 
+async def test_range_entirely_in_the_future_fails_as_the_terminal_does(
+    mt5: AsyncMT5Connector,
+) -> None:
+    # MT5 fails a request entirely outside the server's data (-1), the future included.
+    later = datetime(2026, 3, 2, 11, tzinfo=UTC)  # an hour after the terminal's clock
+    for fetch, args in (
+        (fetch_rates, ("EURUSD", "M1", later, later + timedelta(hours=1))),
+        (fetch_ticks, ("EURUSD", later, later + timedelta(hours=1))),
+    ):
+        with pytest.raises(MT5CallError, match="entirely in the future") as raised:
+            await fetch(mt5, *args)  # type: ignore[operator]
+        assert raised.value.code == -1
+
+
+async def test_open_ended_request_from_the_future_is_empty_not_an_error(
+    mt5: AsyncMT5Connector,
+) -> None:
+    # "From my last bar up to now", with nothing new yet: no rows, as an incremental update wants.
+    later = datetime(2026, 3, 2, 11, tzinfo=UTC)
+    assert len(await fetch_rates(mt5, "EURUSD", "M1", later)) == 0
+    assert len(await fetch_ticks(mt5, "EURUSD", later)) == 0
+
+
 # --------------------------------------------------------------------------- bars by count
 
 

@@ -41,6 +41,25 @@ def test_defaults(settings_env: Path) -> None:
     assert settings.testing is False
 
 
+def test_login_0_and_blank_credentials_mean_the_logged_in_account(settings_env: Path) -> None:
+    # MetaTrader5 code attaches with initialize(login=0, password="", server=""); so may settings.
+    settings = MT5Settings(login=0, password="", server="")
+    assert (settings.login, settings.password, settings.server) == (None, None, None)
+
+
+def test_simulated_time_settings(settings_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert MT5Settings().sim_speed == 1.0
+    monkeypatch.setenv("MT5_SIM_SPEED", "60")
+    monkeypatch.setenv("MT5_SIM_START", "2026-06-15T10:00:00Z")
+    settings = MT5Settings()
+    assert settings.sim_speed == 60.0
+    assert settings.sim_start == datetime(2026, 6, 15, 10, tzinfo=UTC)
+    for bad in ("0", "-1", "inf", "fast"):
+        monkeypatch.setenv("MT5_SIM_SPEED", bad)
+        with pytest.raises(ValueError, match="sim_speed"):
+            MT5Settings()
+
+
 def test_seed_variables_are_read_from_the_environment(
     settings_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -232,3 +232,94 @@ def test_official_example_code_runs_unmodified() -> None:
         assert mt5.shutdown()
     finally:
         aiomt5.sim.uninstall()
+
+
+@pytest.mark.parametrize(
+    "credentials",
+    [{"login": 0}, {"login": 0, "password": "", "server": ""}, {"password": "", "server": ""}],
+)
+def test_initialize_with_login_0_attaches_to_the_logged_in_account(
+    credentials: dict[str, Any],
+) -> None:
+    # Public code (and async wrappers, by default) attach this way: 0 and "" mean "not given".
+    terminal = SimTerminal(seed=1, clock=SimClock.fixed("2026-03-04T12:00:00Z"))
+    assert terminal.initialize(**credentials), terminal.last_error()
+    assert terminal.account_info().login == aiomt5.sim.DEFAULT_LOGIN
+
+
+def _docs_deal(mt5: Any, symbol: str, kind: int, price: float, **extra: Any) -> dict[str, Any]:
+    """A request shaped as the official order_send/order_check examples build it."""
+    point = mt5.symbol_info(symbol).point
+    request = {
+        "action": mt5.TRADE_ACTION_DEAL, "symbol": symbol, "volume": 0.1, "type": kind,
+        "price": price, "deviation": 20, "magic": 234000, "comment": "python script open",
+        "type_time": mt5.ORDER_TIME_GTC, "type_filling": mt5.ORDER_FILLING_RETURN,
+    }  # fmt: skip
+    if "position" not in extra:  # unrounded stops, as the examples compute them
+        request["sl"] = price - 100 * point
+        request["tp"] = price + 100 * point
+    return {**request, **extra}
+
+
+def test_docs_order_send_and_order_check_examples_succeed_on_the_installed_module() -> None:
+    # The official examples: USDJPY, instant execution, ORDER_FILLING_RETURN, open then close.
+    terminal = SimTerminal(seed=3, clock=SimClock.fixed("2026-03-04T12:00:00Z"))
+    mt5 = aiomt5.sim.install(terminal)
+    try:
+        assert mt5.initialize()
+        symbol = "USDJPY"
+        info = mt5.symbol_info(symbol)
+        assert info.visible or mt5.symbol_select(symbol, True)
+        checked = mt5.order_check(
+            _docs_deal(mt5, symbol, mt5.ORDER_TYPE_BUY, mt5.symbol_info_tick(symbol).ask)
+        )
+        assert (checked.retcode, checked.comment) == (0, "Done")
+        opened = mt5.order_send(
+            _docs_deal(mt5, symbol, mt5.ORDER_TYPE_BUY, mt5.symbol_info_tick(symbol).ask)
+        )
+        assert opened.retcode == mt5.TRADE_RETCODE_DONE, opened
+        terminal.clock.advance(2)  # the example sleeps 2 s before closing
+        closed = mt5.order_send(
+            _docs_deal(
+                mt5, symbol, mt5.ORDER_TYPE_SELL, mt5.symbol_info_tick(symbol).bid,
+                position=opened.order, comment="python script close",
+            )
+        )  # fmt: skip
+        assert closed.retcode == mt5.TRADE_RETCODE_DONE, closed
+        assert mt5.positions_total() == 0
+    finally:
+        aiomt5.sim.uninstall()
+
+
+@pytest.mark.parametrize(
+    ("symbol", "exemode", "return_allowed"),
+    [
+        ("EURUSD", 1, True),  # majors: instant execution, like MetaQuotes' demo server
+        ("USDJPY", 1, True),
+        ("EURGBP", 2, False),  # crosses: market execution refuses Return, as many brokers do
+        ("XAUUSD", 2, False),
+        ("EURCHF", 1, True),
+        ("US30", 2, False),
+    ],
+)
+def test_symbols_carry_their_execution_mode_and_return_filling_follows_it(
+    term: SimTerminal, symbol: str, exemode: int, return_allowed: bool
+) -> None:
+    assert term.symbol_select(symbol, True)
+    assert term.symbol_info(symbol).trade_exemode == exemode
+    tick = term.symbol_info_tick(symbol)
+    checked = term.order_check(
+        action=1, symbol=symbol, volume=term.symbol_info(symbol).volume_min, type=0,
+        price=tick.ask, deviation=20, type_filling=2,  # ORDER_FILLING_RETURN
+    )  # fmt: skip
+    assert (checked.retcode == 0) is return_allowed, checked.comment
+    if not return_allowed:
+        assert checked.retcode == 10030  # Unsupported filling mode
+
+
+def test_a_range_entirely_in_the_future_fails_like_the_terminal(term: SimTerminal) -> None:
+    now = 1772625600  # the fixture's clock
+    assert term.copy_rates_range("EURUSD", 1, now + 3600, now + 7200) is None
+    assert term.last_error() == (-1, "Terminal: Call failed")
+    assert term.copy_ticks_range("EURUSD", now + 3600, now + 7200, -1) is None
+    assert term.last_error() == (-1, "Terminal: Call failed")

@@ -1365,7 +1365,7 @@ def test_terminal_sl_or_tp_closes_the_position_as_the_clock_advances(term: SimTe
     sl, tp = round(tick.bid - 0.0008, 5), round(tick.bid + 0.0008, 5)
     opened = term.order_send(
         action=c.TRADE_ACTION_DEAL, symbol="EURUSD", volume=1.0, type=c.ORDER_TYPE_BUY,
-        sl=sl, tp=tp, magic=11, comment="e2e",
+        price=tick.ask, sl=sl, tp=tp, magic=11, comment="e2e",
     )  # fmt: skip
     assert opened.retcode == c.TRADE_RETCODE_DONE
     _advance_until(term, lambda: not term.positions_get())
@@ -1409,8 +1409,10 @@ def test_terminal_margin_and_profit_equal_order_calc(term: SimTerminal) -> None:
         ("EURUSD", c.ORDER_TYPE_BUY, 1.0),
         ("USDJPY", c.ORDER_TYPE_SELL, 0.5),
     ):
+        tick = term.symbol_info_tick(symbol)
+        price = tick.ask if order_type == c.ORDER_TYPE_BUY else tick.bid  # instant execution
         result = term.order_send(
-            action=c.TRADE_ACTION_DEAL, symbol=symbol, volume=volume, type=order_type
+            action=c.TRADE_ACTION_DEAL, symbol=symbol, volume=volume, type=order_type, price=price
         )
         assert result.retcode == c.TRADE_RETCODE_DONE
     term.clock.advance(600)
@@ -1428,7 +1430,7 @@ def test_terminal_margin_and_profit_equal_order_calc(term: SimTerminal) -> None:
 def test_terminal_order_check_predicts_the_send(term: SimTerminal) -> None:
     fields: dict[str, Any] = {
         "action": c.TRADE_ACTION_DEAL, "symbol": "EURUSD", "volume": 2.0,
-        "type": c.ORDER_TYPE_SELL,
+        "type": c.ORDER_TYPE_SELL, "price": term.symbol_info_tick("EURUSD").bid,
     }  # fmt: skip
     checked = term.order_check(fields)
     assert (checked.retcode, checked.comment) == (0, "Done")
@@ -1443,9 +1445,23 @@ def test_terminal_netting_account_reverses_a_position() -> None:
     assert term.initialize(login=DEFAULT_LOGIN + 1, password=DEFAULT_PASSWORD,
                            server=DEFAULT_SERVER)  # fmt: skip
     deal: dict[str, Any] = {"action": c.TRADE_ACTION_DEAL, "symbol": "EURUSD"}
-    first = term.order_send({**deal, "volume": 1.0, "type": c.ORDER_TYPE_BUY})
+    first = term.order_send(
+        {
+            **deal,
+            "volume": 1.0,
+            "type": c.ORDER_TYPE_BUY,
+            "price": term.symbol_info_tick("EURUSD").ask,
+        }
+    )
     term.clock.advance(60)
-    term.order_send({**deal, "volume": 1.5, "type": c.ORDER_TYPE_SELL})
+    term.order_send(
+        {
+            **deal,
+            "volume": 1.5,
+            "type": c.ORDER_TYPE_SELL,
+            "price": term.symbol_info_tick("EURUSD").bid,
+        }
+    )
     (position,) = term.positions_get()
     assert (position.type, position.volume) == (c.POSITION_TYPE_SELL, 0.5)
     assert position.identifier == first.order

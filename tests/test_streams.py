@@ -340,6 +340,8 @@ class GrowingTicks:
     so later polls find new ticks with the very millisecond of the stream's cursor.
     """
 
+    backend = None  # knows no trading sessions, as the MetaTrader5 module
+
     def __init__(self, seed: int) -> None:
         rng = np.random.default_rng(seed)
         times: list[int] = []
@@ -389,3 +391,20 @@ async def test_ticks_sharing_the_cursor_millisecond_are_neither_repeated_nor_ski
     got = await take(stream, len(fake.ticks) - 1)
     assert [int(t.bid) for t in got] == list(range(1, len(fake.ticks)))
     assert stream.cursors["X"][0] == int(fake.ticks["time_msc"][-1])
+
+
+async def test_a_stream_on_a_closed_market_says_so_once_and_when_it_reopens(
+    term: SimTerminal, mt5: AsyncMT5Connector, caplog: pytest.LogCaptureFixture
+) -> None:
+    term.clock.set(datetime(2026, 3, 7, 23, 0, tzinfo=UTC))  # Saturday night: FX closed
+    sleep = SimSleep(term)
+    with caplog.at_level("INFO", logger="aiomt5.streams"):
+        async with stream_ticks(mt5, "EURUSD", poll_interval=600.0, sleep=sleep) as ticks:
+            tick = await anext(ticks)  # polls through the night, then Monday's first tick
+    assert tick.datetime >= datetime(2026, 3, 9, tzinfo=UTC)
+    events = [r.getMessage() for r in caplog.records if "market_" in r.getMessage()]
+    assert len(events) == 2, events
+    assert "aiomt5.streams.market_closed" in events[0]
+    assert "symbol=EURUSD" in events[0]
+    assert "2026-03-09T00:00:00+00:00" in events[0]
+    assert "aiomt5.streams.market_reopened" in events[1]

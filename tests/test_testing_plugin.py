@@ -61,6 +61,30 @@ def test_marker_configures_the_terminal(pytester: pytest.Pytester) -> None:
     result.assert_outcomes(passed=1)
 
 
+def test_fixtures_honour_the_mt5_sim_settings_and_the_marker_wins(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MT5_SIM_SEED", "4")
+    monkeypatch.setenv("MT5_SIM_START", "2027-01-06T10:00:00Z")
+    pytester.makepyfile(
+        """
+        import pytest
+
+        def test_from_settings(aiomt5_sim):
+            assert aiomt5_sim.seed == 4
+            assert aiomt5_sim.clock.frozen  # tests move their clock themselves
+            assert aiomt5_sim.clock.datetime().isoformat() == "2027-01-06T10:00:00+00:00"
+
+        @pytest.mark.aiomt5_sim(seed=9)
+        def test_marker_wins(aiomt5_sim):
+            assert aiomt5_sim.seed == 9
+            assert aiomt5_sim.clock.datetime().day == 6
+        """
+    )
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(passed=2)
+
+
 def test_marker_is_documented(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_subprocess("--markers")
     result.stdout.fnmatch_lines(["*aiomt5_sim(seed=0*"])

@@ -18,6 +18,7 @@ from aiomt5._core._errors import (
     MT5AutoTradingDisabledError,
     MT5ConnectionError,
     MT5InvalidArgumentError,
+    MT5MarketClosedError,
     MT5OrderNotPlacedError,
     MT5OutcomeUnknownError,
     MT5TimeoutError,
@@ -754,3 +755,17 @@ async def test_a_lookup_refused_by_the_terminal_is_retried_not_reported_as_the_o
     assert result.reconciled
     assert reconnector.reconnects == 1
     assert len(await trader.positions()) == 1
+
+
+async def test_a_trade_on_a_closed_market_raises_market_closed_with_when_it_opens(
+    trader: Trader, term: SimTerminal
+) -> None:
+    term.clock.set("2026-03-07T12:00:00Z")  # Saturday
+    with pytest.raises(MT5MarketClosedError) as raised:
+        await trader.buy("EURUSD", 0.1)
+    error = raised.value
+    assert isinstance(error, MT5TradeError)
+    assert (error.retcode, error.symbol) == (c.TRADE_RETCODE_MARKET_CLOSED, "EURUSD")
+    assert error.opens_at == datetime(2026, 3, 9, tzinfo=UTC)
+    assert "EURUSD" in str(error)
+    assert "2026-03-09T00:00:00+00:00" in str(error)

@@ -70,6 +70,11 @@ class _Output:
         else:
             render()
 
+    def say(self, line: str) -> None:
+        """A line for people (nothing in ``--json`` mode, whose output is one document)."""
+        if not self.as_json:
+            self.console.print(line)
+
     def fail(self, message: str, hint: str | None = None) -> None:
         self.errors.print(f"[bold red]error:[/] {message}")
         if hint:
@@ -119,11 +124,33 @@ def _run(out: _Output, work: Callable[[], Awaitable[_T]]) -> _T:
         raise typer.Exit(130) from None
 
 
-def _settings(backend: str | None) -> MT5Settings:
+def _settings(backend: str | None, **overrides: Any) -> MT5Settings:
+    """The command's settings; on the simulator, a market that is open (see ``_open_market``)."""
+    values = overrides if backend is None else {"backend": backend, **overrides}
     try:
-        return MT5Settings() if backend is None else MT5Settings(backend=backend)
+        settings = MT5Settings(**values)
     except ValueError as exc:  # pydantic's ValidationError is a ValueError
         raise MT5InvalidArgumentError(f"invalid settings: {exc}") from None
+    return _open_market(settings)
+
+
+def _open_market(settings: MT5Settings) -> MT5Settings:
+    """Start the simulator's clock in an open session when the wall clock falls in a closed one.
+
+    A user who runs a command on the simulator at a weekend wants to see a market, not an empty
+    one: without ``sim_start``, the clock starts at the same hour of the latest open session,
+    and one line on stderr says so. Other backends, and an explicit ``sim_start``, are left as
+    they are.
+    """
+    if settings.backend != "sim" or settings.sim_start is not None:
+        return settings
+    from .sim._setup import sim_clock
+
+    choice = sim_clock(settings, open_market=True)
+    if choice.note is None:
+        return settings
+    sys.stderr.write(f"note: {choice.note}\n")
+    return settings.model_copy(update={"sim_start": choice.clock.datetime()})
 
 
 def _parse_when(value: str | None, name: str) -> datetime | None:
@@ -166,41 +193,57 @@ def _records_table(title: str, records: Any, columns: tuple[str, ...]) -> Table:
 
 # ====================================================================== the demo
 _DEMO_SYMBOL: Final = "EURUSD"
+_DEMO_STREAMED: Final = ("GBPUSD", "BTCUSD")  # streamed with the demo symbol
+_DEMO_MAGIC: Final = 20261124
+_DEMO_TICKS_BACK: Final = 15.0  # seconds of recent ticks the stream starts with
 _DEMO_DAYS: Final = 30
 
 
 async def _demo(out: _Output, stream_seconds: float) -> None:
-    from .sim import SimClock, SimTerminal
-
-    terminal = SimTerminal(seed=42, clock=SimClock.wall())
-    settings = MT5Settings(backend="sim", call_timeout=10.0)
-    out.console.rule("[bold]aiomt5 demo[/] on the built-in simulated terminal")
-    async with AsyncMT5Connector(settings, backend=terminal) as mt5:
+    settings = _settings("sim", call_timeout=10.0)
+    report: dict[str, Any] = {}
+    if not out.as_json:
+        out.console.rule("[bold]aiomt5 demo[/] on the built-in simulated terminal")
+    async with AsyncMT5Connector(settings) as mt5:
         health = await mt5.health_check()
         account = await mt5.get_account_info()
         info = await mt5.get_terminal_info()
-        out.console.print(
+        report["connected"] = health.ok
+        report["account"] = {
+            "login": account.login,
+            "server": account.server,
+            "currency": account.currency,
+            "balance": account.balance,
+            "leverage": account.leverage,
+        }
+        report["build"] = info.build
+        out.say(
             f"connected: [green]{health.ok}[/]  account {account.login} on {account.server} "
             f"({account.currency} {account.balance:,.2f}, leverage 1:{account.leverage})  "
             f"build {info.build}  ping {health.ping_ms:.1f} ms"
         )
         symbol = await mt5.find_symbol(_DEMO_SYMBOL)
-        await _demo_history(out, mt5, symbol)
-        await _demo_stream(out, mt5, (symbol, "GBPUSD", "BTCUSD"), stream_seconds)
-        await _demo_order(out, mt5, symbol)
+        # The terminal's clock, not the machine's: the simulator may run at another time.
+        now = datetime.fromtimestamp((await mt5.call("symbol_info_tick", symbol)).time, UTC)
+        report["history"] = await _demo_history(out, mt5, symbol, now)
+        streamed = (symbol, *_DEMO_STREAMED)
+        report["ticks"] = await _demo_stream(out, mt5, streamed, now, stream_seconds)
+        report["trade"] = await _demo_order(out, mt5, symbol)
         stats = mt5.get_connection_stats()
-    out.console.print(
-        _struct_table(
-            "connection stats",
-            stats,
-            ("state", "uptime_seconds", "calls", "failures", "latency_p50_ms", "latency_p99_ms"),
-        )
-    )
-    out.console.rule("[bold green]demo finished")
+    report["stats"] = stats
+    columns = ("state", "uptime_seconds", "calls", "failures", "latency_p50_ms", "latency_p99_ms")
+
+    def render() -> None:
+        out.console.print(_struct_table("connection stats", stats, columns))
+        out.console.rule("[bold green]demo finished")
+
+    out.data(report, render)
 
 
-async def _demo_history(out: _Output, mt5: AsyncMT5Connector, symbol: str) -> None:
-    end = datetime.now(UTC).replace(second=0, microsecond=0)
+async def _demo_history(
+    out: _Output, mt5: AsyncMT5Connector, symbol: str, now: datetime
+) -> dict[str, Any]:
+    end = now.replace(second=0, microsecond=0)
     start = end - timedelta(days=_DEMO_DAYS)
     with Progress(
         TextColumn("history {task.description}"),
@@ -208,6 +251,7 @@ async def _demo_history(out: _Output, mt5: AsyncMT5Connector, symbol: str) -> No
         TextColumn("{task.fields[rows]:,} M1 bars in {task.fields[pages]} pages"),
         TimeElapsedColumn(),
         console=out.console,
+        disable=out.as_json,
     ) as progress:
         task = progress.add_task(symbol, total=1.0, rows=0, pages=0)
 
@@ -219,37 +263,56 @@ async def _demo_history(out: _Output, mt5: AsyncMT5Connector, symbol: str) -> No
             symbol, Timeframe.M1, start, end, progress=on_page, page_size=5000
         )
         progress.update(task, completed=1.0)
-    out.console.print(f"downloaded {len(rates):,} M1 bars of {symbol} ({_DEMO_DAYS} days)")
+    out.say(f"downloaded {len(rates):,} M1 bars of {symbol} ({_DEMO_DAYS} days)")
+    return {"symbol": symbol, "timeframe": "M1", "from": start, "to": end, "bars": len(rates)}
 
 
 async def _demo_stream(
-    out: _Output, mt5: AsyncMT5Connector, symbols: tuple[str, ...], seconds: float
-) -> None:
-    table = Table(title=f"live ticks ({seconds:g} s)", title_justify="left")
+    out: _Output, mt5: AsyncMT5Connector, symbols: tuple[str, ...], now: datetime, seconds: float
+) -> list[dict[str, Any]]:
+    # From a few seconds back, so even a quiet hour shows ticks at once; then live.
+    since = now - timedelta(seconds=_DEMO_TICKS_BACK)
+    title = f"ticks since {since:%H:%M:%S} UTC, live {seconds:g} s"
+    table = Table(title=title, title_justify="left")
     for column in ("time (UTC)", "symbol", "bid", "ask"):
         table.add_column(column)
+    seen: list[dict[str, Any]] = []
     with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(seconds), mt5.stream_ticks(*symbols, poll_interval=0.1) as ticks:
+        async with (
+            asyncio.timeout(seconds),
+            mt5.stream_ticks(*symbols, poll_interval=0.1, since=since) as ticks,
+        ):
             async for tick in ticks:  # every tick once, in time order across the symbols
                 stamp = tick.datetime.strftime("%H:%M:%S.%f")[:-3]
                 table.add_row(stamp, tick.symbol, f"{tick.bid:g}", f"{tick.ask:g}")
-    out.console.print(table)
+                seen.append(
+                    {"time": tick.datetime, "symbol": tick.symbol, "bid": tick.bid, "ask": tick.ask}
+                )
+    if not out.as_json:
+        out.console.print(table)
+    return seen
 
 
-async def _demo_order(out: _Output, mt5: AsyncMT5Connector, symbol: str) -> None:
+async def _demo_order(out: _Output, mt5: AsyncMT5Connector, symbol: str) -> dict[str, Any]:
     # Exactly once: the order is tagged and, after an ambiguous outcome, looked up, not re-sent.
-    opened = await mt5.buy(symbol, 0.1, comment="demo", magic=20261124)
-    out.console.print(
-        f"bought 0.1 {symbol} at {opened.price} ({opened.retcode_name}, deal {opened.deal})"
-    )
-    position = next(p for p in await mt5.positions(symbol) if p.magic == 20261124)
+    opened = await mt5.buy(symbol, 0.1, comment="demo", magic=_DEMO_MAGIC)
+    out.say(f"bought 0.1 {symbol} at {opened.price} ({opened.retcode_name}, deal {opened.deal})")
+    position = next(p for p in await mt5.positions(symbol) if p.magic == _DEMO_MAGIC)
     closed = await mt5.close_position(position)
     deals = await mt5.history_deals(position=position.ticket)
     profit = sum(d.profit for d in deals)
-    out.console.print(
+    out.say(
         f"closed position {position.ticket} at {closed.price} ({closed.retcode_name}), "
         f"profit {profit:+.2f}"
     )
+    return {
+        "symbol": symbol,
+        "volume": 0.1,
+        "position": position.ticket,
+        "opened": {"price": opened.price, "retcode": opened.retcode_name, "deal": opened.deal},
+        "closed": {"price": closed.price, "retcode": closed.retcode_name, "deal": closed.deal},
+        "profit": profit,
+    }
 
 
 # ====================================================================== the app

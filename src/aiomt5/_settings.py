@@ -84,7 +84,14 @@ class MT5Settings(BaseSettings):
     )
 
     # -- the terminal and the account
-    login: int | None = Field(default=None, gt=0, description="Trading account number.")
+    login: int | None = Field(
+        default=None,
+        gt=0,
+        description=(
+            "Trading account number (None or 0: the account the terminal is logged in to, as "
+            "MetaTrader5 treats login=0)."
+        ),
+    )
     password: SecretStr | None = Field(default=None, description="Account password (secret).")
     server: str | None = Field(default=None, description="Trade server name, e.g. 'Broker-Demo'.")
     path: str | None = Field(default=None, description="Path to terminal64.exe (None: find it).")
@@ -189,7 +196,16 @@ class MT5Settings(BaseSettings):
     sim_seed: int = Field(default=0, description="Simulator random seed.")
     sim_start: datetime | None = Field(
         default=None,
-        description="Freeze the simulator clock at this aware time (None: follow wall time).",
+        description=(
+            "Start the simulator's clock at this aware time; it then runs at sim_speed (None: "
+            "wall time, or for the CLI the same hour of the latest open session)."
+        ),
+    )
+    sim_speed: float = Field(
+        default=1.0,
+        gt=0,
+        allow_inf_nan=False,
+        description="Simulated seconds per wall second (60: a simulated minute each second).",
     )
     sim_symbol_suffix: str = Field(
         default="", description="Broker suffix on simulated symbol names, e.g. '.m'."
@@ -222,7 +238,14 @@ class MT5Settings(BaseSettings):
     def _words_mean_none(cls, value: Any) -> Any:
         return _none_if_word(value)
 
-    @field_validator("server", "path", "remote_tls_ca", mode="before")
+    @field_validator("login", mode="before")
+    @classmethod
+    def _zero_login_means_none(cls, value: Any) -> Any:
+        # MetaTrader5's initialize(login=0) attaches to the logged-in account: 0 is "not given".
+        zero = value == 0 if isinstance(value, int) else str(value).strip() == "0"
+        return None if zero and not isinstance(value, bool) else value
+
+    @field_validator("password", "server", "path", "remote_tls_ca", mode="before")
     @classmethod
     def _blank_means_none(cls, value: Any) -> Any:
         if isinstance(value, str) and not value.strip():

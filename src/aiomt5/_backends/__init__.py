@@ -90,12 +90,9 @@ def _load_metatrader5(*, auto: bool) -> ResolvedBackend:
 
 
 def _build_sim(settings: MT5Settings) -> ResolvedBackend:
-    from aiomt5.sim import SimClock, SimTerminal  # keep `import aiomt5` light
+    from aiomt5.sim import sim_terminal_from_settings  # keep `import aiomt5` light
 
-    clock = SimClock.fixed(settings.sim_start) if settings.sim_start else SimClock.wall()
-    terminal = SimTerminal(
-        seed=settings.sim_seed, clock=clock, symbol_suffix=settings.sim_symbol_suffix
-    )
+    terminal, _ = sim_terminal_from_settings(settings)
     return ResolvedBackend(cast(Backend, terminal), f"sim(seed={settings.sim_seed})")
 
 

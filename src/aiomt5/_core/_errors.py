@@ -23,6 +23,7 @@ MT5Error                                 every aiomt5 failure
     ├── MT5OrderNotPlacedError           a trade failed and provably took no effect
     ├── MT5AutoTradingDisabledError      "Auto-Trading using Python API disabled" (-8)
     └── MT5TradeError                    order_send/order_check answered with a failing retcode
+        └── MT5MarketClosedError         the symbol's market is closed (10018); says when it opens
 ```
 
 Every error carries what was called: ``function`` (the MetaTrader5 function name),
@@ -39,6 +40,7 @@ from __future__ import annotations
 
 import reprlib
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
@@ -57,6 +59,7 @@ __all__ = [
     "MT5InvalidArgumentError",
     "MT5InvalidParamsError",
     "MT5LoginError",
+    "MT5MarketClosedError",
     "MT5NotAvailableError",
     "MT5NotConnectedError",
     "MT5NotFoundError",
@@ -69,6 +72,7 @@ __all__ = [
     "MT5WorkerBusyError",
     "error_from_last_error",
     "summarize_call",
+    "trade_error",
 ]
 
 
@@ -318,7 +322,61 @@ class MT5TradeError(MT5CallError):
         return f"{where}: {self.message}: retcode {self.retcode}{name}{comment}"
 
 
+class MT5MarketClosedError(MT5TradeError):
+    """Raised when a trade is refused because the symbol's market is closed (retcode 10018).
+
+    Attributes:
+        symbol: The symbol whose market is closed.
+        opens_at: When its next session opens (aware UTC) where the backend knows it (the
+            simulator does; the MetaTrader5 module exposes no sessions), else None.
+    """
+
+    def __init__(
+        self, message: str, *, symbol: str = "", opens_at: datetime | None = None, **kwargs: Any
+    ) -> None:
+        self.symbol = symbol
+        self.opens_at = opens_at
+        super().__init__(message, **kwargs)
+
+    def _render(self) -> str:
+        opens = f"; it opens at {self.opens_at.isoformat()}" if self.opens_at else ""
+        return f"{super()._render()}{opens}"
+
+
 # --------------------------------------------------------------------------- mapping
+
+_BY_RETCODE: Final[dict[int, type[MT5TradeError]]] = {
+    10018: MT5MarketClosedError,  # TRADE_RETCODE_MARKET_CLOSED
+}
+
+
+def trade_error(
+    message: str,
+    *,
+    retcode: int,
+    symbol: str = "",
+    opens_at: datetime | None = None,
+    **details: Any,
+) -> MT5TradeError:
+    """The ``MT5TradeError`` (or subclass) for a failing ``retcode``, not raised.
+
+    Args:
+        message: What happened, in our words.
+        retcode: The ``TRADE_RETCODE_*`` value; 10018 (market closed) gives
+            ``MT5MarketClosedError`` with ``symbol`` and ``opens_at``.
+        symbol: The request's symbol.
+        opens_at: When the market opens next, where known.
+        **details: ``MT5TradeError``'s other keyword arguments.
+    """
+    cls = _BY_RETCODE.get(retcode, MT5TradeError)
+    if cls is MT5MarketClosedError:
+        where = f"{symbol}: " if symbol else ""
+        return MT5MarketClosedError(
+            f"{where}the market is closed", retcode=retcode, symbol=symbol, opens_at=opens_at,
+            **details,
+        )  # fmt: skip
+    return cls(message, retcode=retcode, **details)
+
 
 _BY_CODE: Final[dict[int, type[MT5Error]]] = {
     -10000: MT5ConnectionError,

@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
 import numpy as np
@@ -72,6 +72,7 @@ _TICK_WINDOW_MAX: Final = 31 * 86400
 _TICK_FLAGS: Final = {"all": -1, "info": 1, "trade": 2}
 _NO_RATES: Final = np.empty(0, RATES_DTYPE)
 _NO_TICKS: Final = np.empty(0, TICKS_DTYPE)
+_CALL_FAILED: Final = -1  # the code MetaTrader5 itself gives a request outside its data
 
 TickFlagsLike = Literal["all", "info", "trade"] | int
 """``"all"``/``"info"``/``"trade"`` or MetaTrader5's ``COPY_TICKS_*`` value (-1, 1, 2)."""
@@ -225,6 +226,30 @@ class _Outside:
         ) from first
 
 
+def _clamp_to_latest(
+    what: str, function: str, start: int, end: int, latest_msc: int | None, *, open_ended: bool
+) -> int | None:
+    """``end`` clamped to the newest data; None when nothing of an open-ended request is new yet.
+
+    A range that starts after the newest data lies entirely outside the server's data: the
+    terminal fails it (-1), and so does this, with a message that says why.
+    """
+    if latest_msc is None:
+        return end
+    end = min(end, latest_msc // 1000)
+    if start <= end:
+        return end
+    if open_ended:
+        return None
+    latest = datetime.fromtimestamp(latest_msc / 1000, UTC).isoformat()
+    raise MT5CallFailedError(
+        f"{what}: the range starts after the newest data ({latest}): it lies entirely in the "
+        "future, and MetaTrader5 fails such a request (-1); ask up to now",
+        function=function,
+        code=_CALL_FAILED,
+    )
+
+
 async def _latest_tick_msc(call: _Calls, symbol: str) -> int | None:
     """``time_msc`` of the symbol's latest tick: the terminal's "now" for that symbol."""
     try:
@@ -370,9 +395,13 @@ async def rate_pages(
         if plan[0] == "range":
             _, start, end = plan
             latest = await _latest_tick_msc(call, name)
-            if latest is not None:
-                end = min(end, latest // 1000)
-            return await _rates_range(call, name, frame, start, end, page, pager)
+            what = f"{name} {Timeframe(frame).name} bars"
+            clamped = _clamp_to_latest(
+                what, "copy_rates_range", start, end, latest, open_ended=date_to is None
+            )
+            if clamped is None:
+                return []
+            return await _rates_range(call, name, frame, start, clamped, page, pager)
         _, anchor, total, position = plan
         return await _rates_back(
             call, name, frame, (anchor, total, position), (page, maxbars), pager
@@ -610,8 +639,12 @@ async def tick_pages(
         name = await prepare_symbol(connector, symbol, timeout=timeout)
         target = _page_size(await terminal_maxbars(connector, timeout=timeout), page_size)
         latest = await _latest_tick_msc(call, name)
-        if latest is not None:
-            end = min(end, latest // 1000)
+        clamped = _clamp_to_latest(
+            f"{name} ticks", "copy_ticks_range", start, end, latest, open_ended=date_to is None
+        )
+        if clamped is None:
+            return []
+        end = clamped
         pager = _Pager(name, progress, sink)
         parts: list[npt.NDArray[np.void]] = []
         rows = 0

@@ -70,6 +70,7 @@ from ._history import (
     terminal_maxbars,
     tick_flags,
 )
+from ._market_hours import market_opens_at
 from ._timeframe import Timeframe, TimeframeLike
 
 if TYPE_CHECKING:
@@ -271,6 +272,7 @@ class TickStream(_Polling):
         self._cursors: dict[str, tuple[int, int]] = {}
         self._pending: collections.deque[StreamTick] = collections.deque()
         self._caught_up = False
+        self._market_closed: dict[str, datetime] = {}  # symbol -> when it opens again
 
     @property
     def cursors(self) -> dict[str, tuple[int, int]]:
@@ -320,7 +322,28 @@ class TickStream(_Polling):
         horizons = [int(rows["time_msc"][-1]) for _, rows, full in fresh if full]
         horizon = min(horizons) if horizons else None
         self._caught_up = horizon is None
+        self._note_sessions(fresh)
         self._queue(fresh, horizon)
+
+    def _note_sessions(self, fresh: list[tuple[str, npt.NDArray[np.void], bool]]) -> None:
+        """Say once when a quiet symbol's market is closed, and once when it trades again.
+
+        A stream on a closed market otherwise just waits; where the backend knows the sessions
+        (the simulator), the log says why and until when.
+        """
+        for symbol, rows, _ in fresh:
+            if len(rows):
+                if self._market_closed.pop(symbol, None) is not None:
+                    log.info("aiomt5.streams.market_reopened", symbol=symbol)
+                continue
+            if symbol in self._market_closed:
+                continue
+            opens_at = market_opens_at(self._connector.backend, self._broker[symbol])
+            if opens_at is not None:
+                self._market_closed[symbol] = opens_at
+                log.warning(
+                    "aiomt5.streams.market_closed", symbol=symbol, opens_at=opens_at.isoformat()
+                )
 
     async def _read(self, symbol: str) -> tuple[npt.NDArray[np.void], bool]:
         """Ticks of ``symbol`` after its cursor (at most its share), and whether more may wait."""

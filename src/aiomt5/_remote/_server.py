@@ -287,7 +287,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--tls-cert", help="PEM certificate: serve over TLS")
     parser.add_argument("--tls-key", help="PEM private key (if not in --tls-cert)")
-    parser.add_argument("--sim-seed", type=int, default=0, help="simulator seed (--backend sim)")
+    parser.add_argument(
+        "--sim-seed", type=int, default=None, help="simulator seed (default: MT5_SIM_SEED or 0)"
+    )
     return parser
 
 
@@ -301,13 +303,19 @@ def _read_token(token_file: str | None) -> str | None:
         raise MT5ConfigurationError(f"cannot read --token-file {token_file}: {exc}") from None
 
 
-def _load_backend(name: str, seed: int) -> object:
-    if name == "sim":
-        from aiomt5.sim import SimTerminal, make_module
-
-        return make_module(SimTerminal(seed=seed))
-    from aiomt5._backends import resolve_backend
+def _load_backend(name: str, seed: int | None) -> object:
     from aiomt5._settings import MT5Settings
+
+    if name == "sim":
+        from aiomt5.sim import make_module, sim_terminal_from_settings
+
+        # The MT5_SIM_* settings apply, as everywhere; --sim-seed wins over MT5_SIM_SEED.
+        settings = MT5Settings() if seed is None else MT5Settings(sim_seed=seed)
+        terminal, note = sim_terminal_from_settings(settings, open_market=True)
+        if note is not None:
+            sys.stderr.write(f"aiomt5 serve: {note}\n")
+        return make_module(terminal)
+    from aiomt5._backends import resolve_backend
 
     return resolve_backend("metatrader5", MT5Settings(backend="metatrader5")).module
 

@@ -58,12 +58,14 @@ from aiomt5._core._errors import (
     MT5TradeError,
     MT5TradeOutcomeUnknownError,
     MT5WorkerBusyError,
+    trade_error,
 )
 from aiomt5._core._events import ConnectorEvent, LateResult, StateChanged
 from aiomt5._core._log import get_logger
 from aiomt5._core._session import LIVE
 from aiomt5._core._types import USE_DEFAULT, ConnectionState, TimeoutArg
 from aiomt5._core._worker import tagged
+from aiomt5._market._market_hours import market_opens_at
 
 from ._models import (
     ORDER_FILLING_FOK,
@@ -90,6 +92,7 @@ from ._models import (
     TRADE_RETCODE_DONE,
     TRADE_RETCODE_DONE_PARTIAL,
     TRADE_RETCODE_INVALID_ORDER,
+    TRADE_RETCODE_MARKET_CLOSED,
     TRADE_RETCODE_PLACED,
     TRADE_RETCODE_POSITION_CLOSED,
     TRADE_RETCODE_REJECT,
@@ -469,9 +472,16 @@ class Trader:
         if late:
             result = dataclasses.replace(result, reconciled=True)
         if result.retcode not in SUCCESS_RETCODES:
-            raise MT5TradeError(
+            symbol = str(payload.get("symbol", ""))
+            raise trade_error(
                 "the trade server refused the request",
                 retcode=result.retcode,
+                symbol=symbol,
+                opens_at=(
+                    market_opens_at(self._connector.backend, symbol)
+                    if result.retcode == TRADE_RETCODE_MARKET_CLOSED
+                    else None
+                ),
                 retcode_name=result.retcode_name,
                 comment=result.comment,
                 request=payload,
@@ -745,6 +755,17 @@ class Trader:
         comment = tagged_comment(tag, req.comment) if exactly_once else req.comment
         payload = req.payload(comment, ORDER_FILLING_FOK if filling is None else filling)
         payload["symbol"] = symbol
+        if (
+            symbol
+            and req.action == TRADE_ACTION_DEAL
+            and req.type in (ORDER_TYPE_BUY, ORDER_TYPE_SELL)
+            and not req.price
+            and self._symbols[symbol].instant
+        ):
+            # Instant and request execution need the price the order is for; market execution
+            # takes 0. A deal with none gets the current one, as buy() and sell() do.
+            tick = await self._connector.call("symbol_info_tick", symbol, timeout=timeout)
+            payload["price"] = tick.ask if req.type == ORDER_TYPE_BUY else tick.bid
         return payload, tag if exactly_once else ""
 
     # ------------------------------------------------------------------ reconciliation

@@ -14,18 +14,23 @@ in CI it *is* the terminal::
 
 from __future__ import annotations
 
+import logging
 import sys
 import types
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from ._account import DEFAULT_LOGIN, DEFAULT_PASSWORD, DEFAULT_SERVER, SimAccount
 from ._clock import SimClock
 from ._constants import CONSTANTS
 from ._faults import FaultRecord, Faults, Hang
+from ._setup import sim_terminal_from_settings
 from ._spec import SymbolSpec, TradingHours
 from ._structs import RATES_DTYPE, STRUCT_TYPES, TICKS_DTYPE
 from ._symbols import CATALOGUE
 from ._terminal import SimTerminal
+
+if TYPE_CHECKING:
+    from aiomt5._settings import MT5Settings
 
 __all__ = [
     "API_FUNCTIONS",
@@ -45,6 +50,7 @@ __all__ = [
     "TradingHours",
     "install",
     "make_module",
+    "sim_terminal_from_settings",
     "uninstall",
 ]
 
@@ -78,12 +84,25 @@ def make_module(terminal: SimTerminal | None = None) -> types.ModuleType:
     return module
 
 
-def install(terminal: SimTerminal | None = None) -> types.ModuleType:
+def install(
+    terminal: SimTerminal | None = None, *, settings: MT5Settings | None = None
+) -> types.ModuleType:
     """Register a simulated ``MetaTrader5`` module in ``sys.modules`` and return it.
 
-    Unmodified code doing ``import MetaTrader5 as mt5`` then runs on ``terminal`` (a new
-    ``SimTerminal`` with a wall clock if not given). ``uninstall()`` undoes it.
+    Unmodified code doing ``import MetaTrader5 as mt5`` then runs on ``terminal``, or on a new
+    ``SimTerminal`` built from ``settings`` (default: ``MT5Settings()``, so ``MT5_SIM_SEED``,
+    ``MT5_SIM_START``, ``MT5_SIM_SPEED`` apply). Without ``sim_start``, a wall clock that falls
+    in a closed FX session starts at the same hour of the latest open one, and one warning line
+    (logger ``aiomt5.sim``) says so. ``uninstall()`` undoes it.
     """
+    if terminal is None:
+        from aiomt5._settings import MT5Settings  # keep `import aiomt5.sim` light
+
+        terminal, note = sim_terminal_from_settings(
+            settings if settings is not None else MT5Settings(), open_market=True
+        )
+        if note is not None:
+            logging.getLogger("aiomt5.sim").warning("aiomt5.sim: %s", note)
     module = make_module(terminal)
     sys.modules[_MODULE_NAME] = module
     return module

@@ -1,11 +1,14 @@
 """The simulated terminal's notion of "now".
 
 The terminal reads the time from a ``SimClock``: by default it follows wall time, so a demo sees
-live ticks; tests freeze it and move it explicitly, so "live" data appears exactly when they say.
+live ticks; it can also start at a chosen instant and run (faster than wall time if asked), which
+is how a user gets an open market at a weekend; tests freeze it and move it explicitly, so "live"
+data appears exactly when they say.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from datetime import UTC, datetime
@@ -32,7 +35,14 @@ def to_epoch_seconds(when: TimeLike) -> float:
 
 
 class SimClock:
-    """A thread-safe clock: wall time plus an offset, or frozen and moved by hand.
+    """A thread-safe clock in one of three modes.
+
+    * **wall** (``SimClock.wall()``): follows ``time.time()`` (plus what ``advance`` added).
+    * **running** (``SimClock.running(start, speed=60)``): starts at ``start`` and runs at
+      ``speed`` simulated seconds per wall second, measured on the monotonic clock, so the
+      machine's clock being set (or faked) does not move it.
+    * **fixed** (``SimClock.fixed(start)``): frozen; it moves only by ``advance``/``set`` (and
+      ``step`` per read). Tests use it.
 
     Args:
         start: When a frozen clock starts (``None``: follow wall time).
@@ -49,6 +59,9 @@ class SimClock:
             msg = f"step must be >= 0, got {step}"
             raise ValueError(msg)
         self._step = step
+        # Running mode: now = _now + (monotonic() - _anchor) * _speed.
+        self._speed = 1.0
+        self._anchor: float | None = None
 
     @classmethod
     def wall(cls) -> SimClock:
@@ -60,19 +73,42 @@ class SimClock:
         """A frozen clock at ``start``; it moves only by ``advance``/``set`` (and ``step``)."""
         return cls(start, step=step)
 
+    @classmethod
+    def running(cls, start: TimeLike | None = None, *, speed: float = 1.0) -> SimClock:
+        """A clock that starts at ``start`` (default: now) and runs ``speed`` times wall speed.
+
+        Raises:
+            ValueError: ``speed`` is not a positive finite number.
+        """
+        if not (math.isfinite(speed) and speed > 0):
+            msg = f"speed must be a positive number of simulated seconds per second, got {speed!r}"
+            raise ValueError(msg)
+        clock = cls(start if start is not None else time.time())
+        clock._frozen = False
+        clock._speed = float(speed)
+        clock._anchor = time.monotonic()
+        return clock
+
     @property
     def frozen(self) -> bool:
         """True when the clock only moves when told to."""
         return self._frozen
 
+    @property
+    def speed(self) -> float:
+        """Simulated seconds per wall second (0 for a frozen clock)."""
+        return 0.0 if self._frozen else self._speed
+
     def now(self) -> float:
         """Current simulated time in epoch seconds."""
         with self._lock:
-            if not self._frozen:
-                return time.time() + self._offset
-            now = self._now
-            self._now += self._step
-            return now
+            if self._frozen:
+                now = self._now
+                self._now += self._step
+                return now
+            if self._anchor is not None:
+                return self._now + (time.monotonic() - self._anchor) * self._speed
+            return time.time() + self._offset
 
     def now_msc(self) -> int:
         """Current simulated time in epoch milliseconds."""
@@ -83,12 +119,12 @@ class SimClock:
         return datetime.fromtimestamp(self.now(), UTC)
 
     def advance(self, seconds: float) -> None:
-        """Move the clock forward (a wall clock gains an offset)."""
+        """Move the clock forward (a running or wall clock jumps ahead and keeps running)."""
         if seconds < 0:
             msg = f"a clock only moves forward; got advance({seconds})"
             raise ValueError(msg)
         with self._lock:
-            if self._frozen:
+            if self._frozen or self._anchor is not None:
                 self._now += seconds
             else:
                 self._offset += seconds
@@ -98,8 +134,14 @@ class SimClock:
         value = to_epoch_seconds(when)
         with self._lock:
             self._frozen = True
+            self._anchor = None
             self._now = value
 
     def __repr__(self) -> str:
-        mode = "fixed" if self._frozen else "wall"
+        if self._frozen:
+            mode = "fixed"
+        elif self._anchor is not None:
+            mode = f"running x{self._speed:g}"
+        else:
+            mode = "wall"
         return f"SimClock({mode}, now={self.datetime().isoformat()})"

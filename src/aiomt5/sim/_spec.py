@@ -8,6 +8,7 @@ server time; the simulated server clock is UTC, so bars and ticks carry UTC epoc
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -54,6 +55,39 @@ class TradingHours:
         result: npt.NDArray[np.bool_] = self.week_mask[minute_of_week(epoch_minutes)]
         return result
 
+    def is_open_at(self, epoch: float) -> bool:
+        """Whether the market is open at ``epoch`` seconds."""
+        return bool(self.week_mask[_minute_of_week(int(epoch // 60))])
+
+    def opens_at(self, epoch: float) -> float | None:
+        """The first instant at or after ``epoch`` when the market is open (None: it never is)."""
+        mask = self.week_mask
+        minute = int(epoch // 60)
+        if mask[_minute_of_week(minute)]:
+            return epoch
+        start = _minute_of_week(minute)
+        # Look one week ahead, wrapping around the end of the week.
+        ahead = np.flatnonzero(np.concatenate((mask[start:], mask[:start])))
+        if not len(ahead):
+            return None
+        return float((minute + int(ahead[0])) * 60)
+
+    def same_time_when_open(self, epoch: float, *, lasting: float = 3600.0) -> float | None:
+        """The most recent instant at ``epoch``'s time of day, on ``epoch``'s day or up to a week
+        before, when the market is open and stays open for ``lasting`` seconds (None: never).
+
+        A market closed at ``epoch`` (a weekend, a night) then shows what it did at the same hour
+        of its latest trading day: the simulator's clock can start there.
+        """
+        mask = self.week_mask
+        span = max(1, math.ceil(lasting / 60))
+        for days in range(8):
+            start = int((epoch - days * 86_400) // 60)
+            minutes = [_minute_of_week(start + m) for m in range(span)]
+            if mask[minutes].all():
+                return epoch - days * 86_400
+        return None
+
     @classmethod
     def always(cls) -> TradingHours:
         """24/7 trading (crypto)."""
@@ -72,6 +106,10 @@ class TradingHours:
                 for day in range(c.DAY_OF_WEEK_MONDAY, c.DAY_OF_WEEK_SATURDAY)
             )
         )
+
+
+def _minute_of_week(epoch_minute: int) -> int:
+    return (epoch_minute + _EPOCH_WEEKDAY * 1440) % MINUTES_PER_WEEK
 
 
 @functools.cache

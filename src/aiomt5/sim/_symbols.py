@@ -161,8 +161,18 @@ def _majors() -> list[SymbolSpec]:
         ("USD", "CAD", 15, 0.065),
         ("NZD", "USD", 18, 0.100),
     ]
+    # Instant execution, as on MetaQuotes' demo server: a market order names its price (within
+    # `deviation`) and may use any filling, Return included (the official docs' examples do).
     return [
-        _forex(base, quote, group="Majors", spread=spread, volatility=vol, ticks_per_minute=60.0)
+        _forex(
+            base,
+            quote,
+            group="Majors",
+            spread=spread,
+            volatility=vol,
+            ticks_per_minute=60.0,
+            exemode=c.SYMBOL_TRADE_EXECUTION_INSTANT,
+        )
         for base, quote, spread, vol in rows
     ]
 

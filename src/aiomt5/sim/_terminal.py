@@ -15,6 +15,7 @@ import functools
 import hashlib
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import numpy as np
@@ -293,6 +294,19 @@ class SimTerminal:
         """Whether ``symbol`` trades at ``epoch_s`` (MarketView)."""
         return symbol in self._specs and self._market(symbol).is_open(epoch_s)
 
+    def market_opens_at(self, symbol: str) -> datetime | None:
+        """Not in MetaTrader5: when ``symbol``'s closed market opens again.
+
+        None while it is open, and for an unknown symbol or one that never trades. The connector
+        uses it to say when a closed market reopens (``MT5MarketClosedError``, stream logs).
+        """
+        spec = self._specs.get(symbol)
+        if spec is None:
+            return None
+        now = self.clock.now()
+        when = spec.hours.opens_at(now)
+        return datetime.fromtimestamp(when, UTC) if when is not None and when > now else None
+
     def is_selected(self, symbol: str) -> bool:
         """Whether ``symbol`` is in the Market Watch (MarketView)."""
         return symbol in self._selected
@@ -330,6 +344,12 @@ class SimTerminal:
         self.portable = bool(kwargs.get("portable", False))
         if path is not None and path.lower() != self.path.lower():
             raise Failure(-10003, f"{error_text(-10003)}, Process create failed '\"{path}\"'")
+        # As the terminal does: login=0 and empty password/server mean "not given", so
+        # initialize(login=0, password="", server="") attaches to the logged-in account.
+        if login == 0:
+            login = None
+        password = password or None
+        server = server or None
         self._pipe = True
         try:
             self._authorize(

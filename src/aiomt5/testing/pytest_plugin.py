@@ -4,7 +4,10 @@ Loaded in every pytest run where aiomt5 is installed, so it imports almost nothi
 is used. It works with pytest-asyncio in strict mode (the default) and in auto mode.
 
 ``@pytest.mark.aiomt5_sim(seed=1, start="2026-03-02T10:00Z", symbol_suffix=".m",
-margin_mode=..., maxbars=...)`` configures the simulated terminal of a test.
+margin_mode=..., maxbars=...)`` configures the simulated terminal of a test. Without a marker,
+the ``MT5_SIM_SEED``, ``MT5_SIM_START`` and ``MT5_SIM_SYMBOL_SUFFIX`` settings (environment or
+``.env``) apply when set; the clock stays frozen (``MT5_SIM_SPEED`` is for running clocks, and a
+test moves its clock itself), at ``aiomt5.testing.DEFAULT_START`` unless ``MT5_SIM_START`` says.
 """
 
 from __future__ import annotations
@@ -35,14 +38,34 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", _MARKER_HELP)
 
 
+#: Settings that configure the fixtures' terminal, and the ``sim_terminal`` option each sets.
+_FROM_SETTINGS = {"sim_seed": "seed", "sim_start": "start", "sim_symbol_suffix": "symbol_suffix"}
+
+
+def _from_settings() -> dict[str, Any]:
+    from aiomt5._settings import MT5Settings  # keeps the plugin import light
+
+    try:
+        settings = MT5Settings()
+    except ValueError as exc:  # pydantic's ValidationError
+        msg = f"the aiomt5 fixtures read the MT5_* settings, and they are invalid: {exc}"
+        raise pytest.UsageError(msg) from None
+    return {
+        option: getattr(settings, field)
+        for field, option in _FROM_SETTINGS.items()
+        if field in settings.model_fields_set
+    }
+
+
 def _options(request: pytest.FixtureRequest) -> dict[str, Any]:
     marker = request.node.get_closest_marker(_MARKER)
+    options = _from_settings()
     if marker is None:
-        return {}
+        return options
     if marker.args:
         msg = f"@pytest.mark.{_MARKER} takes keyword arguments only (seed=..., start=...)"
         raise pytest.UsageError(msg)
-    return dict(marker.kwargs)
+    return {**options, **marker.kwargs}
 
 
 @pytest.fixture
