@@ -8,8 +8,9 @@ import pytest
 from pydantic import SecretStr
 
 import aiomt5
+from aiomt5._backends._checked import error_from_last_error
 from aiomt5._core import _errors
-from aiomt5._core._errors import error_from_last_error, summarize_call
+from aiomt5._core._errors import summarize_call
 
 
 @pytest.mark.parametrize(

@@ -29,8 +29,9 @@ MT5Error                                 every aiomt5 failure
 Every error carries what was called: ``function`` (the MetaTrader5 function name),
 ``args_summary`` (a short, secret-free rendering of the arguments), ``code`` (MT5's
 ``last_error()`` code when there is one) and ``message`` (MT5's text or ours).
-``error_from_last_error`` is the only function that turns MT5's ``(code, message)`` into an
-exception; everything else raises the classes directly.
+MT5's ``(code, message)`` becomes one of these in exactly one function,
+``error_from_last_error`` in the backend layer (``aiomt5._backends._checked``); everything else
+raises the classes directly.
 
 ``MT5OutcomeUnknownError`` is deliberately *not* a ``TimeoutError``: code that retries on timeouts
 must not resend an order that may already have been placed.
@@ -70,7 +71,6 @@ __all__ = [
     "MT5TradeError",
     "MT5TradeOutcomeUnknownError",
     "MT5WorkerBusyError",
-    "error_from_last_error",
     "summarize_call",
     "trade_error",
 ]
@@ -376,96 +376,6 @@ def trade_error(
             **details,
         )  # fmt: skip
     return cls(message, retcode=retcode, **details)
-
-
-_BY_CODE: Final[dict[int, type[MT5Error]]] = {
-    -10000: MT5ConnectionError,
-    -10001: MT5ConnectionError,
-    -10002: MT5ConnectionError,
-    -10003: MT5InitializationError,
-    -10004: MT5NotConnectedError,
-    -10005: MT5IPCTimeoutError,
-    -6: MT5LoginError,
-    -4: MT5NotFoundError,
-    -8: MT5AutoTradingDisabledError,
-}
-# Codes whose meaning depends on the function: initialize() failing says why it could not start.
-_CALL_FAILED: Final = -1
-_INVALID_PARAMS: Final = -2
-
-# Functions whose only lookup key is a symbol: "not found" there means "no such symbol".
-_SYMBOL_FUNCTIONS: Final = frozenset(
-    {
-        "symbol_info",
-        "symbol_info_tick",
-        "symbol_select",
-        "market_book_add",
-        "market_book_get",
-        "market_book_release",
-        "copy_rates_from",
-        "copy_rates_from_pos",
-        "copy_rates_range",
-        "copy_ticks_from",
-        "copy_ticks_range",
-    }
-)
-
-_HINTS: Final[dict[type[MT5Error], str]] = {
-    MT5NotConnectedError: "the terminal pipe is closed; reconnect (connector.connect())",
-    MT5InitializationError: (
-        "check that MetaTrader 5 is installed, `path` points at terminal64.exe, and the "
-        "process runs in an interactive desktop session"
-    ),
-    MT5LoginError: "check login, password and server (MT5_LOGIN, MT5_PASSWORD, MT5_SERVER)",
-    MT5IPCTimeoutError: "the terminal did not reach the trade server; check the server name",
-    MT5AutoTradingDisabledError: (
-        "enable 'Allow algorithmic trading' in the terminal (Tools > Options > Expert Advisors)"
-    ),
-}
-
-
-def error_from_last_error(
-    function: str,
-    code: int,
-    message: str,
-    *,
-    args_summary: str | None = None,
-) -> MT5Error:
-    """Build the most specific error for a failed MetaTrader5 call.
-
-    This is the single choke point from MT5's ``last_error()`` to the exception tree.
-
-    Args:
-        function: The MetaTrader5 function that returned its failure value.
-        code: ``last_error()[0]``.
-        message: ``last_error()[1]``.
-        args_summary: The call as ``summarize_call`` renders it.
-
-    Returns:
-        An ``MT5Error`` subclass instance (not raised).
-    """
-    cls = _BY_CODE.get(code)
-    if cls is None:
-        if code <= -10000:
-            cls = MT5ConnectionError
-        elif code == -7 and function in {"initialize", "login"}:
-            cls = MT5LoginError  # "Unsupported authorization mode, OTP or certificate..."
-        elif function == "initialize":
-            cls = MT5InitializationError
-        elif code == _CALL_FAILED:
-            cls = MT5CallFailedError
-        elif code == _INVALID_PARAMS:
-            cls = MT5InvalidParamsError
-        else:
-            cls = MT5CallError
-    elif cls is MT5NotFoundError and function in _SYMBOL_FUNCTIONS:
-        cls = MT5SymbolNotFoundError
-    if code == 1:
-        # market_book_add/release return False without touching last_error.
-        message = f"returned failure while last_error() still reads {message!r}"
-    hint = _HINTS.get(cls)
-    text = f"{message} ({hint})" if hint else message
-    return cls(text, function=function, args_summary=args_summary, code=code)
 
 
 # --------------------------------------------------------------------------- argument summaries
