@@ -60,7 +60,7 @@ from aiomt5._core._errors import (
     MT5WorkerBusyError,
     trade_error,
 )
-from aiomt5._core._events import ConnectorEvent, LateResult, StateChanged
+from aiomt5._core._events import ConnectorEvent, LateResult
 from aiomt5._core._log import get_logger
 from aiomt5._core._session import LIVE
 from aiomt5._core._types import USE_DEFAULT, ConnectionState, TimeoutArg
@@ -112,6 +112,8 @@ from ._models import (
 
 if TYPE_CHECKING:
     from aiomt5._connector import AsyncMT5Connector
+
+_SYMBOL_FACTS: Final = "trading.symbol_facts"  # the key of the trader's facts in a Session
 
 __all__ = [
     "Reconciliation",
@@ -266,7 +268,6 @@ class Trader:
         self.max_resends = max_resends
         self._on_event = on_event
         self._sleep = sleep
-        self._symbols: dict[str, _SymbolFacts] = {}
         self._late: collections.OrderedDict[str, LateResult] = collections.OrderedDict()
         self._late_waiters: dict[str, asyncio.Event] = {}
         self._last_order: tuple[int, str] | None = None  # (ticket, tag) of our last order
@@ -290,9 +291,7 @@ class Trader:
             log.exception("aiomt5.trade.event_hook_failed", kind=kind)
 
     def _on_connector_event(self, event: ConnectorEvent) -> None:
-        if isinstance(event, StateChanged):
-            self._symbols.clear()  # the Market Watch may differ after a reconnect
-        elif isinstance(event, LateResult) and event.function == "order_send":
+        if isinstance(event, LateResult) and event.function == "order_send":
             self._record_late(event)
 
     def _record_late(self, event: LateResult) -> None:
@@ -720,9 +719,19 @@ class Trader:
 
     # ------------------------------------------------------------------ preparation
 
+    @property
+    def _symbol_facts(self) -> dict[str, _SymbolFacts]:
+        """Symbol facts of the current session (a reconnect starts afresh: the Market Watch and
+        the broker's symbols may differ on the new link)."""
+        session = self._connector.session
+        if session is None:
+            return {}
+        facts: dict[str, _SymbolFacts] = session.facts.setdefault(_SYMBOL_FACTS, {})
+        return facts
+
     async def _symbol(self, symbol: str, timeout: TimeoutArg) -> _SymbolFacts:
         """The broker's name, selected in the Market Watch, with its filling mode (cached)."""
-        facts = self._symbols.get(symbol)
+        facts = self._symbol_facts.get(symbol)
         if facts is not None:
             return facts
         name = await self._connector.find_symbol(symbol, timeout=timeout)
@@ -735,7 +744,8 @@ class Trader:
             instant=info.trade_exemode in (SYMBOL_EXECUTION_INSTANT, SYMBOL_EXECUTION_REQUEST),
             point=info.point,
         )
-        self._symbols[symbol] = self._symbols[name] = facts
+        cache = self._symbol_facts
+        cache[symbol] = cache[name] = facts
         return facts
 
     async def _prepare(
@@ -760,7 +770,7 @@ class Trader:
             and req.action == TRADE_ACTION_DEAL
             and req.type in (ORDER_TYPE_BUY, ORDER_TYPE_SELL)
             and not req.price
-            and self._symbols[symbol].instant
+            and self._symbol_facts[symbol].instant
         ):
             # Instant and request execution need the price the order is for; market execution
             # takes 0. A deal with none gets the current one, as buy() and sell() do.
@@ -1060,7 +1070,7 @@ class Trader:
         )  # fmt: skip
 
     def _same_price(self, symbol: str, a: float, b: float) -> bool:
-        facts = self._symbols.get(symbol)
+        facts = self._symbol_facts.get(symbol)
         tolerance = facts.point / 2 if facts is not None and facts.point > 0 else 1e-9
         return abs(a - b) <= tolerance
 
