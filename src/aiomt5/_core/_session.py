@@ -217,8 +217,8 @@ class Sessions:
             if not scope.expired():
                 raise
             raise MT5NotConnectedError(
-                f"still reconnecting after waiting {timeout}s (the call's timeout); it was not "
-                "sent",
+                f"still {self.state.value} after waiting {timeout}s (the call's timeout); it "
+                "was not sent",
                 function=function,
             ) from self.cause
 

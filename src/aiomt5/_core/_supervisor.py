@@ -248,9 +248,14 @@ class Supervisor:
             if self._lost is None:
                 self._lost = (error, False)
             self._wake.set()
-        elif isinstance(error, MT5CallFailedError) and self._suspect is None:
+        elif (
+            isinstance(error, MT5CallFailedError)
+            and self._suspect is None
+            and self._sessions.state is ConnectionState.CONNECTED
+        ):
             # MT5's generic failure: often the trade server is away. Check now, so the state
             # says DEGRADED whoever is calling (a polling stream must not hide an outage).
+            # (Already DEGRADED: the health loop checks every interval; no probe storm.)
             self._suspect = error
             self._wake.set()
 
