@@ -31,7 +31,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
-import functools
 import os
 import socket
 import ssl
@@ -539,7 +538,7 @@ class RemoteServer:
             self._thread.join()
         for _, thread in pending + clients:
             # A thread inside a hung backend call cannot be woken; it is a daemon.
-            _nap(1.0, functools.partial(_ended, thread))
+            thread.join(timeout=1.0)
 
     def __enter__(self) -> RemoteServer:
         self.start()
@@ -552,10 +551,6 @@ class RemoteServer:
         tls = "tls" if self._tls else "plain"
         auth = "token" if self._token is not None else "no token"
         return f"<RemoteServer {self.url} {tls} {auth}>"
-
-
-def _ended(thread: threading.Thread) -> bool:
-    return not thread.is_alive()
 
 
 def _nap(seconds: float, done: Callable[[], bool]) -> bool:
