@@ -233,18 +233,6 @@ def count_dropped(socks: list[socket.socket]) -> int:
         return len(selector.select(timeout=0.5))
 
 
-def pause(stop: threading.Event, seconds: float) -> bool:
-    """Sleep ``seconds`` or until ``stop`` is set; whether it is.
-
-    Short relative sleeps, not ``stop.wait(seconds)``: CI runs the suite under libfaketime,
-    whose shifted clock turns a timed wait into one of days.
-    """
-    deadline = time.monotonic() + seconds
-    while not stop.is_set() and time.monotonic() < deadline:
-        time.sleep(min(0.02, max(deadline - time.monotonic(), 0)))
-    return stop.is_set()
-
-
 class Attack:
     """Runs ``body(stop)`` in a thread until ``stop`` is set; re-raises what it raised."""
 
@@ -262,7 +250,7 @@ class Attack:
 
     def finish(self) -> None:
         self.stop.set()
-        self._thread.join()
+        self._thread.join(timeout=30)
         if self.error is not None:
             raise self.error
 
@@ -283,7 +271,7 @@ def test_slowloris_cannot_lock_a_legitimate_client_out(server: ServerProcess, sc
         for _ in range(sockets):
             with contextlib.suppress(OSError):
                 held.append((attacker_socket(server.port), 0))
-        while not pause(stop, interval):
+        while not stop.wait(interval):
             for i, (sock, sent) in enumerate(held):
                 try:
                     sock.send(payload[sent : sent + 1])
@@ -488,7 +476,7 @@ def test_non_reading_and_slow_clients_are_dropped_and_freed(
     def read_slowly(stop: threading.Event) -> None:  # 16 kB a second
         nonlocal slow_read
         with contextlib.suppress(OSError):
-            while not pause(stop, 0.25):
+            while not stop.wait(0.25):
                 chunk = slow.recv(4096)
                 if not chunk:
                     return
@@ -620,7 +608,7 @@ class HostileServer:
         with contextlib.suppress(OSError):
             self._listener.shutdown(socket.SHUT_RDWR)
         self._listener.close()
-        self._thread.join()
+        self._thread.join(timeout=15)
 
 
 @contextlib.contextmanager

@@ -39,7 +39,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -88,7 +88,6 @@ _THROTTLE_FORGET: Final = 600.0  # an address without failures for this long sta
 _THROTTLE_ADDRESSES: Final = 4096
 _KEEPALIVE: Final = {"TCP_KEEPIDLE": 60, "TCP_KEEPINTVL": 10, "TCP_KEEPCNT": 5}
 _TLS_CLIENT_HELLO: Final = b"\x16"
-_NAP_STEP: Final = 0.02  # seconds between checks while a connection waits its turn
 _M_MMAP_THRESHOLD: Final = -3  # glibc's mallopt() parameter
 _OUT_OF_DESCRIPTORS: Final = frozenset(
     code
@@ -336,7 +335,7 @@ class RemoteServer:
         if not quiet:  # the next ones are counted in the aggregate line
             log.warning("aiomt5.remote.accept_failed", error=name)
         shortest, longest = _ACCEPT_BACKOFF
-        _nap(min(shortest * 2 ** min(count - 1, 16), longest), self._closed.is_set)
+        self._closed.wait(min(shortest * 2 ** min(count - 1, 16), longest))
 
     def _admit(self, sock: socket.socket, address: Any) -> None:
         now = time.monotonic()
@@ -468,7 +467,7 @@ class RemoteServer:
             raise _Refused("throttled", BUSY)  # this address failed lately: later
         matched = None
         try:
-            if slot > now and _nap(slot - now, pending.woken.is_set):
+            if slot > now and pending.woken.wait(slot - now):
                 raise _Refused("evicted", BUSY)
             matched = token_matches(given, self._token)
         finally:
@@ -551,22 +550,6 @@ class RemoteServer:
         tls = "tls" if self._tls else "plain"
         auth = "token" if self._token is not None else "no token"
         return f"<RemoteServer {self.url} {tls} {auth}>"
-
-
-def _nap(seconds: float, done: Callable[[], bool]) -> bool:
-    """Sleep ``seconds``, or less once ``done()``; whether it is.
-
-    Slept in short steps rather than in a timed ``Event.wait``: a timed wait on a lock takes an
-    absolute deadline, which a shifted clock (libfaketime in CI, a VM restored from a snapshot)
-    can put days away; a relative sleep cannot.
-    """
-    deadline = time.monotonic() + seconds
-    while not done():
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return False
-        time.sleep(min(left, _NAP_STEP))
-    return True
 
 
 def _victim(pending: list[_Pending]) -> _Pending:
