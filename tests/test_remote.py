@@ -14,13 +14,16 @@ import contextlib
 import enum
 import json
 import os
+import random
 import re
+import secrets
 import socket
 import ssl
 import subprocess
 import sys
 import textwrap
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -35,7 +38,15 @@ from hypothesis import settings as settings_
 from hypothesis import strategies as st
 
 from aiomt5._connector import AsyncMT5Connector
-from aiomt5._core._errors import MT5ConfigurationError, MT5ConnectionError, MT5LoginError
+from aiomt5._core._errors import (
+    REMOTE_BUSY,
+    REMOTE_PROTOCOL,
+    REMOTE_REPLY_TOO_LARGE,
+    MT5ConfigurationError,
+    MT5ConnectionError,
+    MT5LoginError,
+    MT5ServerBusyError,
+)
 from aiomt5._core._events import ConnectorEvent, StateChanged
 from aiomt5._core._types import ConnectionState
 from aiomt5._remote import (
@@ -47,10 +58,12 @@ from aiomt5._remote import (
     serve_main,
     server_tls_context,
 )
-from aiomt5._remote._auth import client_handshake, token_matches
+from aiomt5._remote._auth import ServerBusyError, client_handshake, token_matches, token_problem
+from aiomt5._remote._bounded import SLICE_ROWS, BoundedBackend
 from aiomt5._remote._isolation import ChildTerminal, load_backend
 from aiomt5._remote._mt5linux import helper_source
 from aiomt5._remote._pool import MT5Pool
+from aiomt5._remote._server import _Throttle
 from aiomt5._remote._wire import (
     MAX_REPLY_BUFFERS,
     MAX_REPLY_BYTES,
@@ -251,11 +264,16 @@ def test_serve_drops_a_client_that_sends_garbage(server: RemoteServer, frame: by
     assert raw_call(server, ["version", ["t", []], ["d", []]])[0] == "ok"
 
 
-def test_serve_closes_connections_beyond_max_clients(sim: Any) -> None:
+def test_serve_answers_busy_beyond_max_clients(sim: Any) -> None:
     with RemoteServer(sim, port=0, token=TOKEN, max_clients=2) as running:
         first, second = raw_socket(running, TOKEN), raw_socket(running, TOKEN)
         with first, second, socket.create_connection((HOST, running.port), timeout=5) as third:
+            with pytest.raises(ServerBusyError):
+                client_handshake(third, TOKEN)
             assert_dropped(third)
+            busy = remote_backend(running.url, settings(), token=TOKEN)
+            assert busy.initialize() is False
+            assert busy.last_error()[0] == REMOTE_BUSY  # retryable, never -6
         # Slots free up when clients leave.
         assert raw_call(running, ["version", ["t", []], ["d", []]])[0] == "ok"
 
@@ -384,7 +402,10 @@ def test_serve_over_tls_refuses_plain_client(sim: Any, tmp_path: Path) -> None:
     with RemoteServer(sim, port=0, token=TOKEN, tls=server_tls_context(cert, key)) as running:
         terminal = remote_backend(running.url, settings(), token=TOKEN)
         assert terminal.initialize() is False
-        assert terminal.last_error()[0] in (-6, -10004)
+        code, text = terminal.last_error()
+        assert code == REMOTE_PROTOCOL
+        assert "uses TLS" in text
+        assert "token was not sent" in text
 
 
 # =========================================================================== aiomt5:// results
@@ -1201,14 +1222,256 @@ class _BadTransport:
         "ok",
     ],
 )
-def test_malformed_reply_is_a_recv_failure(reply: Any) -> None:
+def test_malformed_reply_is_a_protocol_error(reply: Any) -> None:
     transport = _BadTransport(reply)
     terminal = RemoteTerminal(transport, "test")
     assert terminal.copy_rates_from_pos("EURUSD", 1, 0, 1) is None
-    assert terminal.last_error()[0] == -10002
+    assert terminal.last_error()[0] == REMOTE_PROTOCOL
     assert transport.closed
 
 
 def test_tls_context_requires_certificate_files(tmp_path: Path) -> None:
     with pytest.raises((OSError, ssl.SSLError)):
         server_tls_context(str(tmp_path / "missing.pem"))
+
+
+# =========================================================================== hostile peers
+
+
+def test_absurd_datetime_offset_is_a_type_error_and_the_connection_survives(
+    server: RemoteServer,
+) -> None:
+    absurd = ["dt", [2026, 3, 2, 10, 0, 0, 0], 10**9]  # a UTC offset of 31 years
+    with raw_socket(server, TOKEN) as sock:
+        send_frame(sock, ["copy_rates_from", ["t", ["EURUSD", 1, absurd, 10]], ["d", []]])
+        reply, _ = FrameReader(sock).read(MAX_REPLY_BYTES, MAX_REPLY_BUFFERS)
+        assert reply[:2] == ["raise", "TypeError"]
+        send_frame(sock, ["version", ["t", []], ["d", []]])
+        assert FrameReader(sock).read(MAX_REPLY_BYTES, MAX_REPLY_BUFFERS)[0][0] == "ok"
+
+
+def test_token_quality_is_checked_for_public_addresses() -> None:
+    weak = "a" * 40
+    assert token_problem(weak, public=False) is None  # loopback: long enough
+    problem = token_problem(weak, public=True)
+    assert problem is not None
+    assert "too weak" in problem
+    assert weak not in problem
+    assert token_problem(secrets.token_urlsafe(32), public=True) is None
+    assert token_problem(secrets.token_hex(16), public=True) is None
+    assert "too short" in str(token_problem("Ab1" * 5, public=True))
+
+
+def test_public_address_without_tls_needs_insecure(sim: Any) -> None:
+    strong = secrets.token_urlsafe(32)
+    with pytest.raises(MT5ConfigurationError, match="--insecure"):
+        RemoteServer(sim, host="192.0.2.1", port=0, token=strong)
+    with pytest.raises(MT5ConfigurationError, match="too weak") as refused:
+        RemoteServer(sim, host="192.0.2.1", port=0, token="a" * 40, insecure=True)
+    assert "a" * 40 not in str(refused.value)
+
+
+def test_serve_rejects_token_option_without_echoing_it() -> None:
+    secret = "Sup3r-" + secrets.token_hex(8)
+    for argv in (["serve", "--token", secret], ["serve", f"--token={secret}"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "aiomt5", *argv], capture_output=True, text=True, timeout=60
+        )
+        assert result.returncode == 2
+        assert "--token" in result.stderr
+        assert secret not in result.stdout + result.stderr
+
+
+def test_serve_over_plain_refuses_tls_client_saying_so(sim: Any, tmp_path: Path) -> None:
+    cert, _ = _self_signed(tmp_path)
+    with RemoteServer(sim, port=0, token=TOKEN) as running:
+        terminal = remote_backend(running.url, settings(remote_tls_ca=cert), token=TOKEN)
+        assert terminal.initialize() is False
+        code, text = terminal.last_error()
+        assert code == REMOTE_PROTOCOL
+        assert "unset remote_tls" in text
+
+
+def test_throttle_spaces_checks_of_an_address_that_failed() -> None:
+    throttle = _Throttle()
+    assert throttle.slot("10.0.0.1", 0.0, 5.0) == 0.0  # no failures: at once
+    throttle.done("10.0.0.1", False, 0.0)
+    assert throttle.slot("10.0.0.2", 0.0, 5.0) == 0.0  # other addresses are not affected
+    first = throttle.slot("10.0.0.1", 0.0, 5.0)
+    assert first == pytest.approx(0.1)
+    assert throttle.slot("10.0.0.1", 0.0, 5.0) is None  # one check at a time
+    throttle.done("10.0.0.1", False, 0.1)
+    assert throttle.slot("10.0.0.1", 0.1, 5.0) == pytest.approx(0.3)  # the delay doubled
+    throttle.done("10.0.0.1", None, 0.1)  # that connection left before its turn
+    assert throttle.slot("10.0.0.1", 0.1, 0.2) is None  # its turn is after its deadline
+    assert throttle.slot("10.0.0.1", 0.3, 5.0) == pytest.approx(0.3)
+    throttle.done("10.0.0.1", True, 0.3)  # the right token: forgiven
+    assert throttle.slot("10.0.0.1", 0.3, 5.0) == 0.3
+
+
+async def test_connector_retries_a_busy_server_and_never_sees_minus_6(sim: Any) -> None:
+    with RemoteServer(sim, port=0, token=TOKEN, max_clients=1) as running:
+        holder = raw_socket(running, TOKEN)
+        backend = remote_backend(running.url, settings(), token=TOKEN)
+        connector = AsyncMT5Connector(
+            settings(testing=True, health_check=False, max_retries=3), backend=backend
+        )
+        with pytest.raises(MT5ServerBusyError):
+            await connector.connect()
+        assert running.refusals()["full"] == 3  # every attempt of the supervisor's
+        holder.close()
+        await asyncio.to_thread(until, lambda: running.connections()[1] == 0)
+        await connector.connect()
+        assert (await connector.get_account_info()).login == sim.account_info().login
+        await connector.close()
+
+
+async def test_pool_brings_back_a_member_whose_server_was_busy(sim: Any) -> None:
+    sims = SimMembers()
+    remote_login, local_login = DEFAULT_LOGIN, DEFAULT_LOGIN + 1
+    with RemoteServer(sim, port=0, token=TOKEN, max_clients=1) as running:
+        holder = raw_socket(running, TOKEN)
+
+        def backends(member: MT5Settings) -> object:
+            if member.login == remote_login:
+                return remote_backend(running.url, member, token=TOKEN)
+            return sims(member)
+
+        connected = asyncio.Event()
+
+        def on_event(login: int, event: ConnectorEvent) -> None:
+            connecting = login == remote_login and isinstance(event, StateChanged)
+            if connecting and event.new is ConnectionState.CONNECTED:
+                connected.set()
+
+        members = [pool_member(remote_login), pool_member(local_login)]
+        pool = MT5Pool(members, backend=backends, require_all=False, event_hooks=[on_event])
+        async with pool:
+            assert isinstance(pool.failures[remote_login], MT5ServerBusyError)
+            holder.close()
+            async with asyncio.timeout(10):
+                await connected.wait()
+            assert pool.states()[remote_login] is ConnectionState.CONNECTED
+            assert pool.failures == {}
+
+
+def test_bounded_backend_slices_ticks_exactly_like_one_call(local: Any) -> None:
+    assert local.symbol_select("EURUSD", True)
+    bounded = BoundedBackend(new_sim(), threading.Lock(), 256 << 20)
+    assert bounded.initialize()
+    assert bounded.symbol_select("EURUSD", True)
+    start = datetime(2026, 2, 23, 9, 30, 15, tzinfo=UTC)
+    end = datetime(2026, 2, 27, 17, 0, 0, tzinfo=UTC)
+    whole = local.copy_ticks_range("EURUSD", start, end, -1)
+    assert len(whole) > 3 * SLICE_ROWS  # several slices
+    assert bounded.copy_ticks_range("EURUSD", start, end, -1).tobytes() == whole.tobytes()
+    counted = local.copy_ticks_from("EURUSD", start, 2 * SLICE_ROWS + 12345, -1)
+    sliced = bounded.copy_ticks_from("EURUSD", start, 2 * SLICE_ROWS + 12345, -1)
+    assert sliced.tobytes() == counted.tobytes()
+    assert bounded.last_error() == (1, "Success")
+
+
+def test_bounded_backend_refuses_more_than_max_reply_bytes(local: Any) -> None:
+    bounded = BoundedBackend(new_sim(), threading.Lock(), 8 << 20)
+    assert bounded.initialize()
+    assert bounded.symbol_select("EURUSD", True)
+    start = datetime(2026, 2, 2, tzinfo=UTC)
+    assert bounded.copy_ticks_range("EURUSD", start, start + timedelta(days=20), -1) is None
+    code, text = bounded.last_error()
+    assert code == REMOTE_REPLY_TOO_LARGE
+    assert "max_reply_bytes" in text
+    assert "page_size" in text
+    assert bounded.copy_ticks_from("EURUSD", start, 10**6, -1) is None
+    assert bounded.last_error()[0] == REMOTE_REPLY_TOO_LARGE
+    assert bounded.copy_rates_from_pos("EURUSD", 1, 0, 10**6) is None
+    assert bounded.last_error()[0] == REMOTE_REPLY_TOO_LARGE
+
+
+def test_bounded_backend_keeps_last_error_per_thread() -> None:
+    bounded = BoundedBackend(new_sim(), threading.Lock(), 8 << 20)
+    assert bounded.initialize()
+    assert bounded.symbol_info("NO.SUCH") is None
+    failed = bounded.last_error()
+    seen: list[tuple[int, str]] = []
+    worker = threading.Thread(target=lambda: seen.append(call_then_error(bounded)))
+    worker.start()
+    worker.join()
+    assert seen == [(1, "Success")]
+    assert bounded.last_error() == failed  # another client's call did not change it
+
+
+def call_then_error(bounded: BoundedBackend) -> tuple[int, str]:
+    bounded.version()
+    return bounded.last_error()
+
+
+def until(condition: Callable[[], bool], within: float = 10.0) -> None:
+    """Wait (in a thread) until ``condition()`` holds; fail after ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.01)
+
+
+def test_no_peer_can_raise_an_uncaught_exception_in_a_server_thread(sim: Any) -> None:
+    uncaught: list[threading.ExceptHookArgs] = []
+    previous = threading.excepthook
+    threading.excepthook = uncaught.append
+    rng = random.Random(SEED)
+    try:
+        with RemoteServer(sim, port=0, token=TOKEN, handshake_timeout=1.0) as running:
+            for _ in range(60):
+                with (
+                    contextlib.suppress(OSError),
+                    socket.create_connection((HOST, running.port), timeout=2) as sock,
+                ):
+                    if rng.random() < 0.5:
+                        sock.sendall(rng.randbytes(rng.randrange(1, 64)))
+                    else:
+                        client_handshake(sock, TOKEN)
+                        sock.sendall(rng.randbytes(rng.randrange(1, 64)))
+                    if rng.random() < 0.3:  # reset instead of closing
+                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\1\0\0\0\0\0\0\0")
+            assert raw_call(running, ["version", ["t", []], ["d", []]])[0] == "ok"
+    finally:
+        threading.excepthook = previous
+    assert uncaught == []
+
+
+def test_authenticated_connections_use_tcp_keepalive(sim: Any) -> None:
+    with RemoteServer(sim, port=0, token=TOKEN) as running, raw_socket(running, TOKEN):
+        until(lambda: running.connections()[1] == 1)
+        (served,) = running._clients  # the server's end of our connection
+        assert served.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+
+
+def test_bounded_backend_shares_one_budget_for_replies_held_at_once() -> None:
+    bounded = BoundedBackend(new_sim(), threading.Lock(), 64 << 20, max_reply_memory=40 << 20)
+    assert bounded.initialize()
+    assert bounded.symbol_select("EURUSD", True)
+    start = datetime(2026, 2, 23, tzinfo=UTC)
+    first = bounded.copy_ticks_range("EURUSD", start, start + timedelta(days=5), -1)
+    assert first.nbytes > 20 << 20  # more than half the budget, held until freed
+    assert bounded.copy_ticks_range("EURUSD", start, start + timedelta(days=5), -1) is None
+    code, text = bounded.last_error()
+    assert code == REMOTE_REPLY_TOO_LARGE
+    assert "other clients" in text
+    del first  # sent (or its client dropped): its share comes back
+    again = bounded.copy_ticks_range("EURUSD", start, start + timedelta(days=5), -1)
+    assert again is not None
+
+
+async def test_paged_ticks_halve_windows_the_server_refuses_as_too_large(
+    sim: Any, local: Any
+) -> None:
+    start = datetime(2026, 2, 23, tzinfo=UTC)
+    end = datetime(2026, 2, 27, 18, tzinfo=UTC)
+    assert local.symbol_select("EURUSD", True)
+    expected = local.copy_ticks_range("EURUSD", start, end, -1)
+    # Pages of 100 000 ticks (6 MB) against a 2 MiB reply limit: each window is halved.
+    with RemoteServer(sim, port=0, token=TOKEN, max_reply_bytes=2 << 20) as running:
+        backend = remote_backend(running.url, settings(), token=TOKEN)
+        connector = AsyncMT5Connector(settings(testing=True, health_check=False), backend=backend)
+        async with connector:
+            ticks = await connector.get_ticks("EURUSD", start, end, page_size=100_000)
+    assert ticks.tobytes() == expected.tobytes()

@@ -316,6 +316,13 @@ async def _demo_order(out: _Output, mt5: AsyncMT5Connector, symbol: str) -> dict
 
 
 # ====================================================================== the app
+class ServeBackend(enum.StrEnum):
+    """What ``aiomt5 serve`` serves."""
+
+    metatrader5 = "metatrader5"
+    sim = "sim"
+
+
 def _build_app() -> typer.Typer:
     app = typer.Typer(
         name="aiomt5",
@@ -406,19 +413,66 @@ def _build_app() -> typer.Typer:
             lambda: _ticks(out, settings, symbol, date_from, date_to, count, flags, out_file),
         )
 
-    @app.command(
-        context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-        add_help_option=False,
-    )
-    def serve(ctx: typer.Context) -> None:
-        """Serve a terminal to aiomt5:// clients: token-authenticated, loopback by default.
+    @app.command()
+    def serve(
+        backend: Annotated[
+            ServeBackend, typer.Option(help="The terminal to serve.")
+        ] = ServeBackend.metatrader5,
+        host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+        port: Annotated[int, typer.Option(help="TCP port (0: any free one).")] = 18813,
+        token_file: Annotated[
+            str | None, typer.Option(help="File holding the token (default: $MT5_REMOTE_TOKEN).")
+        ] = None,
+        tls_cert: Annotated[str | None, typer.Option(help="PEM certificate: serve TLS.")] = None,
+        tls_key: Annotated[str | None, typer.Option(help="PEM key, if not in --tls-cert.")] = None,
+        insecure: Annotated[
+            bool, typer.Option(help="Allow a non-loopback address without TLS.")
+        ] = False,
+        insecure_no_token: Annotated[
+            bool, typer.Option(help="Accept clients without a token (loopback only).")
+        ] = False,
+        sim_seed: Annotated[
+            int | None, typer.Option(help="Simulator seed (default: MT5_SIM_SEED or 0).")
+        ] = None,
+        max_clients: Annotated[int, typer.Option(help="Authenticated clients at once.")] = 64,
+        max_pending: Annotated[int, typer.Option(help="Handshakes in progress at once.")] = 32,
+        handshake_timeout: Annotated[
+            float, typer.Option(help="Seconds for a whole handshake.")
+        ] = 5.0,
+        idle_timeout: Annotated[
+            float, typer.Option(help="Seconds a client may stay silent.")
+        ] = 3600.0,
+        send_timeout: Annotated[
+            float, typer.Option(help="Seconds a reply may take to be sent.")
+        ] = 30.0,
+        max_reply_mb: Annotated[float, typer.Option(help="Largest reply, in MiB.")] = 64.0,
+        max_reply_memory_mb: Annotated[
+            float, typer.Option(help="Tick replies held at once, all clients, in MiB.")
+        ] = 256.0,
+    ) -> None:
+        """Serve a terminal to aiomt5:// clients: token-authenticated, loopback by default."""
+        from ._remote._server import run_serve  # imported here: the other commands never need it
 
-        Options (see `aiomt5 serve --help`): --backend metatrader5|sim, --host, --port,
-        --token-file (or MT5_REMOTE_TOKEN), --tls-cert/--tls-key.
-        """
-        from ._remote import serve_main  # imported here: the other commands never need it
-
-        raise typer.Exit(serve_main(ctx.args))
+        raise typer.Exit(
+            run_serve(
+                backend=backend.value,
+                token_file=token_file,
+                tls_cert=tls_cert,
+                tls_key=tls_key,
+                sim_seed=sim_seed,
+                host=host,
+                port=port,
+                insecure=insecure,
+                allow_no_token=insecure_no_token,
+                max_clients=max_clients,
+                max_pending=max_pending,
+                handshake_timeout=handshake_timeout,
+                idle_timeout=idle_timeout,
+                send_timeout=send_timeout,
+                max_reply_bytes=int(max_reply_mb * (1 << 20)),
+                max_reply_memory=int(max_reply_memory_mb * (1 << 20)),
+            )
+        )
 
     @app.command()
     def account() -> None:

@@ -16,6 +16,9 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from aiomt5._core._errors import (
+    REMOTE_BUSY,
+    REMOTE_PROTOCOL,
+    REMOTE_REPLY_TOO_LARGE,
     MT5AutoTradingDisabledError,
     MT5CallError,
     MT5CallFailedError,
@@ -28,6 +31,9 @@ from aiomt5._core._errors import (
     MT5LoginError,
     MT5NotConnectedError,
     MT5NotFoundError,
+    MT5ProtocolError,
+    MT5ReplyTooLargeError,
+    MT5ServerBusyError,
     MT5SymbolNotFoundError,
     summarize_call,
 )
@@ -53,6 +59,9 @@ _BY_CODE: Final[dict[int, type[MT5Error]]] = {
     -6: MT5LoginError,
     -4: MT5NotFoundError,
     -8: MT5AutoTradingDisabledError,
+    REMOTE_BUSY: MT5ServerBusyError,
+    REMOTE_PROTOCOL: MT5ProtocolError,
+    REMOTE_REPLY_TOO_LARGE: MT5ReplyTooLargeError,
 }
 # Codes whose meaning depends on the function: initialize() failing says why it could not start.
 _CALL_FAILED: Final = -1

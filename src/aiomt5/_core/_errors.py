@@ -11,7 +11,10 @@ MT5Error                                 every aiomt5 failure
 │   ├── MT5InitializationError           initialize() could not reach a terminal (-10003, ...)
 │   ├── MT5IPCTimeoutError (+ MT5TimeoutError)  the terminal did not connect in time (-10005)
 │   ├── MT5LoginError                    the account was rejected (-6, OTP/certificate -7)
-│   └── MT5WorkerBusyError               a call is stuck past its timeout; new calls fail fast
+│   ├── MT5WorkerBusyError               a call is stuck past its timeout; new calls fail fast
+│   ├── MT5ServerBusyError               `aiomt5 serve` is full: retried with backoff (-10100)
+│   └── MT5ProtocolError                 a remote peer broke the protocol: garbage, a reply over
+│                                        the client's limit, TLS on one side only (-10101)
 ├── MT5TimeoutError (TimeoutError)       a call did not complete within its timeout
 ├── MT5OutcomeUnknownError               a write started, its caller gave up: it may have happened
 │   └── MT5TradeOutcomeUnknownError      a trade could not be reconciled: look its tag up later
@@ -22,6 +25,7 @@ MT5Error                                 every aiomt5 failure
     │   └── MT5SymbolNotFoundError       no such symbol (or no unique broker-decorated match)
     ├── MT5OrderNotPlacedError           a trade failed and provably took no effect
     ├── MT5AutoTradingDisabledError      "Auto-Trading using Python API disabled" (-8)
+    ├── MT5ReplyTooLargeError            the reply exceeds `aiomt5 serve`'s max_reply_bytes (-10102)
     └── MT5TradeError                    order_send/order_check answered with a failing retcode
         └── MT5MarketClosedError         the symbol's market is closed (10018); says when it opens
 ```
@@ -48,6 +52,9 @@ if TYPE_CHECKING:
     from aiomt5._trading._trader import Reconciliation
 
 __all__ = [
+    "REMOTE_BUSY",
+    "REMOTE_PROTOCOL",
+    "REMOTE_REPLY_TOO_LARGE",
     "MT5AutoTradingDisabledError",
     "MT5CallError",
     "MT5CallFailedError",
@@ -66,6 +73,9 @@ __all__ = [
     "MT5NotFoundError",
     "MT5OrderNotPlacedError",
     "MT5OutcomeUnknownError",
+    "MT5ProtocolError",
+    "MT5ReplyTooLargeError",
+    "MT5ServerBusyError",
     "MT5SymbolNotFoundError",
     "MT5TimeoutError",
     "MT5TradeError",
@@ -166,6 +176,22 @@ class MT5WorkerBusyError(MT5ConnectionError):
 
     The terminal is not answering; calls would only pile up behind the stuck one. The error names
     the stuck call and how long it has been running.
+    """
+
+
+class MT5ServerBusyError(MT5ConnectionError):
+    """Raised when ``aiomt5 serve`` accepted the token but has no room for another client.
+
+    Nothing is wrong with the token or the account: the connector's supervisor and ``MT5Pool``
+    retry it with their backoff (code ``REMOTE_BUSY``).
+    """
+
+
+class MT5ProtocolError(MT5ConnectionError):
+    """Raised when a remote peer breaks the protocol (code ``REMOTE_PROTOCOL``).
+
+    A malformed or truncated reply, one larger than the client's limit, a peer that is not
+    ``aiomt5 serve``, or TLS on one side only. The link is dropped; the message says which.
     """
 
 
@@ -285,6 +311,15 @@ class MT5AutoTradingDisabledError(MT5CallError):
     """Raised when Python trading is disabled in the terminal options (-8)."""
 
 
+class MT5ReplyTooLargeError(MT5CallError):
+    """Raised when ``aiomt5 serve`` refuses a request whose reply would exceed its limit.
+
+    The server's ``max_reply_bytes`` bounds one reply; ask for less at a time: a shorter date
+    range, a smaller ``count``, or the connector's paged history (``get_ticks``/``get_rates``
+    with ``page_size``). Code ``REMOTE_REPLY_TOO_LARGE``.
+    """
+
+
 class MT5TradeError(MT5CallError):
     """Raised when ``order_send``/``order_check`` answers with a retcode that is not success.
 
@@ -344,6 +379,13 @@ class MT5MarketClosedError(MT5TradeError):
 
 
 # --------------------------------------------------------------------------- mapping
+
+REMOTE_BUSY: Final = -10100
+"""``last_error()`` code of a remote backend whose ``aiomt5 serve`` is full (not MT5's)."""
+REMOTE_PROTOCOL: Final = -10101
+"""``last_error()`` code of a remote backend whose peer broke the protocol (not MT5's)."""
+REMOTE_REPLY_TOO_LARGE: Final = -10102
+"""``last_error()`` code of a request refused by ``aiomt5 serve``'s reply limit (not MT5's)."""
 
 _BY_RETCODE: Final[dict[int, type[MT5TradeError]]] = {
     10018: MT5MarketClosedError,  # TRADE_RETCODE_MARKET_CLOSED

@@ -41,6 +41,7 @@ from aiomt5._core._errors import (
     MT5CallFailedError,
     MT5InvalidArgumentError,
     MT5InvalidParamsError,
+    MT5ReplyTooLargeError,
 )
 from aiomt5._core._types import USE_DEFAULT, TimeoutArg
 from aiomt5._dtypes import RATES_DTYPE, TICKS_DTYPE
@@ -73,6 +74,8 @@ _TICK_FLAGS: Final = {"all": -1, "info": 1, "trade": 2}
 _NO_RATES: Final = np.empty(0, RATES_DTYPE)
 _NO_TICKS: Final = np.empty(0, TICKS_DTYPE)
 _CALL_FAILED: Final = -1  # the code MetaTrader5 itself gives a request outside its data
+# A tick window refused as too large: by the terminal (-2), or by `aiomt5 serve`'s reply limit.
+_TOO_LARGE: Final = (MT5InvalidParamsError, MT5ReplyTooLargeError)
 
 TickFlagsLike = Literal["all", "info", "trade"] | int
 """``"all"``/``"info"``/``"trade"`` or MetaTrader5's ``COPY_TICKS_*`` value (-1, 1, 2)."""
@@ -579,7 +582,8 @@ async def fetch_ticks(
     ticks from ``date_from`` instead; with neither, ticks run up to now.
 
     Pages are time windows of whole seconds whose length adapts so that each page holds about
-    ``page_size`` ticks; a window the terminal refuses as too large (-2) is halved and retried.
+    ``page_size`` ticks; a window the terminal refuses as too large (-2), or ``aiomt5 serve`` as
+    over its reply limit, is halved and retried.
 
     Args:
         connector: A connected ``AsyncMT5Connector``.
@@ -659,7 +663,7 @@ async def tick_pages(
             except MT5CallError as exc:
                 if outside.refused(exc):
                     ticks = _NO_TICKS
-                elif not isinstance(exc, MT5InvalidParamsError) or high == low:
+                elif not isinstance(exc, _TOO_LARGE) or high == low:
                     raise
                 else:
                     window = max((high - low + 1) // 2, 1)

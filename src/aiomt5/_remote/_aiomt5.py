@@ -7,11 +7,22 @@ after it and received straight into the memory of the array the caller gets.
 
 from __future__ import annotations
 
+import socket
 import ssl
+import time
 from typing import Any
 
-from ._auth import AuthRejectedError, ProtocolMismatchError, client_handshake
+from aiomt5._core._errors import REMOTE_BUSY, REMOTE_PROTOCOL
+
+from ._auth import (
+    AuthRejectedError,
+    ProtocolMismatchError,
+    ServerBusyError,
+    TLSMismatchError,
+    client_handshake,
+)
 from ._client import FramedLink, LinkError, tcp_connect
+from ._wire import MAX_REPLY_BYTES, time_left
 
 __all__ = ["ServeTransport"]
 
@@ -25,8 +36,10 @@ class ServeTransport:
         token: The server's token (None: send none; only ``--insecure-no-token`` servers
             accept that).
         tls: A client ``ssl.SSLContext`` (see ``client_tls_context``), or None for plain TCP.
-        connect_timeout: Seconds to connect and authenticate.
-        request_timeout: Seconds to wait for a reply (None: no limit).
+        connect_timeout: Seconds to connect and authenticate, all of it.
+        request_timeout: Seconds for a whole call, however slowly the reply trickles in
+            (None: no limit).
+        max_reply_bytes: Largest reply accepted (memory is taken as data arrives, up to this).
     """
 
     def __init__(
@@ -38,6 +51,7 @@ class ServeTransport:
         tls: ssl.SSLContext | None = None,
         connect_timeout: float = 10.0,
         request_timeout: float | None = None,
+        max_reply_bytes: int = MAX_REPLY_BYTES,
     ) -> None:
         self._host = host
         self._port = port
@@ -45,6 +59,7 @@ class ServeTransport:
         self._tls = tls
         self._connect_timeout = connect_timeout
         self._request_timeout = request_timeout
+        self._max_reply_bytes = max_reply_bytes
         self._url = f"aiomt5://{host}:{port}"
         self._link: FramedLink | None = None
 
@@ -56,23 +71,53 @@ class ServeTransport:
     def open(self) -> None:
         """Connect and authenticate (raises ``LinkError``)."""
         self.close()
+        deadline = time.monotonic() + self._connect_timeout
         sock = tcp_connect(self._host, self._port, self._connect_timeout, self._url)
         try:
-            if self._tls is not None:
-                sock = self._tls.wrap_socket(sock, server_hostname=self._host)
-            client_handshake(sock, self._token)
-        except AuthRejectedError as exc:
+            sock = self._secure(sock, deadline)
+            client_handshake(sock, self._token, deadline)
+        except LinkError:
             sock.close()
-            # -6 is MT5's "Authorization failed": the connector does not retry it.
-            raise LinkError(-6, f"Authorization failed: {self._url}: {exc}") from None
-        except ProtocolMismatchError as exc:
+            raise
+        except (OSError, EOFError) as exc:  # ssl.SSLError and the handshake's errors included
             sock.close()
-            raise LinkError(-10003, f"IPC initialize failed: {self._url}: {exc}") from None
-        except OSError as exc:  # ssl.SSLError included
-            sock.close()
-            raise LinkError(-10004, f"No IPC connection: {self._url}: {exc}") from None
-        sock.settimeout(self._request_timeout)
-        self._link = FramedLink(sock, self._url)
+            raise self._handshake_failure(exc) from None
+        self._link = FramedLink(sock, self._url, self._request_timeout, self._max_reply_bytes)
+
+    def _secure(self, sock: socket.socket, deadline: float) -> socket.socket:
+        if self._tls is None:
+            return sock
+        try:
+            sock.settimeout(time_left(deadline))
+            return self._tls.wrap_socket(sock, server_hostname=self._host)
+        except ssl.SSLCertVerificationError as exc:
+            raise LinkError(
+                REMOTE_PROTOCOL,
+                f"TLS to {self._url}: the server's certificate is not trusted ({exc.reason}): "
+                "set remote_tls_ca (MT5_REMOTE_TLS_CA) to its certificate",
+            ) from None
+        except (ssl.SSLError, ConnectionResetError, EOFError) as exc:
+            reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
+            raise LinkError(
+                REMOTE_PROTOCOL,
+                f"TLS to {self._url} failed ({reason}): if the server runs without "
+                "--tls-cert, unset remote_tls/remote_tls_ca (MT5_REMOTE_TLS, MT5_REMOTE_TLS_CA)",
+            ) from None
+
+    def _handshake_failure(self, exc: OSError | EOFError) -> LinkError:
+        url = self._url
+        if isinstance(exc, AuthRejectedError):
+            # -6 is MT5's "Authorization failed": nobody retries it.
+            return LinkError(-6, f"Authorization failed: {url}: {exc}")
+        if isinstance(exc, ServerBusyError):
+            return LinkError(REMOTE_BUSY, f"{url} is busy: {exc}")
+        if isinstance(exc, TLSMismatchError):
+            return LinkError(REMOTE_PROTOCOL, f"{url}: {exc}")
+        if isinstance(exc, ProtocolMismatchError):
+            return LinkError(-10003, f"IPC initialize failed: {url}: {exc}")
+        if isinstance(exc, ssl.SSLError):
+            return LinkError(REMOTE_PROTOCOL, f"TLS with {url} failed: {exc}")
+        return LinkError(-10004, f"No IPC connection: {url}: {str(exc) or type(exc).__name__}")
 
     def call(self, name: str, args: Any, kwargs: Any) -> tuple[Any, list[Any]]:
         """One remote call (see ``FramedLink.call``)."""

@@ -5,7 +5,8 @@ functions, same constants, same struct types and dtypes, and the same failure co
 broken link is therefore not an exception but what the real package reports when its pipe to
 the terminal breaks: the function's failure value (``None``, ``False``...) with
 ``last_error()`` at ``-10004`` (no connection), ``-10002`` (the request went out, no reply:
-it may have run) or ``-10001`` (it could not be sent). Like the real pipe, the link is only
+it may have run), ``-10001`` (it could not be sent) or aiomt5's ``REMOTE_PROTOCOL`` (the reply
+was garbage or over the client's limit: it may have run too). Like the real pipe, the link is only
 reopened by ``initialize()``, which the connector's supervisor calls when it reconnects.
 
 ``last_error()`` needs no round trip: every reply carries the server's ``last_error()`` read
@@ -21,9 +22,11 @@ import contextlib
 import functools
 import socket
 import threading
+import time
 from collections.abc import Mapping
 from typing import Any, Final, Protocol
 
+from aiomt5._core._errors import REMOTE_PROTOCOL
 from aiomt5.sim._constants import CONSTANTS
 from aiomt5.sim._structs import STRUCT_TYPES
 
@@ -93,6 +96,11 @@ def link_error(url: str, exc: BaseException, *, timed_out: bool = False) -> Link
     return LinkError(-10002, f"IPC recv failed: link to {url} broke ({type(exc).__name__})")
 
 
+def protocol_error(url: str, problem: str) -> LinkError:
+    """The ``last_error()`` of a reply that broke the protocol (the call may have run)."""
+    return LinkError(REMOTE_PROTOCOL, f"invalid reply from {url}: {problem}")
+
+
 def tcp_connect(host: str, port: int, timeout: float, url: str) -> socket.socket:
     """A connected TCP socket with Nagle off (small requests must not wait for an ACK).
 
@@ -111,33 +119,52 @@ class FramedLink:
     """A connected socket speaking the framed protocol (``_wire.send_frame``/``FrameReader``).
 
     What ``aiomt5 serve`` speaks after its handshake, and an mt5linux server after the
-    ``mt5linux://`` transport hands its connection over; ``sock``'s timeout bounds each reply.
+    ``mt5linux://`` transport hands its connection over.
+
+    Args:
+        sock: The connected socket.
+        url: How errors name the server.
+        request_timeout: Seconds for a whole call, request out and reply in, however slowly
+            the server trickles it (None: no limit).
+        max_reply_bytes: Largest reply accepted; a bigger one drops the link before its
+            memory is taken.
     """
 
-    def __init__(self, sock: socket.socket, url: str) -> None:
+    def __init__(
+        self,
+        sock: socket.socket,
+        url: str,
+        request_timeout: float | None = None,
+        max_reply_bytes: int = MAX_REPLY_BYTES,
+    ) -> None:
         self._sock = sock
         self._reader = FrameReader(sock, BUSY_POLL)
         self._url = url
+        self._timeout = request_timeout
+        self._max_reply_bytes = max_reply_bytes
+        sock.settimeout(request_timeout)
 
     def call(self, name: str, args: Any, kwargs: Any) -> tuple[Any, list[Any]]:
         """One request, one reply (JSON arrays as lists) with its buffers.
 
         Raises:
-            LinkError: -10001 the request could not be sent, -10002 the reply did not come or
-                was garbage (the request may have run).
+            LinkError: -10001 the request could not be sent, -10002 the reply did not come in
+                time, ``REMOTE_PROTOCOL`` it was garbage or too big (the request may have run).
             WireError: An argument JSON cannot carry; nothing was sent.
         """
+        deadline = None if self._timeout is None else time.monotonic() + self._timeout
         try:
-            send_frame(self._sock, (name, args, kwargs))
+            send_frame(self._sock, (name, args, kwargs), (), deadline)
+        except TimeoutError as exc:
+            raise link_error(self._url, exc) from None  # part of it may have gone out
         except OSError as exc:
             raise LinkError(-10001, f"IPC send failed: link to {self._url} broke: {exc}") from None
         try:
-            return self._reader.read(MAX_REPLY_BYTES, MAX_REPLY_BUFFERS)
+            return self._reader.read(self._max_reply_bytes, MAX_REPLY_BUFFERS, deadline)
         except (OSError, EOFError) as exc:
             raise link_error(self._url, exc) from None
         except WireError as exc:
-            message = f"IPC recv failed: invalid reply from {self._url}: {exc}"
-            raise LinkError(-10002, message) from None
+            raise protocol_error(self._url, str(exc)) from None
 
     def close(self) -> None:
         """Shut the connection down (idempotent)."""
@@ -253,8 +280,8 @@ def _parse_reply(reply: Any, buffers: list[Any] | None) -> tuple[str, Any, tuple
     """Check and decode a ``serve_call`` reply; malformed replies are link errors."""
     try:
         return _decode_reply(reply, buffers)
-    except WireError as exc:
-        raise LinkError(-10002, f"IPC recv failed: invalid reply from the server ({exc})") from None
+    except Exception as exc:  # noqa: BLE001  # whatever a hostile reply trips over is its fault
+        raise protocol_error("the server", f"{type(exc).__name__}: {exc}") from None
 
 
 def _decode_reply(reply: Any, buffers: list[Any] | None) -> tuple[str, Any, tuple[int, str]]:

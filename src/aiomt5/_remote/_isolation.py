@@ -26,7 +26,8 @@ from typing import Any, Final
 
 from ._aiomt5 import ServeTransport
 from ._client import LinkError, RemoteTerminal
-from ._server import TOKEN_ENV, RemoteServer
+from ._server import TOKEN_ENV, RemoteServer, return_freed_memory
+from ._wire import MAX_REPLY_BYTES
 
 __all__ = ["ChildTerminal", "child_main", "load_backend"]
 
@@ -76,7 +77,17 @@ def child_main(argv: Sequence[str]) -> int:
     The token comes from ``MT5_REMOTE_TOKEN``; the port is reported on stdout.
     """
     threading.Thread(target=_exit_with_parent, name="aiomt5-child-watch", daemon=True).start()
-    server = RemoteServer(load_backend(argv[0]), port=0, token=os.environ[TOKEN_ENV])
+    return_freed_memory()
+    # Its one client is the parent, on loopback with a fresh token: no idle timeout, and replies
+    # as large as the client accepts (the limits guard a shared server, not this private one).
+    server = RemoteServer(
+        load_backend(argv[0]),
+        port=0,
+        token=os.environ[TOKEN_ENV],
+        idle_timeout=None,
+        max_reply_bytes=MAX_REPLY_BYTES,
+        max_reply_memory=2 * MAX_REPLY_BYTES,
+    )
     sys.stdout.write(f"{_READY}{server.port}\n")
     sys.stdout.flush()
     server.serve_forever()

@@ -34,6 +34,7 @@ from rpyc.core.stream import SocketStream
 from aiomt5._core._log import get_logger
 
 from . import _wire
+from ._auth import read_exactly
 from ._client import FramedLink, LinkError, link_error, tcp_connect
 
 __all__ = ["HANDOVER_ACK", "HELPER_ENTRY", "ClassicTransport", "helper_source"]
@@ -281,15 +282,14 @@ class ClassicTransport:
         conn._channel.stream = _DeadStream()
         self._netrefs = (*netrefs, hand_over, request)
         sock.settimeout(self._connect_timeout)
-        ack = _read_exactly(sock, len(HANDOVER_ACK))
+        ack = read_exactly(sock, len(HANDOVER_ACK))
         if ack != HANDOVER_ACK:
             raise LinkError(
                 -10003,
                 f"IPC initialize failed: the mt5linux server at {self._url} "
                 "did not take the aiomt5 helper's connection over",
             )
-        sock.settimeout(self._request_timeout)
-        self._link = FramedLink(sock, self._url)
+        self._link = FramedLink(sock, self._url, self._request_timeout)
 
     @staticmethod
     def _tune(namespace: Any, server_conn: Any) -> None:
@@ -324,16 +324,6 @@ class ClassicTransport:
         if conn is not None:
             _close_quietly(conn, None)
         self._netrefs = ()
-
-
-def _read_exactly(sock: socket.socket, size: int) -> bytes:
-    data = b""
-    while len(data) < size:
-        chunk = sock.recv(size - len(data))
-        if not chunk:
-            raise EOFError("connection closed by peer")
-        data += chunk
-    return data
 
 
 def _close_quietly(conn: Any, sock: socket.socket | None) -> None:

@@ -279,8 +279,8 @@ def _decode_datetime(fields: Any, offset: Any) -> _dt.datetime:
         raise WireError("malformed remote datetime")
     if offset is not None and type(offset) is not int:
         raise WireError("malformed remote datetime offset")
-    tz = None if offset is None else _dt.timezone(_dt.timedelta(seconds=offset))
     try:
+        tz = None if offset is None else _dt.timezone(_dt.timedelta(seconds=offset))
         year, month, day, hour, minute, second, microsecond = fields
         return _dt.datetime(year, month, day, hour, minute, second, microsecond, tzinfo=tz)
     except (ValueError, OverflowError) as exc:
@@ -304,7 +304,7 @@ def _decode_struct(
     ]
     try:
         return make(tuple(values))
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise WireError(f"malformed remote {name}: {exc}") from None
 
 
@@ -327,7 +327,9 @@ def _decode_array(descr: Any, shape: Any, data: Any) -> Any:
     if dtype is None:
         try:
             dtype = _np.dtype(descr if type(descr) is str else _thaw(descr))
-        except (TypeError, ValueError) as exc:
+        except WireError:
+            raise
+        except Exception as exc:  # noqa: BLE001  # numpy raises several types for nonsense
             raise WireError(f"invalid remote array dtype: {exc}") from None
         _remember(_DTYPES, key, dtype)
     if dtype.hasobject:
@@ -370,7 +372,7 @@ def serve_call(
         return ("raise", "AttributeError", message, _SUCCESS)
     try:
         call_args, call_kwargs = _decode_arguments(args, kwargs)
-    except WireError as exc:
+    except (WireError, RecursionError) as exc:
         return ("raise", "TypeError", str(exc), _SUCCESS)
     function = getattr(backend, name)
     try:
@@ -404,13 +406,13 @@ def _last_error(backend: Any) -> tuple[int, str]:
 
 # --------------------------------------------------------------------------- framing
 
-PROTOCOL = 2
+PROTOCOL = 3
 """Version of the framed protocol below, checked in the ``aiomt5 serve`` handshake."""
 
 MAX_REQUEST_BYTES = 1 << 20
 """A request is a function name and a few values: a bigger one is not a request."""
-MAX_REPLY_BYTES = 1 << 31
-"""Largest reply message or buffer a client accepts (a bound against a corrupt stream)."""
+MAX_REPLY_BYTES = 1 << 30
+"""Largest reply (message and buffers together) a client accepts unless told otherwise."""
 MAX_REPLY_BUFFERS = 64
 
 BUSY_POLL = 100e-6
@@ -427,31 +429,58 @@ _QUICK = 10  # a wait up to this many busy_polls long: the next one may well be 
 
 _HEADER = _struct.Struct("!IH")  # message bytes, buffer count; then "!Q" per buffer
 _RECV_SIZE = 65536
+_MAX_RECV = 1 << 20  # recv(n) allocates n bytes before any arrive: never ask for more at once
+_FIRST_BUFFER = 8 << 20  # a buffer starts at most this big and doubles as its data arrives
 _COALESCE = 65536  # buffers up to this size are copied into the message's write
 
 
-def send_frame(sock: Any, message: Any, buffers: Any = ()) -> None:
+def dump_message(message: Any) -> bytes:
+    """``message`` (wire data) as the JSON bytes of a frame.
+
+    Raises:
+        WireError: ``message`` holds something JSON cannot carry (bytes...).
+    """
+    try:
+        return _json.dumps(message, separators=(",", ":")).encode()
+    except (TypeError, ValueError) as exc:
+        raise WireError(f"cannot send this to a remote terminal: {exc}") from None
+
+
+def send_frame(sock: Any, message: Any, buffers: Any = (), deadline: Any = None) -> None:
     """Send one frame: header, buffer sizes, ``message`` as JSON, then the raw ``buffers``.
 
-    ``message`` is wire data (``encode``'s output); tuples travel as JSON arrays. Buffers (see
-    ``encode(value, buffers)``) are written from their memory, never copied into the message.
+    ``message`` is wire data (``encode``'s output, or ``dump_message``'s bytes); tuples travel
+    as JSON arrays. Buffers (see ``encode(value, buffers)``) are written from their memory,
+    never copied into the message. ``deadline`` (a ``time.monotonic()`` instant) bounds the
+    whole frame, however slowly the peer reads.
 
     Raises:
         WireError: ``message`` holds something JSON cannot carry (bytes...); nothing was sent.
-        OSError: The connection failed.
+        OSError: The connection failed (``TimeoutError``: the deadline passed).
     """
-    try:
-        data = _json.dumps(message, separators=(",", ":")).encode()
-    except (TypeError, ValueError) as exc:
-        raise WireError(f"cannot send this to a remote terminal: {exc}") from None
+    data = message if type(message) is bytes else dump_message(message)
     sizes = [buffer.nbytes for buffer in buffers]
     head = _HEADER.pack(len(data), len(sizes)) + _struct.pack(f"!{len(sizes)}Q", *sizes)
     if sum(sizes) <= _COALESCE:  # one write: each one costs a wake-up on the other side
-        sock.sendall(b"".join([head, data, *buffers]))
+        _sendall(sock, b"".join([head, data, *buffers]), deadline)
         return
-    sock.sendall(head + data)
+    _sendall(sock, head + data, deadline)
     for buffer in buffers:
-        sock.sendall(buffer)
+        _sendall(sock, buffer, deadline)
+
+
+def _sendall(sock: Any, data: Any, deadline: Any) -> None:
+    if deadline is not None:
+        sock.settimeout(time_left(deadline))  # sendall's timeout bounds the whole call
+    sock.sendall(data)
+
+
+def time_left(deadline: float) -> float:
+    """Seconds until ``deadline`` (``time.monotonic()``); ``TimeoutError`` once it passed."""
+    left = deadline - _time.monotonic()
+    if left <= 0:
+        raise TimeoutError("deadline passed")
+    return left
 
 
 class FrameReader:
@@ -470,35 +499,51 @@ class FrameReader:
         self._busy_poll = busy_poll
         self._readable = _readable_probe(sock) if busy_poll > 0 else None
         self._quick = True  # the last wait for data was within busy_poll: worth checking
+        self._deadline: Any = None
 
-    def read(self, max_bytes: int, max_buffers: int) -> tuple[Any, list[Any]]:
+    def read(self, max_bytes: int, max_buffers: int, deadline: Any = None) -> tuple[Any, list[Any]]:
         """The next frame's message (JSON arrays as lists) and its buffers.
+
+        ``max_bytes`` bounds the whole frame (message and buffers); memory is taken as the
+        data arrives, never on the header's word. ``deadline`` (a ``time.monotonic()``
+        instant, or None) bounds the whole frame however slowly it trickles in.
 
         Raises:
             WireError: The frame is malformed or bigger than ``max_bytes``/``max_buffers``:
                 the stream cannot be trusted any more, drop the connection.
             EOFError: The peer closed the connection.
-            OSError: The connection failed (``TimeoutError``: no data in time).
+            OSError: The connection failed (``TimeoutError``: not all of it in time).
         """
+        self._deadline = deadline
         size, count = _HEADER.unpack(self._read(_HEADER.size))
         if size > max_bytes or count > max_buffers:
-            raise WireError(f"remote frame too big ({size} bytes, {count} buffers)")
+            raise WireError(
+                f"remote frame too big ({size} bytes, {count} buffers; the limit is "
+                f"{max_bytes} bytes, {max_buffers} buffers)"
+            )
         lengths = _struct.unpack(f"!{count}Q", self._read(count * 8)) if count else ()
-        if any(length > max_bytes for length in lengths):
-            raise WireError("remote frame buffer too big")
+        total = size + sum(lengths)
+        if total > max_bytes:
+            raise WireError(f"remote frame too big ({total} bytes; the limit is {max_bytes})")
         try:
             message = _json.loads(self._read(size))
         except (ValueError, RecursionError) as exc:
             raise WireError(f"malformed remote message: {exc}") from None
         return message, [self._read_buffer(length) for length in lengths]
 
+    def _recv_timeout(self) -> None:
+        if self._deadline is not None:
+            self._sock.settimeout(time_left(self._deadline))
+
     def _read(self, size: int) -> bytes:
         pending = self._pending
         while len(pending) < size:
+            want = min(max(size - len(pending), _RECV_SIZE), _MAX_RECV)
+            self._recv_timeout()
             if self._readable is None:
-                chunk = self._sock.recv(max(size - len(pending), _RECV_SIZE))
+                chunk = self._sock.recv(want)
             else:
-                chunk = self._wait_and_recv(self._readable, max(size - len(pending), _RECV_SIZE))
+                chunk = self._wait_and_recv(self._readable, want)
             if not chunk:
                 raise EOFError("connection closed by peer")
             pending += chunk
@@ -525,17 +570,25 @@ class FrameReader:
         return pending is not None and bool(pending())
 
     def _read_buffer(self, size: int) -> bytearray:
-        buffer = bytearray(size)
+        # Received straight into the array's memory, which grows (doubling) as data arrives:
+        # a peer that announces gigabytes and sends nothing gets _FIRST_BUFFER at most.
         pending = self._pending
         have = min(len(pending), size)
+        buffer = bytearray(min(size, max(have, _FIRST_BUFFER)))  # calloc: pages come as used
         buffer[:have] = pending[:have]
         del pending[:have]
-        with memoryview(buffer) as view:
-            while have < size:
-                received = self._sock.recv_into(view[have:], size - have)
-                if not received:
-                    raise EOFError("connection closed by peer")
-                have += received
+        while have < size:
+            if have == len(buffer):  # full: twice as big, what arrived copied once
+                buffer, old = bytearray(min(size, 2 * len(buffer))), buffer
+                buffer[:have] = old
+                del old
+            with memoryview(buffer) as view:
+                while have < len(buffer):
+                    self._recv_timeout()
+                    received = self._sock.recv_into(view[have:], len(buffer) - have)
+                    if not received:
+                        raise EOFError("connection closed by peer")
+                    have += received
         return buffer
 
 
@@ -548,7 +601,15 @@ def _readable_probe(sock: Any) -> Callable[[], bool]:
     return lambda: bool(_select.select([sock], [], [], 0)[0])  # Windows: no poll()
 
 
-def serve_frames(sock: Any, backend: Any, lock: Any, busy_poll: float = BUSY_POLL) -> None:
+def serve_frames(
+    sock: Any,
+    backend: Any,
+    lock: Any,
+    busy_poll: float = BUSY_POLL,
+    idle_timeout: Any = None,
+    send_timeout: Any = None,
+    too_large: Any = None,
+) -> None:
     """Answer framed requests ``[name, args, kwargs]`` on ``sock`` until the peer leaves.
 
     The server loop of ``aiomt5 serve``; ``lock`` serializes calls from all connections (the
@@ -556,14 +617,24 @@ def serve_frames(sock: Any, backend: Any, lock: Any, busy_poll: float = BUSY_POL
     band. Between requests it checks for the next one for ``busy_poll`` seconds before
     sleeping (see ``BUSY_POLL``). Returns when the peer closes the connection.
 
+    Args:
+        idle_timeout: Seconds a request (all of it) may take to arrive (None: no limit).
+        send_timeout: Seconds a reply may take to be sent: a peer that stops reading is
+            dropped (None: no limit).
+        too_large: ``too_large(size)`` gives the reply to send instead of one of ``size``
+            bytes, or None to send it (None: no limit).
+
     Raises:
         WireError: The peer sent something that is not a request: drop it.
-        OSError: The connection failed.
+        OSError: The connection failed (``TimeoutError``: idle, or not reading).
     """
     reader = FrameReader(sock, busy_poll)
     while True:
+        idle = None if idle_timeout is None else _time.monotonic() + idle_timeout
+        if idle is None:
+            sock.settimeout(None)
         try:
-            request, _ = reader.read(MAX_REQUEST_BYTES, 0)
+            request, _ = reader.read(MAX_REQUEST_BYTES, 0, idle)
         except EOFError:
             return
         if type(request) is not list or len(request) != 3:
@@ -571,4 +642,11 @@ def serve_frames(sock: Any, backend: Any, lock: Any, busy_poll: float = BUSY_POL
         buffers: list[Any] = []
         with lock:
             reply = serve_call(backend, request[0], request[1], request[2], buffers)
-        send_frame(sock, reply, buffers)
+        data = dump_message(reply)
+        if too_large is not None:
+            refusal = too_large(len(data) + sum(buffer.nbytes for buffer in buffers))
+            if refusal is not None:
+                data, buffers = dump_message(refusal), []
+        sent = None if send_timeout is None else _time.monotonic() + send_timeout
+        send_frame(sock, data, buffers, sent)
+        del data, buffers  # a slow client's next wait must not hold its last reply
