@@ -22,11 +22,11 @@ from datetime import UTC, datetime
 
 import numpy as np
 
+from aiomt5._mt5.constants import TIMEFRAME_M1
+from aiomt5._mt5.structs import RATES_DTYPE
 from aiomt5.sim import SimClock, SimTerminal
-from aiomt5.sim._constants import TIMEFRAME_M1
 from aiomt5.sim._market import HISTORY_CACHE_BYTES, MarketModel
 from aiomt5.sim._spec import SymbolSpec, TradingHours
-from aiomt5.sim._structs import RATES_DTYPE
 
 ROWS = 1_000_000
 # Monday 2010-01-04 00:00 UTC; FX trades 7200 minutes a week, so 138 weeks + 4 days + 640

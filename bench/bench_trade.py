@@ -29,10 +29,10 @@ import time
 from typing import Any
 
 from aiomt5 import AsyncMT5Connector, MT5Settings
+from aiomt5._mt5 import constants as c
 from aiomt5._trading._models import TradeRequest
 from aiomt5._trading._trader import TradeEvent, Trader
 from aiomt5.sim import SimClock, SimTerminal
-from aiomt5.sim import _constants as c
 
 SYMBOL = "EURUSD"
 START = "2026-03-02T10:00:00Z"

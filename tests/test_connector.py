@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from aiomt5._connector import AsyncMT5Connector, mt5_connection
+from aiomt5 import AsyncMT5Connector, mt5_connection
 from aiomt5._core._backoff import backoff_delay, is_testing, set_testing
 from aiomt5._core._errors import (
     MT5ClosedError,

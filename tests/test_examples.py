@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import os
 import pathlib
 import subprocess
 import sys
 
+import pytest
+
 from aiomt5 import AsyncMT5Connector, MT5Settings
-from aiomt5.sim import SimClock, SimTerminal
+from aiomt5._remote import RemoteServer
+from aiomt5.sim import SimClock, SimTerminal, make_module
 
 EXAMPLES = pathlib.Path(__file__).parent.parent / "examples"
 
@@ -80,3 +84,44 @@ async def test_bot_survives_a_broken_pipe_and_a_lost_reply_without_duplicates() 
     assert stats.reconnects >= 1
     kinds = [(r.function, r.kind) for r in terminal.faults.fired]
     assert ("order_send", "fail") in kinds  # a reply really was lost after execution
+
+
+SYNC_EXAMPLES = ["sync_script.py", "compat_script.py"]
+EXAMPLE_TOKEN = "example-token-" + "5eed" * 6
+
+
+def _run_with(name: str, *args: str, env: dict[str, str] | None = None):
+    return subprocess.run(
+        [sys.executable, str(EXAMPLES / name), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.mark.parametrize("name", SYNC_EXAMPLES)
+def test_synchronous_examples_run_on_the_simulator(name: str) -> None:
+    result = _run_with(name)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "positions now: 0" in result.stdout
+
+
+@pytest.mark.parametrize("name", SYNC_EXAMPLES)
+def test_synchronous_examples_run_against_aiomt5_serve(name: str) -> None:
+    remote = SimTerminal(seed=3, clock=SimClock.fixed("2026-03-04T12:00:00Z"))
+    with RemoteServer(make_module(remote), port=0, token=EXAMPLE_TOKEN) as server:
+        server.start()
+        result = _run_with(name, "--backend", server.url, env={"MT5_REMOTE_TOKEN": EXAMPLE_TOKEN})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "positions now: 0" in result.stdout
+    assert remote.calls["order_send"] == 2  # opened and closed on the remote terminal
+
+
+def test_every_example_is_linked_from_the_readme_and_the_docs() -> None:
+    readme = (EXAMPLES.parent / "README.md").read_text()
+    docs = "".join(p.read_text() for p in (EXAMPLES.parent / "docs").glob("*.md"))
+    for example in sorted(EXAMPLES.glob("*.py")):
+        assert f"examples/{example.name}" in readme, example.name
+        assert f"examples/{example.name}" in docs, example.name

@@ -17,7 +17,6 @@ from hypothesis import strategies as st
 
 from aiomt5._connector import AsyncMT5Connector
 from aiomt5._core._errors import MT5CallError, MT5InvalidArgumentError, MT5SymbolNotFoundError
-from aiomt5._dtypes import RATES_DTYPE, TICKS_DTYPE
 from aiomt5._market._history import (
     FetchProgress,
     fetch_rates,
@@ -25,6 +24,7 @@ from aiomt5._market._history import (
     tick_flags,
 )
 from aiomt5._market._timeframe import Timeframe
+from aiomt5._mt5.dtypes import RATES_DTYPE, TICKS_DTYPE
 from aiomt5._settings import MT5Settings
 from aiomt5.sim import SimClock, SimTerminal
 

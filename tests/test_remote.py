@@ -49,6 +49,7 @@ from aiomt5._core._errors import (
 )
 from aiomt5._core._events import ConnectorEvent, StateChanged
 from aiomt5._core._types import ConnectionState
+from aiomt5._mt5.structs import STRUCT_TYPES
 from aiomt5._remote import (
     RemoteServer,
     RemoteTerminal,
@@ -82,7 +83,6 @@ from aiomt5.sim import (
     SimTerminal,
     make_module,
 )
-from aiomt5.sim._structs import STRUCT_TYPES
 
 START = "2026-03-02T10:00:00Z"
 SEED = 7

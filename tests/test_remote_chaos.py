@@ -21,10 +21,10 @@ import pytest
 
 from _order_audit import audit_history
 from aiomt5 import AsyncMT5Connector, Trader, new_tag
+from aiomt5._mt5 import constants as c
 from aiomt5._remote import RemoteServer, remote_backend
 from aiomt5._settings import MT5Settings
 from aiomt5.sim import SimClock, SimTerminal, make_module
-from aiomt5.sim import _constants as c
 
 HOST = "127.0.0.1"
 TOKEN = "chaos-token-" + "5e6f7a8b" * 4

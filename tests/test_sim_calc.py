@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from aiomt5.sim import _constants as c
+from aiomt5._mt5 import constants as c
 from aiomt5.sim._calc import convert, is_buy, margin, profit, tick_value
 from aiomt5.sim._spec import SymbolSpec
 from aiomt5.sim._symbols import CATALOGUE, find_spec, with_suffix

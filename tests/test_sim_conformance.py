@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 import aiomt5.sim
+from aiomt5._mt5.codes import ERROR_TEXTS
 from aiomt5.sim import RATES_DTYPE, TICKS_DTYPE, SimClock, SimTerminal
-from aiomt5.sim._errors import ERROR_TEXTS
 
 SURFACE: dict[str, Any] = json.loads(
     (pathlib.Path(__file__).parent / "data" / "mt5_api_surface.json").read_text()

@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from aiomt5._mt5 import constants as c
+from aiomt5._mt5.structs import RATES_DTYPE, TICKS_DTYPE
 from aiomt5.sim import SimClock, SimTerminal
-from aiomt5.sim import _constants as c
 from aiomt5.sim._market import (
     HISTORY_START_24_7,
     HISTORY_START_DEFAULT,
@@ -19,7 +20,6 @@ from aiomt5.sim._market import (
     MarketModel,
 )
 from aiomt5.sim._spec import SymbolSpec, TradingHours
-from aiomt5.sim._structs import RATES_DTYPE, TICKS_DTYPE
 
 FX = SymbolSpec(
     name="EURUSD", description="Euro vs US Dollar", path="Forex\\EURUSD",

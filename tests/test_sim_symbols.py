@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from aiomt5.sim import _constants as c
+from aiomt5._mt5 import constants as c
 from aiomt5.sim._calc import Quote, margin, profit
 from aiomt5.sim._spec import SymbolSpec
 from aiomt5.sim._symbols import CATALOGUE, find_spec, with_suffix

@@ -18,11 +18,11 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from aiomt5._mt5 import constants as c
+from aiomt5._mt5.structs import TICKS_DTYPE, TradeRequest
 from aiomt5.sim import DEFAULT_LOGIN, DEFAULT_PASSWORD, DEFAULT_SERVER, SimClock, SimTerminal, _calc
-from aiomt5.sim import _constants as c
 from aiomt5.sim._account import AccountBook, SimAccount
 from aiomt5.sim._spec import SymbolSpec
-from aiomt5.sim._structs import TICKS_DTYPE, TradeRequest
 from aiomt5.sim._trading import RETCODE_COMMENTS, AccountFigures, TradingEngine
 
 T0 = int(datetime(2026, 3, 2, 10, 0, tzinfo=UTC).timestamp() * 1000)  # a Monday, 10:00 UTC

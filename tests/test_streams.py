@@ -14,8 +14,8 @@ import pytest
 from aiomt5._connector import AsyncMT5Connector
 from aiomt5._core._errors import MT5CallError, MT5ClosedError, MT5InvalidArgumentError
 from aiomt5._core._types import ConnectionState
-from aiomt5._dtypes import TICKS_DTYPE
 from aiomt5._market._streams import StreamBar, StreamTick, stream_bars, stream_ticks
+from aiomt5._mt5.dtypes import TICKS_DTYPE
 from aiomt5._settings import MT5Settings
 from aiomt5.sim import SimClock, SimTerminal
 
@@ -356,6 +356,7 @@ class GrowingTicks:
         self.visible = 1
         self.chunks = iter(rng.integers(1, 30, size=10_000).tolist())
         self.state = ConnectionState.CONNECTED
+        self.backend = None  # no market sessions to tell about
 
     def is_connected(self) -> bool:
         return True

@@ -26,6 +26,7 @@ from aiomt5._core._errors import (
     MT5TradeOutcomeUnknownError,
 )
 from aiomt5._core._events import LateResult
+from aiomt5._mt5 import constants as c
 from aiomt5._settings import MT5Settings
 from aiomt5._trading._models import (
     MAX_USER_COMMENT,
@@ -43,7 +44,6 @@ from aiomt5._trading._trader import (
     pick_filling,
 )
 from aiomt5.sim import DEFAULT_LOGIN, DEFAULT_PASSWORD, DEFAULT_SERVER, SimClock, SimTerminal
-from aiomt5.sim import _constants as c
 
 SIM_START = "2026-03-02T10:00:00Z"
 

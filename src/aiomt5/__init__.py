@@ -17,7 +17,9 @@ import importlib
 import types
 import typing
 
-from ._connector import AsyncMT5Connector, mt5_connection
+from ._blocking import MT5Config, MT5Connector
+from ._connection import mt5_connection
+from ._connector import AsyncMT5Connector
 from ._core._backoff import is_testing, set_testing
 from ._core._errors import (
     MT5AutoTradingDisabledError,
@@ -63,6 +65,26 @@ from ._core._stats import ConnectionStats, HealthReport
 from ._core._types import USE_DEFAULT, ConnectionState, MT5Struct, TimeoutArg, UseDefault
 from ._core._worker import InFlightCall, WorkerState
 from ._market._timeframe import Timeframe
+from ._mt5.enums import (
+    AccountMarginMode,
+    AccountTradeMode,
+    BookType,
+    DealEntry,
+    DealReason,
+    DealType,
+    OrderFilling,
+    OrderReason,
+    OrderState,
+    OrderTime,
+    OrderType,
+    PositionReason,
+    PositionType,
+    SymbolCalcMode,
+    SymbolTradeExecution,
+    SymbolTradeMode,
+    TradeAction,
+    TradeRetcode,
+)
 from ._settings import MT5Settings
 from ._trading._models import (
     Deal,
@@ -100,9 +122,12 @@ if typing.TYPE_CHECKING:
 
 __all__ = [
     "USE_DEFAULT",
+    "AccountMarginMode",
+    "AccountTradeMode",
     "AsyncMT5Connector",
     "BarIssue",
     "BarStream",
+    "BookType",
     "Check",
     "ChildTerminal",
     "ComparisonReport",
@@ -110,6 +135,9 @@ __all__ = [
     "ConnectionStats",
     "ConnectorEvent",
     "Deal",
+    "DealEntry",
+    "DealReason",
+    "DealType",
     "EventHook",
     "EventStream",
     "FetchProgress",
@@ -123,8 +151,10 @@ __all__ = [
     "MT5CallError",
     "MT5CallFailedError",
     "MT5ClosedError",
+    "MT5Config",
     "MT5ConfigurationError",
     "MT5ConnectionError",
+    "MT5Connector",
     "MT5Error",
     "MT5IPCTimeoutError",
     "MT5InitializationError",
@@ -150,8 +180,15 @@ __all__ = [
     "MT5WorkerBusyError",
     "Order",
     "OrderCheck",
+    "OrderFilling",
+    "OrderReason",
     "OrderResult",
+    "OrderState",
+    "OrderTime",
+    "OrderType",
     "Position",
+    "PositionReason",
+    "PositionType",
     "Reconciliation",
     "ReconnectFailed",
     "ReconnectScheduled",
@@ -160,11 +197,16 @@ __all__ = [
     "StoreKey",
     "StreamBar",
     "StreamTick",
+    "SymbolCalcMode",
+    "SymbolTradeExecution",
+    "SymbolTradeMode",
     "TickStream",
     "Timeframe",
     "TimeoutArg",
+    "TradeAction",
     "TradeEvent",
     "TradeRequest",
+    "TradeRetcode",
     "Trader",
     "TradingSessions",
     "UpdateResult",

@@ -20,8 +20,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Final, TypeVar
 
+from pydantic import ValidationError
+
 from ._connector import AsyncMT5Connector
-from ._core._errors import MT5Error, MT5InvalidArgumentError
+from ._core._errors import MT5ConfigurationError, MT5Error, MT5InvalidArgumentError
 from ._market._history import FetchProgress
 from ._market._timeframe import Timeframe
 from ._settings import MT5Settings
@@ -61,8 +63,9 @@ class _Output:
 
     def __init__(self, *, as_json: bool) -> None:
         self.as_json = as_json
-        self.console = Console(highlight=False, soft_wrap=False)
-        self.errors = Console(stderr=True, highlight=False)
+        # With --json, stdout is the JSON document alone: progress and tables stay silent.
+        self.console = Console(highlight=False, soft_wrap=False, quiet=as_json)
+        self.errors = Console(stderr=True, highlight=False, soft_wrap=True)  # one line each
 
     def data(self, payload: Any, render: Callable[[], None]) -> None:
         if self.as_json:
@@ -110,13 +113,15 @@ def _hint_for(exc: MT5Error) -> str | None:
         return _HINTS[code]
     if isinstance(exc, MT5InvalidArgumentError):
         return "see `aiomt5 COMMAND --help`"
+    if isinstance(exc, MT5ConfigurationError):
+        return "check the MT5_* environment variables, .env and the command's options"
     return None
 
 
 def _run(out: _Output, work: Callable[[], Awaitable[_T]]) -> _T:
     """Run one command's coroutine; MT5 errors become one line, a hint and exit code 1."""
     try:
-        return asyncio.run(work())  # type: ignore[arg-type]
+        return asyncio.run(_awaited(work))
     except MT5Error as exc:
         out.fail(str(exc), _hint_for(exc))
         raise typer.Exit(1) from None
@@ -124,14 +129,40 @@ def _run(out: _Output, work: Callable[[], Awaitable[_T]]) -> _T:
         raise typer.Exit(130) from None
 
 
+async def _awaited(work: Callable[[], Awaitable[_T]]) -> _T:
+    # work() runs inside asyncio.run, so errors building its arguments (settings) are caught
+    # with the command's own.
+    return await work()
+
+
 def _settings(backend: str | None, **overrides: Any) -> MT5Settings:
-    """The command's settings; on the simulator, a market that is open (see ``_open_market``)."""
+    """The command's settings; on the simulator, a market that is open (see ``_open_market``).
+
+    Raises:
+        MT5ConfigurationError: A setting is invalid; the message names it (``MT5_<FIELD>``)
+            and says what is wrong, without the value (it could be the password).
+    """
     values = overrides if backend is None else {"backend": backend, **overrides}
     try:
         settings = MT5Settings(**values)
-    except ValueError as exc:  # pydantic's ValidationError is a ValueError
-        raise MT5InvalidArgumentError(f"invalid settings: {exc}") from None
+    except ValidationError as exc:
+        raise MT5ConfigurationError(_settings_problem(exc)) from None
     return _open_market(settings)
+
+
+def _settings_problem(exc: ValidationError) -> str:
+    """The first real problem of a settings validation, as one line.
+
+    A field whose default is computed from an invalid one (``connect_timeout`` from
+    ``timeout_ms``) fails too; that echo is not the user's mistake and is left out.
+    """
+    problems = [
+        error for error in exc.errors() if error["type"] != "default_factory_not_called"
+    ] or exc.errors()
+    first = problems[0]
+    field = ".".join(str(part) for part in first["loc"]) or "settings"
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    return f"invalid setting {field} (MT5_{field.upper()}): {first['msg']}{more}"
 
 
 def _open_market(settings: MT5Settings) -> MT5Settings:
@@ -183,11 +214,17 @@ def _show(value: Any) -> str:
 
 
 def _records_table(title: str, records: Any, columns: tuple[str, ...]) -> Table:
+    """A table whose time column is never cut: narrow terminals wrap the other columns."""
     table = Table(title=title, title_justify="left")
-    for column in columns:
-        table.add_column(column)
-    for record in records:
-        table.add_row(*(str(record[c]) for c in columns))
+    cells = [[str(record[c]) for c in columns] for record in records]
+    for index, column in enumerate(columns):
+        if column.startswith("time"):
+            width = max((len(row[index]) for row in cells), default=len(column))
+            table.add_column(column, no_wrap=True, min_width=max(width, len(column)))
+        else:
+            table.add_column(column, overflow="fold")
+    for row in cells:
+        table.add_row(*row)
     return table
 
 
@@ -323,6 +360,19 @@ class ServeBackend(enum.StrEnum):
     sim = "sim"
 
 
+if _HAVE_CLI:
+    # The global options are also every command's, so they work before or after its name.
+    _BackendOption = Annotated[
+        str | None,
+        typer.Option(
+            "--backend",
+            help="auto | metatrader5 | sim | mt5linux://host:port | aiomt5://host:port "
+            "(default: MT5_BACKEND)",
+        ),
+    ]
+    _JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
 def _build_app() -> typer.Typer:
     app = typer.Typer(
         name="aiomt5",
@@ -333,33 +383,31 @@ def _build_app() -> typer.Typer:
     )
     state: dict[str, Any] = {}
 
+    def chosen(backend: str | None) -> str | None:
+        return backend if backend is not None else state["backend"]
+
+    def output(as_json: bool) -> _Output:
+        return _Output(as_json=True) if as_json else state["out"]
+
     @app.callback()
-    def _global(
-        backend: Annotated[
-            str | None,
-            typer.Option(
-                help="auto | metatrader5 | sim | mt5linux://host:port | aiomt5://host:port "
-                "(default: MT5_BACKEND)"
-            ),
-        ] = None,
-        as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
-    ) -> None:
+    def _global(backend: _BackendOption = None, as_json: _JsonOption = False) -> None:
         state["backend"] = backend
         state["out"] = _Output(as_json=as_json)
 
     @app.command()
     def demo(
         seconds: Annotated[float, typer.Option(help="How long to stream live ticks.")] = 3.0,
+        as_json: _JsonOption = False,
     ) -> None:
         """Connect to the simulated terminal and show what aiomt5 does (no MetaTrader 5 needed)."""
-        out: _Output = state["out"]
+        out = output(as_json)
         _run(out, lambda: _demo(out, seconds))
 
     @app.command()
-    def diagnose() -> None:
+    def diagnose(backend: _BackendOption = None, as_json: _JsonOption = False) -> None:
         """Check the backend, terminal, account, trade permissions, ping and latency."""
-        out: _Output = state["out"]
-        _run(out, lambda: _diagnose(out, _settings(state["backend"])))
+        out = output(as_json)
+        _run(out, lambda: _diagnose(out, _settings(chosen(backend))))
 
     @app.command()
     def symbols(
@@ -370,10 +418,12 @@ def _build_app() -> typer.Typer:
         find: Annotated[
             str | None, typer.Option(help="Resolve a name to the broker's (suffixes).")
         ] = None,
+        backend: _BackendOption = None,
+        as_json: _JsonOption = False,
     ) -> None:
         """List symbols (filtered by an MT5 group pattern), show one, or resolve a name."""
-        out: _Output = state["out"]
-        _run(out, lambda: _symbols(out, _settings(state["backend"]), pattern, info, find))
+        out = output(as_json)
+        _run(out, lambda: _symbols(out, _settings(chosen(backend)), pattern, info, find))
 
     @app.command()
     def rates(
@@ -385,14 +435,18 @@ def _build_app() -> typer.Typer:
         out_file: Annotated[
             Path | None, typer.Option("--out", help="Write .csv or .parquet instead of printing.")
         ] = None,
+        backend: _BackendOption = None,
+        as_json: _JsonOption = False,
     ) -> None:
         """Download bars (by range, or the latest --count) and print or save them."""
-        out: _Output = state["out"]
-        settings = _settings(state["backend"])
+        out = output(as_json)
         _run(
             out,
-            lambda: _rates(out, settings, symbol, timeframe, date_from, date_to, count, out_file),
-        )
+            lambda: _rates(
+                out, _settings(chosen(backend)), symbol, timeframe, date_from, date_to, count,
+                out_file,
+            ),
+        )  # fmt: skip
 
     @app.command()
     def ticks(
@@ -404,14 +458,18 @@ def _build_app() -> typer.Typer:
         out_file: Annotated[
             Path | None, typer.Option("--out", help="Write .csv or .parquet instead of printing.")
         ] = None,
+        backend: _BackendOption = None,
+        as_json: _JsonOption = False,
     ) -> None:
         """Download ticks (a range, or --count from --from) and print or save them."""
-        out: _Output = state["out"]
-        settings = _settings(state["backend"])
+        out = output(as_json)
         _run(
             out,
-            lambda: _ticks(out, settings, symbol, date_from, date_to, count, flags, out_file),
-        )
+            lambda: _ticks(
+                out, _settings(chosen(backend)), symbol, date_from, date_to, count, flags,
+                out_file,
+            ),
+        )  # fmt: skip
 
     @app.command()
     def serve(
@@ -475,16 +533,16 @@ def _build_app() -> typer.Typer:
         )
 
     @app.command()
-    def account() -> None:
+    def account(backend: _BackendOption = None, as_json: _JsonOption = False) -> None:
         """Show the logged-in account."""
-        out: _Output = state["out"]
-        _run(out, lambda: _account(out, _settings(state["backend"])))
+        out = output(as_json)
+        _run(out, lambda: _account(out, _settings(chosen(backend))))
 
     @app.command()
-    def positions() -> None:
+    def positions(backend: _BackendOption = None, as_json: _JsonOption = False) -> None:
         """List open positions."""
-        out: _Output = state["out"]
-        _run(out, lambda: _positions(out, _settings(state["backend"])))
+        out = output(as_json)
+        _run(out, lambda: _positions(out, _settings(chosen(backend))))
 
     return app
 

@@ -21,8 +21,7 @@ import threading
 import time
 import warnings
 import weakref
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Coroutine, Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
@@ -45,7 +44,7 @@ from ._core._supervisor import RETIRED_COUNTERS, Supervisor
 from ._core._types import USE_DEFAULT, ConnectionState, MT5Struct, TimeoutArg, UseDefault
 from ._core._worker import Worker
 from ._market._symbols import pick_symbol
-from ._market._timeframe import TimeframeLike
+from ._market._timeframe import Timeframe, TimeframeLike
 from ._settings import MT5Settings
 from ._trading._api import TradingMethods
 
@@ -57,7 +56,7 @@ if TYPE_CHECKING:
     from ._market._history import ProgressCallback, TickFlagsLike
     from ._market._streams import BarStream, Sleep, TickStream
 
-__all__ = ["AsyncMT5Connector", "mt5_connection"]
+__all__ = ["AsyncMT5Connector"]
 
 log = get_logger("aiomt5.connector")
 
@@ -201,17 +200,6 @@ class AsyncMT5Connector(TradingMethods):
     def is_connected(self) -> bool:
         """True while calls can be made (CONNECTED or DEGRADED)."""
         return self._sessions.state in LIVE
-
-    async def wait_usable(self, *, timeout: TimeoutArg = USE_DEFAULT) -> None:
-        """Wait until calls can be made (CONNECTED or DEGRADED), for at most ``timeout``.
-
-        Raises:
-            MT5NotConnectedError: Not usable within ``timeout`` (default: ``call_timeout``).
-            MT5ClosedError: The connector is closed.
-            MT5Error: Why the supervisor gave up.
-        """
-        seconds = self._settings.call_timeout if isinstance(timeout, UseDefault) else timeout
-        await self._sessions.wait_usable("wait_usable", seconds, always_wait=True)
 
     def add_event_hook(self, hook: EventHook) -> None:
         """Call ``hook(event)`` for every event (on the loop thread; errors are logged)."""
@@ -585,6 +573,7 @@ class AsyncMT5Connector(TradingMethods):
         *,
         count: int | None = None,
         start_pos: int | None = None,
+        closed_only: bool = False,
         progress: ProgressCallback | None = None,
         page_size: int | None = None,
         timeout: TimeoutArg = USE_DEFAULT,
@@ -600,6 +589,11 @@ class AsyncMT5Connector(TradingMethods):
 
         The symbol is resolved (``find_symbol``) and selected in the Market Watch first.
 
+        **The forming bar.** Like MetaTrader5, the result includes the newest bar while it is
+        still forming (its close moves until its period ends). ``closed_only=True`` leaves it
+        out; ``stream_bars(..., since=<last bar's time>)`` then continues with every later bar
+        once closed — no bar twice, none missing.
+
         Args:
             symbol: A symbol name (broker decorations are resolved).
             timeframe: ``Timeframe.H1``, ``"H1"`` or MT5's integer.
@@ -607,6 +601,8 @@ class AsyncMT5Connector(TradingMethods):
             date_to: Aware datetime.
             count: Number of bars.
             start_pos: Bars back from the current one.
+            closed_only: Leave out the bar still forming (see above); ``count`` then counts
+                closed bars.
             progress: Called after each page with a ``FetchProgress``.
             page_size: Bars per request (default and maximum: ``maxbars - 1``).
             timeout: Per request: seconds, ``None`` or the default.
@@ -617,10 +613,22 @@ class AsyncMT5Connector(TradingMethods):
         """
         from ._market._history import fetch_rates
 
-        return await fetch_rates(
-            self, symbol, timeframe, date_from, date_to, count=count, start_pos=start_pos,
+        # With closed_only, one bar more is asked for so ``count`` closed bars remain.
+        extra = 1 if closed_only and count is not None and date_from is None else 0
+        rows = await fetch_rates(
+            self, symbol, timeframe, date_from, date_to,
+            count=None if count is None else count + extra, start_pos=start_pos,
             progress=progress, page_size=page_size, timeout=timeout,
         )  # fmt: skip
+        if not closed_only:
+            return rows
+        from ._market._forming import drop_forming
+
+        name = await self.find_symbol(symbol, timeout=timeout)
+        closed = await drop_forming(self, name, Timeframe.parse(timeframe), rows, timeout)
+        if extra and count is not None and len(closed) > count:
+            return closed[-count:]
+        return closed
 
     async def get_ticks(
         self,
@@ -655,12 +663,20 @@ class AsyncMT5Connector(TradingMethods):
         *,
         count: int | None = None,
         start_pos: int | None = None,
+        closed_only: bool = False,
         engine: FrameEngine | None = None,
         progress: ProgressCallback | None = None,
         timeout: TimeoutArg = USE_DEFAULT,
     ) -> Any:
         """``get_rates`` as a pandas (default if installed) or polars frame with UTC times."""
-        from ._market._frames import fetch_rates_frame
+        from ._market._frames import fetch_rates_frame, rates_to_frame
+
+        if closed_only:
+            rows = await self.get_rates(
+                symbol, timeframe, date_from, date_to, count=count, start_pos=start_pos,
+                closed_only=True, progress=progress, timeout=timeout,
+            )  # fmt: skip
+            return rates_to_frame(rows, engine)
 
         return await fetch_rates_frame(
             self, symbol, timeframe, date_from, date_to, count=count, start_pos=start_pos,
@@ -718,13 +734,18 @@ class AsyncMT5Connector(TradingMethods):
         poll_interval: float = 1.0,
         retry_interval: float | None = None,
         sleep: Sleep = asyncio.sleep,
+        since: datetime | None = None,
     ) -> BarStream:
-        """Each bar of ``symbol`` that closes from now on, exactly once, oldest first."""
+        """Each bar of ``symbol`` that closes from now on, exactly once, oldest first.
+
+        ``since`` (aware datetime): every bar opened after it instead, once closed — pass the
+        last bar of ``get_rates(..., closed_only=True)`` to continue that download exactly.
+        """
         from ._market._streams import stream_bars
 
         return stream_bars(
             self, symbol, timeframe, poll_interval=poll_interval, retry_interval=retry_interval,
-            sleep=sleep,
+            sleep=sleep, since=since,
         )  # fmt: skip
 
     # ------------------------------------------------------------------ health and stats
@@ -822,28 +843,3 @@ class AsyncMT5Connector(TradingMethods):
             time_in_state=sessions.times(),
             ping_ms=supervisor.ping_ms if supervisor else None,
         )
-
-
-@asynccontextmanager
-async def mt5_connection(
-    settings: MT5Settings | None = None, **overrides: Any
-) -> AsyncIterator[AsyncMT5Connector]:
-    """A connected ``AsyncMT5Connector``, closed on exit.
-
-    Args:
-        settings: Base settings (default: from the environment).
-        **overrides: Setting fields to change, e.g. ``backend="sim"``, ``call_timeout=5``.
-
-    Example:
-        ```python
-        async with mt5_connection(backend="sim") as mt5:
-            print(await mt5.get_account_info())
-        ```
-    """
-    if overrides:
-        # Only fields given explicitly are carried over, so derived defaults (connect_timeout
-        # from timeout_ms) are recomputed from the overrides.
-        base = settings.model_dump(exclude_unset=True) if settings is not None else {}
-        settings = MT5Settings(**{**base, **overrides})
-    async with AsyncMT5Connector(settings) as connector:
-        yield connector

@@ -15,7 +15,7 @@ from typing import Any, Final, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["BackendURL", "MT5Settings", "parse_backend_url"]
+__all__ = ["BackendURL", "MT5Settings", "parse_backend_url", "settings_with"]
 
 _NAMED_BACKENDS: Final = ("auto", "metatrader5", "sim")
 _REMOTE_SCHEMES: Final = ("mt5linux", "aiomt5")
@@ -294,3 +294,15 @@ class MT5Settings(BaseSettings):
         data["password_set"] = self.password is not None
         data["remote_token_set"] = self.remote_token is not None
         return data
+
+
+def settings_with(settings: MT5Settings | None, overrides: dict[str, Any]) -> MT5Settings:
+    """``settings`` (default: from the environment) with ``overrides`` applied.
+
+    Only fields given explicitly are carried over, so derived defaults (``connect_timeout`` from
+    ``timeout_ms``) are recomputed from the overrides.
+    """
+    if not overrides:
+        return settings if settings is not None else MT5Settings()
+    base = settings.model_dump(exclude_unset=True) if settings is not None else {}
+    return MT5Settings(**{**base, **overrides})

@@ -80,3 +80,43 @@ def errors(exc: Exception) -> None:
         code: int | None = exc.code
         function: str | None = exc.function
         print(code, function, exc.args_summary, exc.message)
+
+
+def blocking_facade() -> None:
+    config: aiomt5.MT5Settings = aiomt5.MT5Config(
+        login=1, password="x", server="S", path="p", timeout=30000, max_retries=5,
+        enable_health_check=True,
+    )  # fmt: skip
+    connector = aiomt5.MT5Connector.get_instance(config)
+    ok: bool = connector.connect()
+    names: list[str] = connector.get_available_symbols()
+    bars: npt.NDArray[np.void] = connector.get_rates("EURUSD", "H1", count=10, closed_only=True)
+    result: aiomt5.OrderResult = connector.buy(
+        "EURUSD", 0.1, sl=1.05, reconcile_timeout=5.0, exactly_once=True
+    )
+    volume: float = connector.volume_for_risk("EURUSD", aiomt5.OrderType.BUY, 1.1, 1.09, 50.0)
+    positions: tuple[aiomt5.Position, ...] = connector.positions("EURUSD")
+    kind: aiomt5.PositionType | int = positions[0].type
+    retcode: aiomt5.TradeRetcode | int = result.retcode
+    connector.close()
+    with aiomt5.mt5_connection(backend="sim") as blocking:
+        stats: aiomt5.ConnectionStats = blocking.get_connection_stats()
+    del ok, names, bars, volume, kind, retcode, stats
+
+
+async def both_worlds() -> None:
+    async with aiomt5.mt5_connection(backend="sim") as mt5:
+        frame = await mt5.positions_frame(engine="polars")
+        price: float = await mt5.normalize_price("EURUSD", 1.123456)
+        pending = await mt5.place_pending("EURUSD", aiomt5.OrderType.BUY_LIMIT, 0.1, 1.05)
+        del frame, price, pending
+
+
+def constants_and_compat() -> None:
+    import aiomt5.compat
+    from aiomt5.constants import ORDER_TYPE_BUY_LIMIT, TRADE_RETCODE_DONE
+
+    module = aiomt5.compat.install(backend="sim", call_timeout=5.0)
+    limit: int = ORDER_TYPE_BUY_LIMIT
+    done: int = TRADE_RETCODE_DONE
+    del module, limit, done

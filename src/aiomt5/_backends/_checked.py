@@ -118,6 +118,7 @@ def error_from_last_error(
     Returns:
         An ``MT5Error`` subclass instance (not raised).
     """
+    said = (code, message)
     cls = _BY_CODE.get(code)
     if cls is None:
         if code <= -10000:
@@ -139,7 +140,9 @@ def error_from_last_error(
         message = f"returned failure while last_error() still reads {message!r}"
     hint = _HINTS.get(cls)
     text = f"{message} ({hint})" if hint else message
-    return cls(text, function=function, args_summary=args_summary, code=code)
+    error = cls(text, function=function, args_summary=args_summary, code=code)
+    error.last_error = said  # exactly what MetaTrader5 said (aiomt5.compat shows it)
+    return error
 
 
 def _failed(result: Any) -> bool:

@@ -94,7 +94,13 @@ class MT5Error(Exception):
         function: The MetaTrader5 function that was called, if any.
         args_summary: A short rendering of the call, secrets masked (see ``summarize_call``).
         code: MT5's ``last_error()`` code, when the failure came from MT5.
+
+    Attributes:
+        last_error: MetaTrader5's own ``(code, message)`` when the failure came from it, else
+            None.
     """
+
+    last_error: tuple[int, str] | None = None
 
     def __init__(
         self,
@@ -242,7 +248,7 @@ class MT5TradeOutcomeUnknownError(MT5OutcomeUnknownError):
         self.tag = tag
         self.checked = tuple(checked)
         self.reconciliation = reconciliation
-        super().__init__(message, function="order_send", args_summary=f"order_send(tag={tag})")
+        super().__init__(message, function="order_send", args_summary=_order_call(request, tag))
 
 
 class MT5CallError(MT5Error):
@@ -304,7 +310,13 @@ class MT5OrderNotPlacedError(MT5CallError):
         self.request = dict(request)
         self.tag = tag
         self.checked = tuple(checked)
-        super().__init__(message, function="order_send", args_summary=f"order_send(tag={tag})")
+        super().__init__(message, function="order_send", args_summary=_order_call(request, tag))
+
+
+def _order_call(request: Mapping[str, Any], tag: str) -> str:
+    """``order_send(EURUSD, tag=~...)``: how trade errors show the request they are about."""
+    symbol = request.get("symbol")
+    return f"order_send({symbol}, tag={tag})" if symbol else f"order_send(tag={tag})"
 
 
 class MT5AutoTradingDisabledError(MT5CallError):
@@ -354,6 +366,9 @@ class MT5TradeError(MT5CallError):
         name = f" {self.retcode_name}" if self.retcode_name else ""
         comment = f" ({self.comment})" if self.comment else ""
         where = self.args_summary or f"{self.function}()"
+        symbol = self.request.get("symbol")
+        if symbol and symbol not in f"{where} {self.message}":
+            where = f"{where} on {symbol}"  # every trade error names its symbol
         return f"{where}: {self.message}: retcode {self.retcode}{name}{comment}"
 
 

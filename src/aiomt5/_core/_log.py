@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from typing import Any, Final
 
 import structlog
 
-__all__ = ["Logger", "get_logger", "set_structlog"]
+__all__ = ["Logger", "Outage", "get_logger", "set_structlog"]
 
 # LogRecord attributes: an ``extra`` key with one of these names makes stdlib raise.
 _RESERVED: Final = frozenset(
@@ -125,3 +126,42 @@ class Logger:
 def get_logger(name: str) -> Logger:
     """The event logger for an area of the library (``"aiomt5.connector"``...)."""
     return Logger(name)
+
+
+class Outage:
+    """Warnings repeated while something stays broken, logged once, then summed up.
+
+    The first ``warning()`` of an outage is logged; the repeats (one per retry, say) only at
+    DEBUG and counted; ``ended()`` logs one INFO line with how many there were and for how long.
+    A retry loop therefore says "connection lost" once and "resumed after 57 retries" once,
+    however long the outage lasts.
+    """
+
+    __slots__ = ("_log", "_repeats", "_since")
+
+    def __init__(self, logger: Logger) -> None:
+        self._log = logger
+        self._repeats = 0
+        self._since: float | None = None
+
+    @property
+    def active(self) -> bool:
+        """True between the first warning and ``ended()``."""
+        return self._since is not None
+
+    def warning(self, event: str, **fields: Any) -> None:
+        """Log ``event`` if it starts an outage; count it (DEBUG) if one is going on."""
+        if self._since is None:
+            self._since = time.monotonic()
+            self._log.warning(event, **fields)
+        else:
+            self._repeats += 1
+            self._log.debug(event, repeat=self._repeats, **fields)
+
+    def ended(self, event: str, **fields: Any) -> None:
+        """Log ``event`` once with the outage's ``retries`` and ``seconds``; no-op without one."""
+        if self._since is None:
+            return
+        seconds = round(time.monotonic() - self._since, 3)
+        self._log.info(event, retries=self._repeats + 1, seconds=seconds, **fields)
+        self._since, self._repeats = None, 0

@@ -30,7 +30,7 @@ import numpy.typing as npt
 
 from aiomt5._core._errors import MT5ConfigurationError, MT5InvalidArgumentError
 from aiomt5._core._types import USE_DEFAULT, TimeoutArg
-from aiomt5._dtypes import RATES_DTYPE, TICKS_DTYPE
+from aiomt5._mt5.dtypes import RATES_DTYPE, TICKS_DTYPE
 
 from ._history import (
     ProgressCallback,

@@ -44,7 +44,7 @@ from aiomt5._core._errors import (
     MT5ReplyTooLargeError,
 )
 from aiomt5._core._types import USE_DEFAULT, TimeoutArg
-from aiomt5._dtypes import RATES_DTYPE, TICKS_DTYPE
+from aiomt5._mt5.dtypes import RATES_DTYPE, TICKS_DTYPE
 
 from ._timeframe import Timeframe, TimeframeLike
 

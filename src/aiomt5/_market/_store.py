@@ -46,7 +46,7 @@ import numpy.typing as npt
 
 from aiomt5._core._arguments import utc_timestamp
 from aiomt5._core._errors import MT5ConfigurationError, MT5InvalidArgumentError
-from aiomt5._dtypes import RATES_DTYPE
+from aiomt5._mt5.dtypes import RATES_DTYPE
 
 from ._frames import FrameEngine, rates_to_frame
 from ._history import ProgressCallback, fetch_rates

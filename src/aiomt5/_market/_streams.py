@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import abc
 import asyncio
-import calendar
 import collections
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -53,16 +52,16 @@ import numpy.typing as npt
 
 from aiomt5._core._arguments import utc_timestamp
 from aiomt5._core._errors import (
-    MT5CallError,
     MT5CallFailedError,
     MT5ConnectionError,
     MT5InvalidArgumentError,
     MT5OutcomeUnknownError,
     MT5TimeoutError,
 )
-from aiomt5._core._log import get_logger
+from aiomt5._core._log import Outage, get_logger
 from aiomt5._core._session import LIVE
 
+from ._forming import drop_forming
 from ._history import (
     TickFlagsLike,
     fetch_rates,
@@ -188,6 +187,7 @@ class _Polling(abc.ABC):
         self._sleep = sleep
         self._closed = False
         self._ready = False  # symbols resolved and selected on the current connection
+        self._outage = Outage(log)  # one warning per outage, one line when it ends
         self.recoveries = 0
         """How many times the stream waited out connection trouble and resumed."""
 
@@ -197,15 +197,20 @@ class _Polling(abc.ABC):
                 if not self._ready:
                     await self._prepare()
                     self._ready = True
-                return await operation()
+                result = await operation()
             except _RETRYABLE as exc:
-                log.warning(
-                    "aiomt5.streams.connection_lost", error=type(exc).__name__, detail=str(exc)
+                # MT5's generic failure is what reads get while the trade server is away.
+                down = isinstance(exc, MT5CallFailedError)
+                event = "trade_server_down" if down else "connection_lost"
+                self._outage.warning(
+                    f"aiomt5.streams.{event}", error=type(exc).__name__, detail=str(exc)
                 )
                 self._ready = False
+            else:
+                self._outage.ended("aiomt5.streams.resumed")
+                return result
             await self._wait_usable()
             self.recoveries += 1
-            log.info("aiomt5.streams.resuming")
 
     async def _wait_usable(self) -> None:
         """Wait until a retry may work; raise when it never will (closed, or given up)."""
@@ -388,8 +393,10 @@ class BarStream(_Polling):
     """Closed bars of one symbol and timeframe, each exactly once. Made by ``stream_bars``.
 
     A bar counts as closed once a later bar exists or the symbol's latest tick is at or past the
-    bar's end. So the last bar before a market closure (a weekend) is yielded when the terminal's
-    clock shows it ended, which for quiet symbols may be the next session's first tick.
+    bar's end (see ``_forming``). So the last bar before a market closure (a weekend) is yielded
+    when the terminal's clock shows it ended, which for quiet symbols may be the next session's
+    first tick. With ``since``, every bar opened after it is yielded (once closed), so a stream
+    continues a ``get_rates(..., closed_only=True)`` download with no bar twice or missing.
     """
 
     def __init__(
@@ -401,6 +408,7 @@ class BarStream(_Polling):
         poll_interval: float,
         retry_interval: float | None,
         sleep: Sleep,
+        since: datetime | None = None,
     ) -> None:
         super().__init__(
             connector, poll_interval=poll_interval, retry_interval=retry_interval, sleep=sleep
@@ -408,8 +416,8 @@ class BarStream(_Polling):
         self._symbol = _symbol_name(symbol)
         self._timeframe = Timeframe.parse(timeframe)
         self._broker = symbol
-        self._cursor: int | None = None
-        self._started = False
+        self._cursor: int | None = None if since is None else utc_timestamp("since", since)
+        self._started = since is not None
         self._pending: collections.deque[StreamBar] = collections.deque()
 
     @property
@@ -437,25 +445,8 @@ class BarStream(_Polling):
         )
         return rows
 
-    def _period_end(self, open_time: int) -> int:
-        if self._timeframe is not Timeframe.MN1:
-            return open_time + self._timeframe.seconds
-        start = datetime.fromtimestamp(open_time, UTC)
-        year, month = (start.year + 1, 1) if start.month == 12 else (start.year, start.month + 1)
-        return calendar.timegm((year, month, 1, 0, 0, 0))
-
     async def _closed_bars(self, rows: npt.NDArray[np.void]) -> npt.NDArray[np.void]:
-        """``rows`` without the newest bar if that one is still forming."""
-        if not len(rows):
-            return rows
-        try:
-            tick = await self._connector.call("symbol_info_tick", self._broker)
-            now = int(tick.time_msc) // 1000
-        except MT5CallError:
-            now = 0  # no quote: only bars followed by a later bar count as closed
-        if now >= self._period_end(int(rows["time"][-1])):
-            return rows
-        return rows[:-1]
+        return await drop_forming(self._connector, self._broker, self._timeframe, rows)
 
     async def __anext__(self) -> StreamBar:
         while not self._pending:
@@ -538,8 +529,9 @@ def stream_bars(
     poll_interval: float = 1.0,
     retry_interval: float | None = None,
     sleep: Sleep = asyncio.sleep,
+    since: datetime | None = None,
 ) -> BarStream:
-    """Each bar of ``symbol`` that closes from now on, exactly once, oldest first.
+    """Each bar of ``symbol`` that closes from now on (or opened after ``since``), exactly once.
 
     Args:
         connector: A connected ``AsyncMT5Connector``.
@@ -549,6 +541,8 @@ def stream_bars(
         retry_interval: Seconds between attempts while the terminal is unreachable (default:
             ``poll_interval``).
         sleep: The coroutine function used to wait (for tests: a simulated clock).
+        since: An aware datetime: yield every bar opened after it, once closed — pass the last
+            bar of a ``get_rates(..., closed_only=True)`` download to continue it exactly.
 
     Returns:
         A ``BarStream`` of ``StreamBar`` records (also an async context manager).
@@ -560,4 +554,5 @@ def stream_bars(
         poll_interval=poll_interval,
         retry_interval=retry_interval,
         sleep=sleep,
+        since=since,
     )

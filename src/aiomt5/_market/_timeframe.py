@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 
 from aiomt5._core._errors import MT5InvalidArgumentError
+from aiomt5._mt5 import constants as c
 
 __all__ = ["Timeframe", "TimeframeLike"]
 
@@ -16,27 +17,27 @@ class Timeframe(enum.IntEnum):
     14+15 (that is how MT5 numbers them).
     """
 
-    M1 = 1
-    M2 = 2
-    M3 = 3
-    M4 = 4
-    M5 = 5
-    M6 = 6
-    M10 = 10
-    M12 = 12
-    M15 = 15
-    M20 = 20
-    M30 = 30
-    H1 = 16385
-    H2 = 16386
-    H3 = 16387
-    H4 = 16388
-    H6 = 16390
-    H8 = 16392
-    H12 = 16396
-    D1 = 16408
-    W1 = 32769
-    MN1 = 49153
+    M1 = c.TIMEFRAME_M1
+    M2 = c.TIMEFRAME_M2
+    M3 = c.TIMEFRAME_M3
+    M4 = c.TIMEFRAME_M4
+    M5 = c.TIMEFRAME_M5
+    M6 = c.TIMEFRAME_M6
+    M10 = c.TIMEFRAME_M10
+    M12 = c.TIMEFRAME_M12
+    M15 = c.TIMEFRAME_M15
+    M20 = c.TIMEFRAME_M20
+    M30 = c.TIMEFRAME_M30
+    H1 = c.TIMEFRAME_H1
+    H2 = c.TIMEFRAME_H2
+    H3 = c.TIMEFRAME_H3
+    H4 = c.TIMEFRAME_H4
+    H6 = c.TIMEFRAME_H6
+    H8 = c.TIMEFRAME_H8
+    H12 = c.TIMEFRAME_H12
+    D1 = c.TIMEFRAME_D1
+    W1 = c.TIMEFRAME_W1
+    MN1 = c.TIMEFRAME_MN1
 
     @classmethod
     def parse(cls, value: TimeframeLike) -> Timeframe:

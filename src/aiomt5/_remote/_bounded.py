@@ -30,7 +30,7 @@ from typing import Any, Final
 import numpy as np
 
 from aiomt5._core._errors import REMOTE_REPLY_TOO_LARGE
-from aiomt5._dtypes import RATES_DTYPE, TICKS_DTYPE
+from aiomt5._mt5.dtypes import RATES_DTYPE, TICKS_DTYPE
 
 from ._wire import SERVED_FUNCTIONS
 

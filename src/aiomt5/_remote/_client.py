@@ -27,8 +27,8 @@ from collections.abc import Mapping
 from typing import Any, Final, Protocol
 
 from aiomt5._core._errors import REMOTE_PROTOCOL
-from aiomt5.sim._constants import CONSTANTS
-from aiomt5.sim._structs import STRUCT_TYPES
+from aiomt5._mt5.constants import CONSTANTS
+from aiomt5._mt5.structs import STRUCT_TYPES
 
 from ._wire import (
     BUSY_POLL,

@@ -1,30 +1,63 @@
 """The connector's trading methods: each one is its exactly-once ``Trader``'s method.
 
 Kept apart from ``_connector.py`` so the connector module stays about connecting and calling;
-``AsyncMT5Connector`` inherits these. The options of each method (``sl=``, ``deviation=``,
-``resend_if_absent=``, ``tag=``, ``timeout=``...) are the ``Trader`` method's, passed through.
+``AsyncMT5Connector`` inherits these (and ``MT5Connector`` wraps them). Every method that sends
+an order takes the same exactly-once options — ``timeout``, ``exactly_once``,
+``reconcile_timeout``, ``resend_if_absent``, ``tag`` — and those that create an order the same
+order options (``deviation``, ``magic``, ``comment``, ``type_filling``). Prices, SL and TP are
+rounded to the symbol's tick size; volumes are checked against its min/max/step.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+import functools
+from collections.abc import Awaitable, Callable, Coroutine
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, cast
+
+from aiomt5._core._types import USE_DEFAULT, TimeoutArg
+
+from ._trader import Trader
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-
     from aiomt5._connector import AsyncMT5Connector
-
-    from ._models import Deal, Order, OrderCheck, OrderResult, Position, TradeRequest
-    from ._trader import Trader
+    from aiomt5._market._frames import FrameEngine
 
 __all__ = ["TradingMethods"]
 
 _SETTLE_IN_TESTING = 0.0
 """No trade server is slow to show an order in tests: decide absence at once."""
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _trader_method(
+    method: Callable[Concatenate[Trader, _P], Awaitable[_R]],
+) -> Callable[Concatenate[Any, _P], Coroutine[Any, Any, _R]]:
+    """The connector's twin of ``Trader.<method>``: same signature, docstring and errors."""
+    name = method.__name__
+
+    async def run(self: TradingMethods, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        bound: Callable[_P, Awaitable[_R]] = getattr(self.trader, name)
+        return await bound(*args, **kwargs)
+
+    functools.update_wrapper(run, method)
+    run.__qualname__ = f"AsyncMT5Connector.{name}"
+    return run
+
 
 class TradingMethods:
-    """Trading on ``AsyncMT5Connector``; see ``aiomt5.Trader`` for the options of each method."""
+    """Trading on ``AsyncMT5Connector``; see ``aiomt5.Trader`` for how exactly-once works.
+
+    Options shared by every order-sending method:
+
+    * ``timeout``: seconds for the send (default ``settings.call_timeout``);
+    * ``exactly_once``: tag the request and reconcile an ambiguous outcome (default True);
+    * ``reconcile_timeout``: seconds reconciliation may take (default the trader's, 60);
+    * ``resend_if_absent``: send again (same tag) when the request provably took no effect;
+    * ``tag``: your own client tag (``tag_from_key(signal_id)``).
+    """
 
     _trader_instance: Trader | None = None
 
@@ -32,8 +65,6 @@ class TradingMethods:
     def trader(self) -> Trader:
         """This connector's exactly-once trader (created on first use)."""
         if self._trader_instance is None:
-            from ._trader import Trader
-
             connector = cast("AsyncMT5Connector", self)
             options: dict[str, Any] = {}
             if connector.settings.testing:
@@ -41,62 +72,133 @@ class TradingMethods:
             self._trader_instance = Trader(connector, **options)
         return self._trader_instance
 
-    async def order_send(
-        self, request: TradeRequest | Mapping[str, Any], **options: Any
-    ) -> OrderResult:
-        """Send a trade request exactly once: tagged, and reconciled after an ambiguous outcome.
+    # ------------------------------------------------------------------ the trader's methods
+    # Each is the Trader method of the same name: one signature, one docstring, one place.
+
+    order_send = _trader_method(Trader.order_send)
+    order_check = _trader_method(Trader.order_check)
+    buy = _trader_method(Trader.buy)
+    sell = _trader_method(Trader.sell)
+    close_position = _trader_method(Trader.close_position)
+    modify_position = _trader_method(Trader.modify_position)
+    place_pending = _trader_method(Trader.place_pending)
+    cancel_order = _trader_method(Trader.cancel_order)
+    positions = _trader_method(Trader.positions)
+    orders = _trader_method(Trader.orders)
+    history_orders = _trader_method(Trader.history_orders)
+    history_deals = _trader_method(Trader.history_deals)
+
+    # ------------------------------------------------------------------ sizing
+
+    async def normalize_volume(
+        self, symbol: str, volume: float, *, timeout: TimeoutArg = USE_DEFAULT
+    ) -> float:
+        """The valid volume of ``symbol`` nearest to ``volume``: on its step, within min/max."""
+        rules = await self.trader.symbol_rules(symbol, timeout=timeout)
+        return rules.nearest_volume(volume)
+
+    async def normalize_price(
+        self, symbol: str, price: float, *, timeout: TimeoutArg = USE_DEFAULT
+    ) -> float:
+        """``price`` on ``symbol``'s tick grid, rounded to its digits."""
+        rules = await self.trader.symbol_rules(symbol, timeout=timeout)
+        return rules.price(price)
+
+    async def volume_for_risk(
+        self,
+        symbol: str,
+        order_type: int,
+        price: float,
+        sl: float,
+        risk: float,
+        *,
+        timeout: TimeoutArg = USE_DEFAULT,
+    ) -> float:
+        """The largest valid volume whose loss at ``sl`` is at most ``risk`` (account currency).
+
+        The loss is the terminal's own ``order_calc_profit`` from ``price`` to ``sl``.
 
         Raises:
-            MT5TradeError: The server refused it (retcode, its name, comment and request).
-            MT5TradeOutcomeUnknownError: It may or may not have happened (see ``.tag``).
-            MT5OrderNotPlacedError: It failed and provably took no effect.
+            MT5InvalidArgumentError: ``sl`` on the wrong side of ``price``, a risk that is not
+                positive, or one smaller than the loss of the symbol's minimum volume.
         """
-        return await self.trader.order_send(request, **options)
+        from ._sizing import volume_for_risk
 
-    async def order_check(
-        self, request: TradeRequest | Mapping[str, Any], **options: Any
-    ) -> OrderCheck:
-        """Check a trade request (margin, volumes, stops) without sending it."""
-        return await self.trader.order_check(request, **options)
+        rules = await self.trader.symbol_rules(symbol, timeout=timeout)
+        connector = cast("AsyncMT5Connector", self)
+        return await volume_for_risk(connector, rules, order_type, price, sl, risk, timeout)
 
-    async def buy(self, symbol: str, volume: float, **options: Any) -> OrderResult:
-        """Open (or add to) a long position at the market."""
-        return await self.trader.buy(symbol, volume, **options)
+    # ------------------------------------------------------------------ frames
 
-    async def sell(self, symbol: str, volume: float, **options: Any) -> OrderResult:
-        """Open (or add to) a short position at the market."""
-        return await self.trader.sell(symbol, volume, **options)
+    async def positions_frame(
+        self,
+        symbol: str | None = None,
+        *,
+        group: str | None = None,
+        ticket: int | None = None,
+        engine: FrameEngine | None = None,
+        timeout: TimeoutArg = USE_DEFAULT,
+    ) -> Any:
+        """``positions()`` as a pandas (default if installed) or polars frame; UTC times,
+        enum columns as categories of member names (``type``: ``"BUY"``/``"SELL"``)."""
+        from ._frames import records_to_frame
+        from ._models import Position
 
-    async def close_position(self, position: int | Position, **options: Any) -> OrderResult:
-        """Close a position (or ``volume=`` of it) with an opposite market deal."""
-        return await self.trader.close_position(position, **options)
+        found = await self.positions(symbol, group=group, ticket=ticket, timeout=timeout)
+        return records_to_frame(found, Position, engine)
 
-    async def modify_position(self, position: int | Position, **options: Any) -> OrderResult:
-        """Change a position's ``sl=``/``tp=``."""
-        return await self.trader.modify_position(position, **options)
+    async def orders_frame(
+        self,
+        symbol: str | None = None,
+        *,
+        group: str | None = None,
+        ticket: int | None = None,
+        engine: FrameEngine | None = None,
+        timeout: TimeoutArg = USE_DEFAULT,
+    ) -> Any:
+        """``orders()`` as a frame; see ``positions_frame``."""
+        from ._frames import records_to_frame
+        from ._models import Order
 
-    async def place_pending(
-        self, symbol: str, type: int, volume: float, price: float, **options: Any
-    ) -> OrderResult:
-        """Place a pending order (limit, stop or stop-limit)."""
-        return await self.trader.place_pending(symbol, type, volume, price, **options)
+        found = await self.orders(symbol, group=group, ticket=ticket, timeout=timeout)
+        return records_to_frame(found, Order, engine)
 
-    async def cancel_order(self, order: int | Order, **options: Any) -> OrderResult:
-        """Remove a pending order."""
-        return await self.trader.cancel_order(order, **options)
+    async def history_orders_frame(
+        self,
+        date_from: datetime | None = None,
+        date_to: datetime | None = None,
+        *,
+        group: str | None = None,
+        ticket: int | None = None,
+        position: int | None = None,
+        engine: FrameEngine | None = None,
+        timeout: TimeoutArg = USE_DEFAULT,
+    ) -> Any:
+        """``history_orders()`` as a frame; see ``positions_frame``."""
+        from ._frames import records_to_frame
+        from ._models import Order
 
-    async def positions(self, symbol: str | None = None, **options: Any) -> tuple[Position, ...]:
-        """Open positions (``symbol``, or ``group=``/``ticket=``), as immutable records."""
-        return await self.trader.positions(symbol, **options)
+        found = await self.history_orders(
+            date_from, date_to, group=group, ticket=ticket, position=position, timeout=timeout
+        )
+        return records_to_frame(found, Order, engine)
 
-    async def orders(self, symbol: str | None = None, **options: Any) -> tuple[Order, ...]:
-        """Active pending orders, as immutable records."""
-        return await self.trader.orders(symbol, **options)
+    async def history_deals_frame(
+        self,
+        date_from: datetime | None = None,
+        date_to: datetime | None = None,
+        *,
+        group: str | None = None,
+        ticket: int | None = None,
+        position: int | None = None,
+        engine: FrameEngine | None = None,
+        timeout: TimeoutArg = USE_DEFAULT,
+    ) -> Any:
+        """``history_deals()`` as a frame; see ``positions_frame``."""
+        from ._frames import records_to_frame
+        from ._models import Deal
 
-    async def history_orders(self, *args: Any, **options: Any) -> tuple[Order, ...]:
-        """History orders by date range (+``group=``), ``ticket=`` or ``position=``."""
-        return await self.trader.history_orders(*args, **options)
-
-    async def history_deals(self, *args: Any, **options: Any) -> tuple[Deal, ...]:
-        """Deals by date range (+``group=``), order ``ticket=`` or ``position=``."""
-        return await self.trader.history_deals(*args, **options)
+        found = await self.history_deals(
+            date_from, date_to, group=group, ticket=ticket, position=position, timeout=timeout
+        )
+        return records_to_frame(found, Deal, engine)

@@ -26,11 +26,90 @@ from datetime import UTC, datetime
 from typing import Any, Final, Self
 
 from aiomt5._core._errors import MT5InvalidArgumentError
+from aiomt5._mt5.constants import (  # re-exported for the trader (see __all__)
+    ORDER_FILLING_FOK,
+    ORDER_FILLING_IOC,
+    ORDER_FILLING_RETURN,
+    ORDER_STATE_CANCELED,
+    ORDER_STATE_EXPIRED,
+    ORDER_STATE_FILLED,
+    ORDER_STATE_PARTIAL,
+    ORDER_STATE_REJECTED,
+    ORDER_TIME_GTC,
+    ORDER_TIME_SPECIFIED,
+    ORDER_TYPE_BUY,
+    ORDER_TYPE_BUY_LIMIT,
+    ORDER_TYPE_SELL,
+    ORDER_TYPE_SELL_STOP_LIMIT,
+    SYMBOL_TRADE_EXECUTION_INSTANT,
+    SYMBOL_TRADE_EXECUTION_REQUEST,
+    TRADE_ACTION_CLOSE_BY,
+    TRADE_ACTION_DEAL,
+    TRADE_ACTION_MODIFY,
+    TRADE_ACTION_PENDING,
+    TRADE_ACTION_REMOVE,
+    TRADE_ACTION_SLTP,
+    TRADE_RETCODE_DONE,
+    TRADE_RETCODE_DONE_PARTIAL,
+    TRADE_RETCODE_INVALID_ORDER,
+    TRADE_RETCODE_MARKET_CLOSED,
+    TRADE_RETCODE_PLACED,
+    TRADE_RETCODE_POSITION_CLOSED,
+    TRADE_RETCODE_REJECT,
+    TRADE_RETCODE_REQUOTE,
+)
+from aiomt5._mt5.enums import (
+    DealEntry,
+    DealReason,
+    DealType,
+    OrderFilling,
+    OrderReason,
+    OrderState,
+    OrderTime,
+    OrderType,
+    PositionReason,
+    PositionType,
+    TradeAction,
+    TradeRetcode,
+    enum_or_int,
+)
 
 __all__ = [
+    "ACTIONS",
     "COMMENT_MAX",
     "MAX_USER_COMMENT",
+    "ORDER_FILLING_FOK",
+    "ORDER_FILLING_IOC",
+    "ORDER_FILLING_RETURN",
+    "ORDER_STATE_CANCELED",
+    "ORDER_STATE_EXPIRED",
+    "ORDER_STATE_FILLED",
+    "ORDER_STATE_PARTIAL",
+    "ORDER_STATE_REJECTED",
+    "ORDER_TIME_GTC",
+    "ORDER_TIME_SPECIFIED",
+    "ORDER_TYPE_BUY",
+    "ORDER_TYPE_BUY_LIMIT",
+    "ORDER_TYPE_SELL",
+    "ORDER_TYPE_SELL_STOP_LIMIT",
+    "PENDING_TYPES",
     "SUCCESS_RETCODES",
+    "SYMBOL_EXECUTION_INSTANT",
+    "SYMBOL_EXECUTION_REQUEST",
+    "TRADE_ACTION_CLOSE_BY",
+    "TRADE_ACTION_DEAL",
+    "TRADE_ACTION_MODIFY",
+    "TRADE_ACTION_PENDING",
+    "TRADE_ACTION_REMOVE",
+    "TRADE_ACTION_SLTP",
+    "TRADE_RETCODE_DONE",
+    "TRADE_RETCODE_DONE_PARTIAL",
+    "TRADE_RETCODE_INVALID_ORDER",
+    "TRADE_RETCODE_MARKET_CLOSED",
+    "TRADE_RETCODE_PLACED",
+    "TRADE_RETCODE_POSITION_CLOSED",
+    "TRADE_RETCODE_REJECT",
+    "TRADE_RETCODE_REQUOTE",
     "Deal",
     "Order",
     "OrderCheck",
@@ -45,123 +124,20 @@ __all__ = [
 ]
 
 # --------------------------------------------------------------------------- MT5 constants
-# The values are MetaTrader5's (5.0.6231); they are repeated here so that trading does not import
-# the simulator or the MetaTrader5 package.
-TRADE_ACTION_DEAL: Final = 1
-TRADE_ACTION_PENDING: Final = 5
-TRADE_ACTION_SLTP: Final = 6
-TRADE_ACTION_MODIFY: Final = 7
-TRADE_ACTION_REMOVE: Final = 8
-TRADE_ACTION_CLOSE_BY: Final = 10
-ACTIONS: Final = frozenset(
-    {
-        TRADE_ACTION_DEAL,
-        TRADE_ACTION_PENDING,
-        TRADE_ACTION_SLTP,
-        TRADE_ACTION_MODIFY,
-        TRADE_ACTION_REMOVE,
-        TRADE_ACTION_CLOSE_BY,
-    }
-)
-
-ORDER_TYPE_BUY: Final = 0
-ORDER_TYPE_SELL: Final = 1
-ORDER_TYPE_BUY_LIMIT: Final = 2
-ORDER_TYPE_SELL_LIMIT: Final = 3
-ORDER_TYPE_BUY_STOP: Final = 4
-ORDER_TYPE_SELL_STOP: Final = 5
-ORDER_TYPE_BUY_STOP_LIMIT: Final = 6
-ORDER_TYPE_SELL_STOP_LIMIT: Final = 7
+SYMBOL_EXECUTION_INSTANT: Final = SYMBOL_TRADE_EXECUTION_INSTANT
+SYMBOL_EXECUTION_REQUEST: Final = SYMBOL_TRADE_EXECUTION_REQUEST
+ACTIONS: Final = frozenset(TradeAction)
 PENDING_TYPES: Final = frozenset(range(ORDER_TYPE_BUY_LIMIT, ORDER_TYPE_SELL_STOP_LIMIT + 1))
-
-ORDER_FILLING_FOK: Final = 0
-ORDER_FILLING_IOC: Final = 1
-ORDER_FILLING_RETURN: Final = 2
-ORDER_TIME_GTC: Final = 0
-ORDER_TIME_SPECIFIED: Final = 2
-
-ORDER_STATE_CANCELED: Final = 2
-ORDER_STATE_PARTIAL: Final = 3
-ORDER_STATE_FILLED: Final = 4
-ORDER_STATE_REJECTED: Final = 5
-ORDER_STATE_EXPIRED: Final = 6
-ORDER_STATE_NAMES: Final = {
-    0: "started",
-    1: "placed",
-    2: "canceled",
-    3: "partial",
-    4: "filled",
-    5: "rejected",
-    6: "expired",
-    7: "request_add",
-    8: "request_modify",
-    9: "request_cancel",
-}
-
-SYMBOL_EXECUTION_REQUEST: Final = 0
-SYMBOL_EXECUTION_INSTANT: Final = 1
-
-TRADE_RETCODE_REQUOTE: Final = 10004
-TRADE_RETCODE_REJECT: Final = 10006
-TRADE_RETCODE_PLACED: Final = 10008
-TRADE_RETCODE_DONE: Final = 10009
-TRADE_RETCODE_DONE_PARTIAL: Final = 10010
-TRADE_RETCODE_MARKET_CLOSED: Final = 10018
-TRADE_RETCODE_INVALID_ORDER: Final = 10035
-TRADE_RETCODE_POSITION_CLOSED: Final = 10036
 SUCCESS_RETCODES: Final = frozenset(
     {TRADE_RETCODE_PLACED, TRADE_RETCODE_DONE, TRADE_RETCODE_DONE_PARTIAL}
 )
 """``order_send`` retcodes that mean the request was carried out (or placed)."""
 
-_RETCODE_NAMES: Final[dict[int, str]] = {
-    10004: "REQUOTE",
-    10006: "REJECT",
-    10007: "CANCEL",
-    10008: "PLACED",
-    10009: "DONE",
-    10010: "DONE_PARTIAL",
-    10011: "ERROR",
-    10012: "TIMEOUT",
-    10013: "INVALID",
-    10014: "INVALID_VOLUME",
-    10015: "INVALID_PRICE",
-    10016: "INVALID_STOPS",
-    10017: "TRADE_DISABLED",
-    10018: "MARKET_CLOSED",
-    10019: "NO_MONEY",
-    10020: "PRICE_CHANGED",
-    10021: "PRICE_OFF",
-    10022: "INVALID_EXPIRATION",
-    10023: "ORDER_CHANGED",
-    10024: "TOO_MANY_REQUESTS",
-    10025: "NO_CHANGES",
-    10026: "SERVER_DISABLES_AT",
-    10027: "CLIENT_DISABLES_AT",
-    10028: "LOCKED",
-    10029: "FROZEN",
-    10030: "INVALID_FILL",
-    10031: "CONNECTION",
-    10032: "ONLY_REAL",
-    10033: "LIMIT_ORDERS",
-    10034: "LIMIT_VOLUME",
-    10035: "INVALID_ORDER",
-    10036: "POSITION_CLOSED",
-    10038: "INVALID_CLOSE_VOLUME",
-    10039: "CLOSE_ORDER_EXIST",
-    10040: "LIMIT_POSITIONS",
-    10041: "REJECT_CANCEL",
-    10042: "LONG_ONLY",
-    10043: "SHORT_ONLY",
-    10044: "CLOSE_ONLY",
-    10045: "FIFO_CLOSE",
-}
-
 
 def retcode_name(retcode: int) -> str:
     """``"TRADE_RETCODE_NO_MONEY"`` for 10019; ``""`` for a code MetaTrader5 does not name."""
-    name = _RETCODE_NAMES.get(retcode)
-    return f"TRADE_RETCODE_{name}" if name else ""
+    known = enum_or_int(TradeRetcode, retcode)
+    return f"TRADE_RETCODE_{known.name}" if isinstance(known, TradeRetcode) else ""
 
 
 # --------------------------------------------------------------------------- client tags
@@ -409,7 +385,7 @@ class OrderResult:
             with ``resend_if_absent=True``).
     """
 
-    retcode: int
+    retcode: TradeRetcode | int
     retcode_name: str
     deal: int
     order: int
@@ -436,7 +412,7 @@ class OrderResult:
     ) -> Self:
         """Build from MetaTrader5's ``OrderSendResult``."""
         return cls(
-            retcode=result.retcode,
+            retcode=enum_or_int(TradeRetcode, result.retcode),
             retcode_name=retcode_name(result.retcode),
             deal=result.deal,
             order=result.order,
@@ -460,7 +436,7 @@ class OrderCheck:
     The money figures are the account's after the request (or the current ones on refusal).
     """
 
-    retcode: int
+    retcode: TradeRetcode | int
     retcode_name: str
     balance: float
     equity: float
@@ -480,7 +456,7 @@ class OrderCheck:
     def from_struct(cls, result: Any, request: Mapping[str, Any]) -> Self:
         """Build from MetaTrader5's ``OrderCheckResult``."""
         return cls(
-            retcode=result.retcode,
+            retcode=enum_or_int(TradeRetcode, result.retcode),
             retcode_name=retcode_name(result.retcode) if result.retcode else "",
             balance=result.balance,
             equity=result.equity,
@@ -495,15 +471,19 @@ class OrderCheck:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Position:
-    """An open position (MetaTrader5's ``TradePosition``), times as aware UTC datetimes."""
+    """An open position (MetaTrader5's ``TradePosition``), times as aware UTC datetimes.
+
+    ``type`` and ``reason`` are ``PositionType``/``PositionReason`` members (equal to MT5's ints;
+    a value this version does not name stays an int).
+    """
 
     ticket: int
     time: datetime
     time_update: datetime
-    type: int
+    type: PositionType | int
     magic: int
     identifier: int
-    reason: int
+    reason: PositionReason | int
     volume: float
     price_open: float
     sl: float
@@ -523,7 +503,7 @@ class Position:
     @property
     def is_buy(self) -> bool:
         """True for a long position."""
-        return self.type == ORDER_TYPE_BUY
+        return self.type == PositionType.BUY
 
     @classmethod
     def from_struct(cls, p: Any) -> Self:
@@ -532,10 +512,10 @@ class Position:
             ticket=p.ticket,
             time=_time(p.time_msc),
             time_update=_time(p.time_update_msc),
-            type=p.type,
+            type=enum_or_int(PositionType, p.type),
             magic=p.magic,
             identifier=p.identifier,
-            reason=p.reason,
+            reason=enum_or_int(PositionReason, p.reason),
             volume=p.volume,
             price_open=p.price_open,
             sl=p.sl,
@@ -554,21 +534,23 @@ class Order:
     """An active or historical order (MetaTrader5's ``TradeOrder``).
 
     ``time_done`` and ``time_expiration`` are None when MetaTrader5 says 0 (not done, no
-    expiration).
+    expiration). ``type``, ``type_time``, ``type_filling``, ``state`` and ``reason`` are enum
+    members (``OrderType``...), equal to MT5's ints; a value this version does not name stays
+    an int.
     """
 
     ticket: int
     time_setup: datetime
     time_done: datetime | None
     time_expiration: datetime | None
-    type: int
-    type_time: int
-    type_filling: int
-    state: int
+    type: OrderType | int
+    type_time: OrderTime | int
+    type_filling: OrderFilling | int
+    state: OrderState | int
     magic: int
     position_id: int
     position_by_id: int
-    reason: int
+    reason: OrderReason | int
     volume_initial: float
     volume_current: float
     price_open: float
@@ -588,7 +570,8 @@ class Order:
     @property
     def state_name(self) -> str:
         """``"filled"``, ``"placed"``, ``"canceled"``..."""
-        return ORDER_STATE_NAMES.get(self.state, str(self.state))
+        state = self.state
+        return state.name.lower() if isinstance(state, OrderState) else str(state)
 
     @classmethod
     def from_struct(cls, o: Any) -> Self:
@@ -598,14 +581,14 @@ class Order:
             time_setup=_time(o.time_setup_msc),
             time_done=_time(o.time_done_msc) if o.time_done_msc > 0 else None,
             time_expiration=_optional_time(o.time_expiration),
-            type=o.type,
-            type_time=o.type_time,
-            type_filling=o.type_filling,
-            state=o.state,
+            type=enum_or_int(OrderType, o.type),
+            type_time=enum_or_int(OrderTime, o.type_time),
+            type_filling=enum_or_int(OrderFilling, o.type_filling),
+            state=enum_or_int(OrderState, o.state),
             magic=o.magic,
             position_id=o.position_id,
             position_by_id=o.position_by_id,
-            reason=o.reason,
+            reason=enum_or_int(OrderReason, o.reason),
             volume_initial=o.volume_initial,
             volume_current=o.volume_current,
             price_open=o.price_open,
@@ -621,16 +604,20 @@ class Order:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Deal:
-    """A deal in the account history (MetaTrader5's ``TradeDeal``)."""
+    """A deal in the account history (MetaTrader5's ``TradeDeal``).
+
+    ``type``, ``entry`` and ``reason`` are ``DealType``/``DealEntry``/``DealReason`` members
+    (equal to MT5's ints; a value this version does not name stays an int).
+    """
 
     ticket: int
     order: int
     time: datetime
-    type: int
-    entry: int
+    type: DealType | int
+    entry: DealEntry | int
     magic: int
     position_id: int
-    reason: int
+    reason: DealReason | int
     volume: float
     price: float
     commission: float
@@ -653,11 +640,11 @@ class Deal:
             ticket=d.ticket,
             order=d.order,
             time=_time(d.time_msc),
-            type=d.type,
-            entry=d.entry,
+            type=enum_or_int(DealType, d.type),
+            entry=enum_or_int(DealEntry, d.entry),
             magic=d.magic,
             position_id=d.position_id,
-            reason=d.reason,
+            reason=enum_or_int(DealReason, d.reason),
             volume=d.volume,
             price=d.price,
             commission=d.commission,

@@ -5,7 +5,7 @@ should not have to know (the broker's symbol name, the symbol in the Market Watc
 filling mode, floats for volumes and prices) and turns answers into frozen results, raising
 ``MT5TradeError`` for any retcode that is not success.
 
-**Exactly once.** Every request carries a client tag in its comment (see ``_trade_models``). When
+**Exactly once.** Every request carries a client tag in its comment (see ``_models``). When
 the outcome of a send is ambiguous (a timeout while the terminal ran it, an IPC error, a broken
 pipe, a ``None`` reply with a connection code), the trader never re-sends blindly. It reconciles:
 
@@ -26,7 +26,8 @@ comments (some rewrite them): an order of ours with its tag intact has been seen
 (``SLTP``, ``MODIFY``, ``REMOVE``) create no order; they are reconciled by comparing the position
 or order with what was asked.
 
-Late results are logged (``aiomt5.trade.late_result``) with their tag, whoever is waiting.
+Late results are logged once, by the worker (``aiomt5.worker.late_result``); the trader adds its
+parsed fields at DEBUG (``aiomt5.trade.late_result``), whoever is waiting.
 """
 
 from __future__ import annotations
@@ -109,6 +110,7 @@ from ._models import (
     retcode_name,
     tagged_comment,
 )
+from ._sizing import SymbolRules
 
 if TYPE_CHECKING:
     from aiomt5._connector import AsyncMT5Connector
@@ -185,6 +187,7 @@ class _SymbolFacts:
     filling: int
     instant: bool  # instant/request execution: a market order needs a current price
     point: float
+    rules: SymbolRules
 
 
 class _Absent:
@@ -302,7 +305,8 @@ class Trader:
         if tag is None:
             return
         retcode = getattr(event.result, "retcode", None)
-        log.warning(
+        # The worker already warned (aiomt5.worker.late_result): one warning per late result.
+        log.debug(
             "aiomt5.trade.late_result",
             tag=tag,
             retcode=retcode,
@@ -473,7 +477,7 @@ class Trader:
         if result.retcode not in SUCCESS_RETCODES:
             symbol = str(payload.get("symbol", ""))
             raise trade_error(
-                "the trade server refused the request",
+                f"the trade server refused the request for {symbol or '?'}",
                 retcode=result.retcode,
                 symbol=symbol,
                 opens_at=(
@@ -510,6 +514,8 @@ class Trader:
         timeout: TimeoutArg = USE_DEFAULT,
         resend_if_absent: bool = False,
         tag: str | None = None,
+        exactly_once: bool = True,
+        reconcile_timeout: float | None = None,
     ) -> OrderResult:
         """Open (or add to) a long position at the market.
 
@@ -518,7 +524,7 @@ class Trader:
         """
         return await self._market(
             ORDER_TYPE_BUY, symbol, volume, price, sl, tp, deviation, magic, comment,
-            type_filling, 0, timeout, resend_if_absent, tag,
+            type_filling, 0, timeout, resend_if_absent, tag, exactly_once, reconcile_timeout,
         )  # fmt: skip
 
     async def sell(
@@ -536,11 +542,13 @@ class Trader:
         timeout: TimeoutArg = USE_DEFAULT,
         resend_if_absent: bool = False,
         tag: str | None = None,
+        exactly_once: bool = True,
+        reconcile_timeout: float | None = None,
     ) -> OrderResult:
         """Open (or add to) a short position at the market; see ``buy``."""
         return await self._market(
             ORDER_TYPE_SELL, symbol, volume, price, sl, tp, deviation, magic, comment,
-            type_filling, 0, timeout, resend_if_absent, tag,
+            type_filling, 0, timeout, resend_if_absent, tag, exactly_once, reconcile_timeout,
         )  # fmt: skip
 
     async def close_position(
@@ -550,11 +558,14 @@ class Trader:
         volume: float | None = None,
         price: float | None = None,
         deviation: int = 20,
+        magic: int | None = None,
         comment: str = "",
         type_filling: int | None = None,
         timeout: TimeoutArg = USE_DEFAULT,
         resend_if_absent: bool = False,
         tag: str | None = None,
+        exactly_once: bool = True,
+        reconcile_timeout: float | None = None,
     ) -> OrderResult:
         """Close a position (or ``volume`` of it) with an opposite market deal.
 
@@ -567,8 +578,8 @@ class Trader:
             kind = ORDER_TYPE_SELL if current.is_buy else ORDER_TYPE_BUY
             return await self._market(
                 kind, current.symbol, current.volume if volume is None else volume, price, 0.0,
-                0.0, deviation, current.magic, comment, type_filling, current.ticket, timeout,
-                resend_if_absent, tag,
+                0.0, deviation, current.magic if magic is None else magic, comment, type_filling,
+                current.ticket, timeout, resend_if_absent, tag, exactly_once, reconcile_timeout,
             )  # fmt: skip
 
     async def modify_position(
@@ -579,6 +590,9 @@ class Trader:
         tp: float | None = None,
         timeout: TimeoutArg = USE_DEFAULT,
         resend_if_absent: bool = False,
+        tag: str | None = None,
+        exactly_once: bool = True,
+        reconcile_timeout: float | None = None,
     ) -> OrderResult:
         """Set a position's stop loss and/or take profit (None keeps the current level; 0 removes).
 
@@ -596,8 +610,9 @@ class Trader:
                 magic=current.magic,
             )
             return await self.order_send(
-                request, timeout=timeout, resend_if_absent=resend_if_absent
-            )
+                request, timeout=timeout, resend_if_absent=resend_if_absent, tag=tag,
+                exactly_once=exactly_once, reconcile_timeout=reconcile_timeout,
+            )  # fmt: skip
 
     async def place_pending(
         self,
@@ -610,12 +625,15 @@ class Trader:
         sl: float = 0.0,
         tp: float = 0.0,
         expiration: datetime | None = None,
+        deviation: int = 0,
         magic: int = 0,
         comment: str = "",
         type_filling: int | None = None,
         timeout: TimeoutArg = USE_DEFAULT,
         resend_if_absent: bool = False,
         tag: str | None = None,
+        exactly_once: bool = True,
+        reconcile_timeout: float | None = None,
     ) -> OrderResult:
         """Place a limit, stop or stop-limit order (``ORDER_TYPE_BUY_LIMIT``...).
 
@@ -637,13 +655,15 @@ class Trader:
             tp=tp,
             type_time=ORDER_TIME_GTC if expiration is None else ORDER_TIME_SPECIFIED,
             expiration=expiration,
+            deviation=deviation,
             magic=magic,
             comment=comment,
             type_filling=type_filling,
         )
         return await self.order_send(
-            request, timeout=timeout, resend_if_absent=resend_if_absent, tag=tag
-        )
+            request, timeout=timeout, resend_if_absent=resend_if_absent, tag=tag,
+            exactly_once=exactly_once, reconcile_timeout=reconcile_timeout,
+        )  # fmt: skip
 
     async def cancel_order(
         self,
@@ -651,6 +671,9 @@ class Trader:
         *,
         timeout: TimeoutArg = USE_DEFAULT,
         resend_if_absent: bool = False,
+        tag: str | None = None,
+        exactly_once: bool = True,
+        reconcile_timeout: float | None = None,
     ) -> OrderResult:
         """Delete a pending order.
 
@@ -659,7 +682,10 @@ class Trader:
         """
         ticket = order.ticket if isinstance(order, Order) else order
         request = TradeRequest(action=TRADE_ACTION_REMOVE, order=ticket)
-        return await self.order_send(request, timeout=timeout, resend_if_absent=resend_if_absent)
+        return await self.order_send(
+            request, timeout=timeout, resend_if_absent=resend_if_absent, tag=tag,
+            exactly_once=exactly_once, reconcile_timeout=reconcile_timeout,
+        )  # fmt: skip
 
     async def _market(
         self,
@@ -677,6 +703,8 @@ class Trader:
         timeout: TimeoutArg,
         resend_if_absent: bool,
         tag: str | None,
+        exactly_once: bool,
+        reconcile_timeout: float | None,
     ) -> OrderResult:
         with self._operation(timeout):
             facts = await self._symbol(check_symbol(symbol), USE_DEFAULT)
@@ -694,8 +722,9 @@ class Trader:
                 )  # fmt: skip
                 try:
                     return await self.order_send(
-                        request, timeout=timeout, resend_if_absent=resend_if_absent, tag=tag
-                    )
+                        request, timeout=timeout, resend_if_absent=resend_if_absent, tag=tag,
+                        exactly_once=exactly_once, reconcile_timeout=reconcile_timeout,
+                    )  # fmt: skip
                 except MT5TradeError as exc:
                     # A requote executed nothing: retrying with a fresh price cannot duplicate.
                     if price is not None or exc.retcode not in _REQUOTES or requotes >= 3:
@@ -743,10 +772,15 @@ class Trader:
             filling=pick_filling(info.filling_mode),
             instant=info.trade_exemode in (SYMBOL_EXECUTION_INSTANT, SYMBOL_EXECUTION_REQUEST),
             point=info.point,
+            rules=SymbolRules.from_info(info),
         )
         cache = self._symbol_facts
         cache[symbol] = cache[name] = facts
         return facts
+
+    async def symbol_rules(self, symbol: str, *, timeout: TimeoutArg = USE_DEFAULT) -> SymbolRules:
+        """The price grid and volume limits of ``symbol`` (resolved and selected; cached)."""
+        return (await self._symbol(check_symbol(symbol), timeout)).rules
 
     async def _prepare(
         self, req: TradeRequest, tag: str, exactly_once: bool, timeout: TimeoutArg
@@ -755,9 +789,10 @@ class Trader:
         if not symbol and req.action == TRADE_ACTION_CLOSE_BY and req.position:
             symbol = (await self._position(req.position, timeout)).symbol
         filling = req.type_filling
+        rules: SymbolRules | None = None
         if symbol:
             facts = await self._symbol(symbol, timeout)
-            symbol = facts.name
+            symbol, rules = facts.name, facts.rules
             if filling is None:
                 filling = facts.filling
         elif req.action in (TRADE_ACTION_DEAL, TRADE_ACTION_PENDING):
@@ -776,6 +811,12 @@ class Trader:
             # takes 0. A deal with none gets the current one, as buy() and sell() do.
             tick = await self._connector.call("symbol_info_tick", symbol, timeout=timeout)
             payload["price"] = tick.ask if req.type == ORDER_TYPE_BUY else tick.bid
+        if rules is not None:
+            # MT5 refuses prices off the tick grid (``sl=1.3178999999999998``): round them.
+            for key in ("price", "sl", "tp", "stoplimit"):
+                payload[key] = rules.price(payload[key])
+            if req.action in (TRADE_ACTION_DEAL, TRADE_ACTION_PENDING):
+                payload["volume"] = rules.check_volume(payload["volume"])
         return payload, tag if exactly_once else ""
 
     # ------------------------------------------------------------------ reconciliation

@@ -19,13 +19,15 @@ import sys
 import types
 from typing import TYPE_CHECKING, Final
 
+from aiomt5._mt5.constants import CONSTANTS
+from aiomt5._mt5.functions import API_FUNCTIONS
+from aiomt5._mt5.structs import RATES_DTYPE, STRUCT_TYPES, TICKS_DTYPE
+
 from ._account import DEFAULT_LOGIN, DEFAULT_PASSWORD, DEFAULT_SERVER, SimAccount
 from ._clock import SimClock
-from ._constants import CONSTANTS
 from ._faults import FaultRecord, Faults, Hang
 from ._setup import sim_terminal_from_settings
 from ._spec import SymbolSpec, TradingHours
-from ._structs import RATES_DTYPE, STRUCT_TYPES, TICKS_DTYPE
 from ._symbols import CATALOGUE
 from ._terminal import SimTerminal
 
@@ -54,18 +56,6 @@ __all__ = [
     "uninstall",
 ]
 
-API_FUNCTIONS: Final = (
-    "initialize", "login", "shutdown", "version", "last_error", "terminal_info", "account_info",
-    "symbols_total", "symbols_get", "symbol_info", "symbol_info_tick", "symbol_select",
-    "market_book_add", "market_book_get", "market_book_release",
-    "copy_rates_from", "copy_rates_from_pos", "copy_rates_range",
-    "copy_ticks_from", "copy_ticks_range",
-    "orders_total", "orders_get", "positions_total", "positions_get",
-    "history_orders_total", "history_orders_get", "history_deals_total", "history_deals_get",
-    "order_calc_margin", "order_calc_profit", "order_check", "order_send",
-    "Buy", "Sell", "Close", "_RawOrder",
-)  # fmt: skip
-"""Every function of the MetaTrader5 module (the C functions and the ``__init__.py`` helpers)."""
 
 _MODULE_NAME: Final = "MetaTrader5"
 

@@ -11,8 +11,8 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Final
 
-from . import _constants as c
-from ._structs import StructSequence, TradeDeal, TradeOrder, TradePosition
+from aiomt5._mt5 import constants as c
+from aiomt5._mt5.structs import StructSequence, TradeDeal, TradeOrder, TradePosition
 
 __all__ = [
     "DEFAULT_LOGIN",

@@ -37,7 +37,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Final
 
-from . import _constants as c
+from aiomt5._mt5 import constants as c
+
 from ._spec import SymbolSpec
 
 __all__ = ["Quote", "convert", "is_buy", "margin", "profit", "tick_value"]

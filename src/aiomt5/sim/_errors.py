@@ -1,37 +1,12 @@
-"""``last_error()`` codes and texts of MetaTrader5 5.0.6231, and the simulator's failure signal."""
+"""The simulator's failure signal (the codes and texts are in ``aiomt5._mt5.codes``)."""
 
 from __future__ import annotations
 
 from typing import Any, Final
 
-__all__ = ["ERROR_TEXTS", "Failure", "error_text", "invalid_argument"]
+from aiomt5._mt5.codes import error_text
 
-ERROR_TEXTS: Final[dict[int, str]] = {
-    1: "Success",
-    -1: "Terminal: Call failed",
-    -2: "Terminal: Invalid params",
-    -3: "Terminal: Out of memory",
-    -4: "Terminal: Not found",
-    -5: (
-        "Terminal: Incompatible versions, please install the latest version of Terminal and "
-        "Python module"
-    ),
-    -6: "Terminal: Authorization failed",
-    -7: "Terminal: Unsupported function",
-    -8: "Auto-Trading using Python API disabled in Terminal",
-    -10000: "IPC call failed",
-    -10001: "IPC send failed",
-    -10002: "IPC recv failed",
-    -10003: "IPC initialize failed",
-    -10004: "No IPC connection",
-    -10005: "IPC timeout",
-}
-"""The text MetaTrader5 shows for each code (``-10003`` gets ``", <detail>"`` appended)."""
-
-
-def error_text(code: int) -> str:
-    """The text of ``code``; unknown terminal codes read as ``-1``'s text, as in MetaTrader5."""
-    return ERROR_TEXTS.get(code, ERROR_TEXTS[-1])
+__all__ = ["Failure", "invalid_argument"]
 
 
 def invalid_argument(name: str) -> str:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, Literal
 
-from ._errors import error_text
+from aiomt5._mt5.codes import error_text
 
 if TYPE_CHECKING:
     from collections.abc import Iterable

@@ -48,9 +48,10 @@ from typing import Final, Generic, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from . import _constants as c
+from aiomt5._mt5 import constants as c
+from aiomt5._mt5.structs import RATES_DTYPE, TICKS_DTYPE
+
 from ._spec import MINUTES_PER_WEEK, SymbolSpec, minute_of_week
-from ._structs import RATES_DTYPE, TICKS_DTYPE
 
 __all__ = [
     "HISTORY_CACHE_BYTES",

@@ -15,7 +15,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from . import _constants as c
+from aiomt5._mt5 import constants as c
 
 __all__ = [
     "MINUTES_PER_WEEK",

@@ -17,7 +17,8 @@ import dataclasses
 from collections.abc import Iterable
 from typing import Any, Final
 
-from . import _constants as c
+from aiomt5._mt5 import constants as c
+
 from ._spec import SymbolSpec, TradingHours
 
 __all__ = ["CATALOGUE", "find_spec", "with_suffix"]

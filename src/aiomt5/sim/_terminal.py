@@ -20,8 +20,21 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import numpy as np
 
+from aiomt5._mt5 import constants as c
+from aiomt5._mt5.codes import error_text
+from aiomt5._mt5.helpers import MetaTrader5Helpers
+from aiomt5._mt5.structs import (
+    AccountInfo,
+    BookInfo,
+    OrderCheckResult,
+    OrderSendResult,
+    SymbolInfo,
+    TerminalInfo,
+    Tick,
+    TradeRequest,
+)
+
 from . import _calc
-from . import _constants as c
 from ._account import AccountBook, SimAccount, default_accounts
 from ._args import (
     as_c_double,
@@ -33,20 +46,10 @@ from ._args import (
     utf16_len,
 )
 from ._clock import SimClock
-from ._errors import Failure, error_text, invalid_argument
+from ._errors import Failure, invalid_argument
 from ._faults import Faults
 from ._group import compile_group
 from ._market import HISTORY_CACHE_BYTES, HistoryCache, MarketModel, is_timeframe, nominal_seconds
-from ._structs import (
-    AccountInfo,
-    BookInfo,
-    OrderCheckResult,
-    OrderSendResult,
-    SymbolInfo,
-    TerminalInfo,
-    Tick,
-    TradeRequest,
-)
 from ._symbols import CATALOGUE, with_suffix
 from ._trading import TradingEngine
 
@@ -95,7 +98,7 @@ def _api(kind: str, failure: Any) -> Callable[[_F], _F]:
     return decorate
 
 
-class SimTerminal:
+class SimTerminal(MetaTrader5Helpers):
     """A simulated MetaTrader 5 terminal with every function and constant of MetaTrader5 5.0.6231.
 
     Args:
@@ -1019,93 +1022,6 @@ class SimTerminal:
                  "Trade disabled", 0, 0, request)
             )  # fmt: skip
         return self.engine.send(book, request, self._now_msc())
-
-    # ================================================================== __init__.py helpers
-    def _RawOrder(
-        self,
-        order_type: int,
-        symbol: str,
-        volume: float,
-        price: float,
-        comment: str | None = None,
-        ticket: int | None = None,
-    ) -> Any:
-        """Send a market deal as MetaTrader5's private helper does (deviation 10)."""
-        request: dict[str, Any] = {
-            "action": c.TRADE_ACTION_DEAL,
-            "symbol": symbol,
-            "volume": volume,
-            "type": order_type,
-            "price": price,
-            "deviation": 10,
-        }
-        if comment is not None:
-            request["comment"] = comment
-        if ticket is not None:
-            request["position"] = ticket
-        return self.order_send(request)
-
-    def _market_order(
-        self, order_type: int, symbol: str, volume: float, price: float | None,
-        comment: str | None, ticket: int | None,
-    ) -> Any:  # fmt: skip
-        if price is not None:
-            return self._RawOrder(order_type, symbol, volume, price, comment, ticket)
-        result = None
-        for _ in range(10):  # re-priced while the server requotes, like the official helper
-            tick = self.symbol_info_tick(symbol)
-            # The official helper reads .ask/.bid without a None check: AttributeError on None.
-            current = tick.ask if order_type == c.ORDER_TYPE_BUY else tick.bid
-            result = self._RawOrder(order_type, symbol, volume, current, comment, ticket)
-            if result is None:
-                return None
-            if result.retcode not in (c.TRADE_RETCODE_REQUOTE, c.TRADE_RETCODE_PRICE_OFF):
-                break
-        return result
-
-    def Buy(
-        self, symbol: str, volume: float, price: float | None = None, *,
-        comment: str | None = None, ticket: int | None = None,
-    ) -> Any:  # fmt: skip
-        """Market buy (MetaTrader5's ``Buy`` helper)."""
-        return self._market_order(c.ORDER_TYPE_BUY, symbol, volume, price, comment, ticket)
-
-    def Sell(
-        self, symbol: str, volume: float, price: float | None = None, *,
-        comment: str | None = None, ticket: int | None = None,
-    ) -> Any:  # fmt: skip
-        """Market sell (MetaTrader5's ``Sell`` helper)."""
-        return self._market_order(c.ORDER_TYPE_SELL, symbol, volume, price, comment, ticket)
-
-    def Close(self, symbol: str, *, comment: str | None = None, ticket: int | None = None) -> Any:
-        """Close positions of ``symbol`` (or position ``ticket``): True, "Partially" or False."""
-        positions = (
-            self.positions_get(ticket=ticket) if ticket is not None
-            else self.positions_get(symbol=symbol)
-        )  # fmt: skip
-        tried = done = 0
-        for position in positions:  # TypeError on None, as the official helper
-            if position.type not in (c.ORDER_TYPE_BUY, c.ORDER_TYPE_SELL):
-                continue
-            tried += 1
-            for _ in range(10):
-                tick = self.symbol_info_tick(symbol)  # priced from `symbol`, even with a ticket
-                if tick is None:
-                    return None
-                buy = position.type == c.ORDER_TYPE_BUY
-                closing = c.ORDER_TYPE_SELL if buy else c.ORDER_TYPE_BUY
-                price = tick.bid if buy else tick.ask
-                result = self._RawOrder(
-                    closing, symbol, position.volume, price, comment, position.ticket
-                )
-                if result is None:
-                    return None
-                if result.retcode not in (c.TRADE_RETCODE_REQUOTE, c.TRADE_RETCODE_PRICE_OFF):
-                    done += result.retcode == c.TRADE_RETCODE_DONE
-                    break
-        if done:
-            return True if done == tried else "Partially"
-        return False
 
     def __repr__(self) -> str:
         state = "connected" if self._pipe else "not connected"

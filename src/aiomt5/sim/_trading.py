@@ -55,10 +55,11 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 import numpy as np
 
+from aiomt5._mt5 import constants as c
+from aiomt5._mt5.structs import OrderCheckResult, OrderSendResult, StructSequence
+
 from . import _calc
-from . import _constants as c
 from ._account import AccountBook, SimAccount, SimDeal, SimOrder, SimPosition
-from ._structs import OrderCheckResult, OrderSendResult, StructSequence
 
 if TYPE_CHECKING:
     import numpy.typing as npt

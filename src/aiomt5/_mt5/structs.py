@@ -11,7 +11,7 @@ from __future__ import annotations
 import operator
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
-from aiomt5._dtypes import RATES_DTYPE, TICKS_DTYPE
+from .dtypes import RATES_DTYPE, TICKS_DTYPE
 
 __all__ = [
     "RATES_DTYPE",
