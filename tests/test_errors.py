@@ -8,8 +8,9 @@ import pytest
 from pydantic import SecretStr
 
 import aiomt5
+from aiomt5._backends._checked import error_from_last_error
 from aiomt5._core import _errors
-from aiomt5._core._errors import error_from_last_error, summarize_call
+from aiomt5._core._errors import summarize_call
 
 
 @pytest.mark.parametrize(
@@ -87,8 +88,8 @@ def test_every_error_is_drawn_in_the_tree_and_says_when_it_is_raised(
             aiomt5.MT5LoginError,
         ),
         ("symbol_info", -7, "Terminal: Unsupported function", aiomt5.MT5CallError),
-        ("copy_rates_from_pos", -2, "Terminal: Invalid params", aiomt5.MT5CallError),
-        ("copy_rates_from_pos", -1, "Terminal: Call failed", aiomt5.MT5CallError),
+        ("copy_rates_from_pos", -2, "Terminal: Invalid params", aiomt5.MT5InvalidParamsError),
+        ("copy_rates_from_pos", -1, "Terminal: Call failed", aiomt5.MT5CallFailedError),
         ("initialize", -1, "Terminal: Call failed", aiomt5.MT5InitializationError),
         ("symbol_info", -4, "Terminal: Not found", aiomt5.MT5SymbolNotFoundError),
         ("symbol_select", -4, "Terminal: Not found", aiomt5.MT5SymbolNotFoundError),

@@ -441,10 +441,6 @@ async def test_trade_ticks_of_an_instrument_without_trades_are_empty(
     assert got.dtype == TICKS_DTYPE
 
 
-class FakeWorker:
-    """Stands for a connection's worker (the key of per-connection caches)."""
-
-
 class BurstTicks:
     """A fake connector whose ticks come in bursts sharing one ``time_msc`` at second ends."""
 
@@ -454,7 +450,8 @@ class BurstTicks:
             for msc in (second * 1000 + 1, second * 1000 + 999):
                 rows.extend([(second, 1.0, 1.1, 0.0, 0, msc, 6, 0.0)] * 5)
         self.ticks = np.array(rows, dtype=TICKS_DTYPE)
-        self.worker = FakeWorker()
+        self.session = None  # no session: maxbars is read each time
+        self.settings = SimpleNamespace(call_timeout=None)
         self.windows: list[tuple[int, int]] = []
         self.timeouts: set[Any] = set()
 

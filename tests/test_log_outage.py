@@ -70,7 +70,8 @@ async def test_a_late_order_result_is_warned_about_once(caplog: pytest.LogCaptur
     async with AsyncMT5Connector(sim_settings(), backend=term) as mt5:
         trader = Trader(mt5, settle=0.0, on_event=lambda e: ambiguous.set())
         hang = term.faults.hang("order_send")
-        sending = asyncio.create_task(trader.buy("EURUSD", 0.1, timeout=0.01))
+        # timeout bounds the preparing reads too (one deadline): room for them, then the hang
+        sending = asyncio.create_task(trader.buy("EURUSD", 0.1, timeout=0.2))
         await ambiguous.wait()  # the send timed out mid-call: its result will come late
         hang.release()
         result = await sending

@@ -25,6 +25,7 @@ from aiomt5._core._errors import (
     MT5TradeError,
     MT5TradeOutcomeUnknownError,
 )
+from aiomt5._core._events import LateResult
 from aiomt5._mt5 import constants as c
 from aiomt5._settings import MT5Settings
 from aiomt5._trading._models import (
@@ -422,7 +423,7 @@ async def test_a_send_hanging_past_its_timeout_resolves_with_its_late_result(
     trader: Trader, term: SimTerminal, events: Events
 ) -> None:
     hang = term.faults.hang("order_send")
-    sending = asyncio.create_task(trader.buy("EURUSD", 0.1, timeout=0.01))
+    sending = asyncio.create_task(trader.buy("EURUSD", 0.1, timeout=0.2))
     await events.wait_for("ambiguous")
     hang.release()
     result = await sending
@@ -432,11 +433,25 @@ async def test_a_send_hanging_past_its_timeout_resolves_with_its_late_result(
     assert events.kinds() == ["ambiguous", "late_result", "reconciled"]
 
 
+async def test_a_late_result_carries_its_requests_tag(
+    mt5: AsyncMT5Connector, trader: Trader, term: SimTerminal, events: Events
+) -> None:
+    late: list[LateResult] = []
+    mt5.add_event_hook(lambda event: late.append(event) if isinstance(event, LateResult) else None)
+    hang = term.faults.hang("order_send")
+    sending = asyncio.create_task(trader.buy("EURUSD", 0.1, timeout=0.2))
+    await events.wait_for("ambiguous")
+    hang.release()
+    result = await sending
+    (event,) = late
+    assert event.tag == result.tag  # structured: no parsing of the call's summary
+
+
 async def test_a_late_refusal_is_raised_as_a_trade_error(
     trader: Trader, term: SimTerminal, events: Events
 ) -> None:
     hang = term.faults.hang("order_send")
-    sending = asyncio.create_task(trader.buy("EURUSD", 90.0, timeout=0.01))
+    sending = asyncio.create_task(trader.buy("EURUSD", 90.0, timeout=0.2))
     await events.wait_for("ambiguous")
     hang.release()
     with pytest.raises(MT5TradeError) as caught:
@@ -450,7 +465,7 @@ async def test_a_send_stuck_beyond_the_budget_raises_outcome_unknown_with_the_ta
     trader = Trader(mt5, settle=0, reconcile_timeout=0.0, on_event=events)
     hang = term.faults.hang("order_send")
     with pytest.raises(MT5TradeOutcomeUnknownError) as caught:
-        await trader.buy("EURUSD", 0.1, timeout=0.01)
+        await trader.buy("EURUSD", 0.1, timeout=0.2)
     error = caught.value
     assert isinstance(error, MT5OutcomeUnknownError)
     assert error.tag == error.request["comment"]
@@ -715,7 +730,7 @@ async def test_a_resend_waits_for_its_own_late_result_not_the_first_attempts(
     await proven_trader(trader)
     first = term.faults.hang("order_send")
     term.faults.fail("order_send", -10001)  # the first attempt hangs, then never executes
-    sending = asyncio.create_task(trader.buy("EURUSD", 0.1, timeout=0.01, resend_if_absent=True))
+    sending = asyncio.create_task(trader.buy("EURUSD", 0.1, timeout=0.2, resend_if_absent=True))
     await events.wait_for("ambiguous")
     second = term.faults.hang("order_send")  # the re-send hangs too, then executes
     first.release()

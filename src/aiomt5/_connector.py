@@ -1,23 +1,22 @@
 """``AsyncMT5Connector``: the typed async API over one MetaTrader 5 terminal.
 
-Every backend call goes through the connector's ``Worker`` (one dedicated thread). A call that
-returns MT5's failure value (``None``/``False``) is turned into an exception *in the same worker
-job* that made it, by reading ``last_error()`` right away: no other call can reset it in between.
+A thin typed facade: every call goes to the current ``Session``'s worker (one dedicated thread)
+through the backend's checked call (``_backends._checked``), which turns MT5's failure values
+into typed errors. Whether a call can be made now, or must wait, is the ``Sessions`` object's
+answer; the ``Supervisor`` owns the worker and the sessions. A public operation that makes
+several calls runs them under one deadline (``_core._deadline``).
 
 Lifecycle (``ConnectionState``): ``DISCONNECTED`` → ``connect()`` → ``CONNECTING`` →
 ``CONNECTED``; ``disconnect()`` → ``DISCONNECTED`` (connect again at will); ``close()`` (or the
 end of ``async with``) → ``CLOSED``, which is final. A failed or cancelled ``connect()`` cleans up
 (shielded) and leaves ``DISCONNECTED``. ``connect()`` starts the ``Supervisor`` task, which makes
 the connect attempts and then owns the session: ``DEGRADED``, ``RECONNECTING`` and back (see
-``_supervisor``).
+``_core._supervisor``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import difflib
-import functools
-import logging
 import threading
 import time
 import warnings
@@ -26,29 +25,24 @@ from collections.abc import Callable, Coroutine, Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
-from ._backends import Backend, ResolvedBackend, backend_function, resolve_backend
-from ._backends._handshake import handshake
+from ._backends import BackendSlot
+from ._backends._checked import checked, health_job
 from ._core._arguments import check_symbol
+from ._core._deadline import bounded, operation, seconds
 from ._core._errors import (
     MT5ClosedError,
     MT5ConfigurationError,
-    MT5ConnectionError,
     MT5Error,
     MT5InvalidArgumentError,
-    MT5IPCTimeoutError,
-    MT5NotConnectedError,
-    MT5OutcomeUnknownError,
     MT5SymbolNotFoundError,
-    MT5TimeoutError,
-    error_from_last_error,
-    summarize_call,
 )
-from ._core._events import ConnectorEvent, EventHook, EventStream, StateChanged
+from ._core._events import ConnectorEvent, EventHook, EventStream
 from ._core._log import get_logger
+from ._core._session import LIVE, Session, Sessions
 from ._core._stats import CallRecorder, ConnectionStats, HealthReport
-from ._core._supervisor import Supervisor
+from ._core._supervisor import RETIRED_COUNTERS, Supervisor
 from ._core._types import USE_DEFAULT, ConnectionState, MT5Struct, TimeoutArg, UseDefault
-from ._core._worker import Worker, plain_call
+from ._core._worker import Worker
 from ._market._symbols import pick_symbol
 from ._market._timeframe import Timeframe, TimeframeLike
 from ._settings import MT5Settings
@@ -65,30 +59,16 @@ if TYPE_CHECKING:
 __all__ = ["AsyncMT5Connector"]
 
 log = get_logger("aiomt5.connector")
-worker_log = get_logger("aiomt5.worker")
 
-_LIVE: Final = frozenset({ConnectionState.CONNECTED, ConnectionState.DEGRADED})
 # Owned by connect()/disconnect(): calling them behind the connector's back desyncs its state.
 _LIFECYCLE_FUNCTIONS: Final = frozenset({"initialize", "shutdown"})
-# MT5 documents these as never failing; every other function fails with None or False.
-_NEVER_FAILS: Final = frozenset({"last_error", "shutdown"})
-_CLOSE_TIMEOUT: Final = 5.0
-
-
-def _failed(result: Any) -> bool:
-    return result is None or result is False
-
-
-def _version_failed(result: Any) -> bool:
-    # version() answers (0, 0, "") with last_error set; it never returns None.
-    return not result or result[0] == 0
 
 
 def _weak_emitter(connector: AsyncMT5Connector) -> Callable[[ConnectorEvent], None]:
-    """The worker's event callback, holding the connector weakly.
+    """The event callback of the supervisor and its workers, holding the connector weakly.
 
-    The worker thread must not keep a forgotten connector alive: then it could never be
-    collected, warned about and stopped.
+    Neither the worker thread nor the supervisor task may keep a forgotten connector alive: then
+    it could never be collected, warned about and stopped.
     """
     ref = weakref.ref(connector)
 
@@ -130,40 +110,19 @@ class AsyncMT5Connector(TradingMethods):
         event_hooks: Iterable[EventHook] = (),
     ) -> None:
         self._settings = settings if settings is not None else MT5Settings()
-        if backend is not None and not isinstance(backend, str):
-            # An object is checked now; names are resolved on connect (imports may fail).
-            self._resolved: ResolvedBackend | None = resolve_backend(backend, self._settings)
-        else:
-            self._resolved = None
-        self._backend_spec = backend
+        # An object is checked now; names are resolved on connect (imports may fail).
+        self._backend = BackendSlot(backend, self._settings)
         self._hooks: list[EventHook] = list(event_hooks)
-        self._state = ConnectionState.DISCONNECTED
+        self._sessions = Sessions(
+            _weak_emitter(self), wait_for_reconnect=self._settings.wait_for_reconnect
+        )
         self._lifecycle = asyncio.Lock()
-        self._worker: Worker | None = None
         self._connecting: asyncio.Task[Any] | None = None
         self._invokers: dict[str, Callable[..., Any]] = {}
         self._recorder = CallRecorder()
         self._supervisor: Supervisor | None = None
-        self._session_worker: Worker | None = None
-        self._pending_error: BaseException | None = None
-        self._last_connection_error: BaseException | None = None
-        self._state_changed = asyncio.Event()
-        self._state_entered = time.monotonic()
-        self._time_in_state: dict[str, float] = {}
-        self._connects = 0
-        self._connected_at: float | None = None
-        self._connected_since: datetime | None = None
-        self._symbol_cache: dict[str, tuple[str, float]] = {}
-        self._names_cache: tuple[tuple[str, ...], float] | None = None
-        # Counters of workers from earlier connections, so stats survive reconnects.
-        self._retired = {
-            "abandoned": 0,
-            "late_results": 0,
-            "rejected_busy": 0,
-            "reconnect_attempts": 0,
-            "health_checks": 0,
-            "health_failures": 0,
-        }
+        # Counters of workers and supervisors from earlier connections: stats survive them.
+        self._retired = dict.fromkeys(RETIRED_COUNTERS, 0)
 
     # ------------------------------------------------------------------ singleton
 
@@ -210,21 +169,37 @@ class AsyncMT5Connector(TradingMethods):
     @property
     def state(self) -> ConnectionState:
         """Where the connector is in its life."""
-        return self._state
+        return self._sessions.state
+
+    @property
+    def sessions(self) -> Sessions:
+        """The connection's ``Sessions``: the current ``Session`` and the waits for one.
+
+        For code built on the connector (streams, trading): ``sessions.wait_usable()`` is the
+        one way to wait until calls can be made again.
+        """
+        return self._sessions
+
+    @property
+    def session(self) -> Session | None:
+        """The current session (None while not connected): its id and per-session caches."""
+        return self._sessions.current
 
     @property
     def backend(self) -> Any:
         """The backend object once resolved (the MetaTrader5 module, a SimTerminal...), or None."""
-        return self._resolved.module if self._resolved is not None else None
+        resolved = self._backend.resolved
+        return resolved.module if resolved is not None else None
 
     @property
     def worker(self) -> Worker | None:
         """The worker of the current connection (None when not connected)."""
-        return self._worker
+        supervisor = self._supervisor
+        return supervisor.worker if supervisor is not None else None
 
     def is_connected(self) -> bool:
         """True while calls can be made (CONNECTED or DEGRADED)."""
-        return self._state in _LIVE
+        return self._sessions.state in LIVE
 
     def add_event_hook(self, hook: EventHook) -> None:
         """Call ``hook(event)`` for every event (on the loop thread; errors are logged)."""
@@ -254,36 +229,25 @@ class AsyncMT5Connector(TradingMethods):
         return stream
 
     def _set_state(self, new: ConnectionState, reason: str) -> None:
-        old = self._state
-        if old is new:
-            return
-        now = time.monotonic()
-        times = self._time_in_state
-        times[old.value] = times.get(old.value, 0.0) + now - self._state_entered
-        self._state_entered = now
-        self._state = new
-        # Wake every waiter of the old state at once; later waiters take the new event.
-        changed, self._state_changed = self._state_changed, asyncio.Event()
-        changed.set()
-        log.info("aiomt5.connector.state_changed", old=old.value, new=new.value, reason=reason)
-        self._emit(StateChanged(old=old, new=new, reason=reason))
+        self._sessions.set_state(new, reason)
 
     def _check_open(self) -> None:
-        if self._state is ConnectionState.CLOSED:
+        if self._sessions.state is ConnectionState.CLOSED:
             raise MT5ClosedError(
                 "this connector is closed; create a new one (or use get_instance())"
             )
 
     def __repr__(self) -> str:
-        backend = self._resolved.description if self._resolved else self._settings.backend
         login = f" login={self._settings.login}" if self._settings.login else ""
-        return f"<AsyncMT5Connector state={self._state.value} backend={backend}{login}>"
+        state = self._sessions.state.value
+        return f"<AsyncMT5Connector state={state} backend={self._backend.description}{login}>"
 
     def __del__(self) -> None:
         supervisor = getattr(self, "_supervisor", None)
-        if supervisor is not None:
-            supervisor.cancel_threadsafe()
-        worker = getattr(self, "_worker", None)
+        if supervisor is None:
+            return
+        supervisor.cancel_threadsafe()
+        worker = supervisor.worker
         if worker is not None and not worker.closed:
             warnings.warn(
                 f"unclosed {self!r}: use `async with` or await close()",
@@ -320,15 +284,22 @@ class AsyncMT5Connector(TradingMethods):
         self._check_open()
         async with self._lifecycle:
             self._check_open()
-            if self._state in _LIVE or self._state is ConnectionState.RECONNECTING:
+            sessions = self._sessions
+            if sessions.state in LIVE or sessions.state is ConnectionState.RECONNECTING:
                 return
             if self._supervisor is not None:
                 await self._shut_down()  # one that gave up: keep its counters, end its task
-            self._pending_error = None
+            sessions.gave_up = None
             self._set_state(ConnectionState.CONNECTING, "connect()")
             self._connecting = asyncio.current_task()
-            supervisor = self._supervisor = Supervisor(self)
-            self._recorder.on_connection_error = supervisor.connection_lost
+            supervisor = self._supervisor = Supervisor(
+                sessions,
+                self._settings,
+                backend=self._backend,
+                emit=self._sessions.emit,
+                recorder=self._recorder,
+                retired=self._retired,
+            )
             try:
                 await supervisor.start()
             except BaseException:
@@ -353,73 +324,14 @@ class AsyncMT5Connector(TradingMethods):
         if supervisor is None or not supervisor.running:
             await self.connect()
             return
-        sessions = self._connects
+        sessions = self._sessions
+        before = sessions.count
         supervisor.request_reconnect()
-        while self._connects == sessions or self._state not in _LIVE:
+        while sessions.count == before or sessions.state not in LIVE:
             self._check_open()
-            if self._state is ConnectionState.DISCONNECTED:
-                raise self._take_pending_error("reconnect")
-            await self._state_changed.wait()
-
-    async def _open_session(self) -> Any:
-        """One connect attempt on a fresh worker (the supervisor's); returns the account.
-
-        A worker serves one session (caches such as ``maxbars`` are kept per worker): the
-        previous one is retired first, waiting for a stuck call to return rather than letting
-        two threads into MetaTrader5. A worker whose handshake failed is reused.
-        """
-        worker = self._worker
-        if worker is None or worker is self._session_worker or worker.in_flight is not None:
-            worker = await self._fresh_worker()
-        self.clear_symbol_cache()
-        account = await self._handshake_once(worker)
-        self._session_worker = worker
-        self._connects += 1
-        self._connected_at = time.perf_counter()
-        self._connected_since = datetime.now(UTC)
-        return account
-
-    async def _fresh_worker(self) -> Worker:
-        old = self._detach_worker()
-        if old is not None:
-            await self._stop_worker(old, shutdown=old.in_flight is None, patient=True)
-        if self._resolved is None:
-            self._resolved = resolve_backend(self._backend_spec, self._settings)
-        settings = self._settings
-        worker = Worker(
-            wedged_after=settings.worker_wedged_after,
-            max_queued=settings.max_queued_calls,
-            on_event=_weak_emitter(self),
-            idle_spin=settings.worker_idle_spin,
-            recorder=self._recorder,
-            send_ahead=self._resolved.send_ahead,
-        )
-        worker.start()
-        self._worker = worker
-        return worker
-
-    async def _handshake_once(self, worker: Worker) -> Any:
-        timeout = self._settings.connect_timeout
-        try:
-            # The job holds the backend and the settings, never the connector: a forgotten
-            # connector must stay collectable whatever the worker thread still references.
-            job = functools.partial(handshake, self._resolved_backend(), self._settings)
-            return await worker.run("initialize", job, timeout=timeout)
-        except (MT5TimeoutError, MT5OutcomeUnknownError) as exc:
-            if isinstance(exc, MT5ConnectionError):
-                raise  # -10005 from the terminal itself
-            raise MT5IPCTimeoutError(
-                f"the terminal did not finish initialize/login within connect_timeout={timeout}s",
-                function="initialize",
-            ) from exc
-
-    def _resolved_backend(self) -> Backend:
-        assert self._resolved is not None  # resolved by _open() before any worker call
-        return self._resolved.module
-
-    @property
-    def _description(self) -> str:
-        return self._resolved.description if self._resolved else self._settings.backend
+            if sessions.state is ConnectionState.DISCONNECTED:
+                raise sessions.not_connected("reconnect")
+            await sessions.changed()
 
     async def disconnect(self) -> None:
         """Shut the terminal session down and stop the worker; ``connect()`` may follow.
@@ -429,8 +341,9 @@ class AsyncMT5Connector(TradingMethods):
         """
         self._interrupt_connect("disconnect()")
         async with self._lifecycle:
-            if self._state is ConnectionState.CLOSED:
+            if self._sessions.state is ConnectionState.CLOSED:
                 return
+            self._sessions.gave_up = None
             self._set_state(ConnectionState.DISCONNECTED, "disconnect()")
             await self._shut_down()
 
@@ -441,11 +354,12 @@ class AsyncMT5Connector(TradingMethods):
         """
         self._interrupt_connect("close()")
         async with self._lifecycle:
-            if self._state is ConnectionState.CLOSED:
+            if self._sessions.state is ConnectionState.CLOSED:
                 return
+            self._sessions.gave_up = None
             self._set_state(ConnectionState.CLOSED, "close()")
             await self._shut_down()
-            resolved = self._resolved
+            resolved = self._backend.resolved
             if resolved is not None and resolved.close is not None:
                 resolved.close()  # what resolving built for this connector: a child process
 
@@ -459,108 +373,22 @@ class AsyncMT5Connector(TradingMethods):
             task.cancel(f"aiomt5: {reason} while connecting")
 
     async def _shut_down(self) -> None:
-        """Stop the supervisor (no more reconnects), then the worker; the state is already set."""
+        """Stop the supervisor (no more reconnects; it retires the worker). State already set."""
         supervisor, self._supervisor = self._supervisor, None
         if supervisor is not None:
-            supervisor.cancel()  # before any await: it must not act on the new state
-            self._recorder.on_connection_error = None
-            retired = self._retired
-            retired["reconnect_attempts"] += supervisor.reconnect_attempts
-            retired["health_checks"] += supervisor.health_checks
-            retired["health_failures"] += supervisor.health_failures
-            await asyncio.shield(supervisor.stop())
-        await self._retire_worker(shutdown=True)
-
-    def _detach_worker(self) -> Worker | None:
-        """Take the worker away (new calls fail fast or wait) and keep its counters."""
-        worker, self._worker = self._worker, None
-        self._connected_at = None
-        self._connected_since = None
-        if worker is not None:
-            self._retired["abandoned"] += worker.abandoned
-            self._retired["late_results"] += worker.late_results
-            self._retired["rejected_busy"] += worker.rejected_busy
-        return worker
-
-    async def _retire_worker(self, *, shutdown: bool) -> None:
-        """Detach the worker now (new calls fail fast), then shut it down, shielded."""
-        worker = self._detach_worker()
-        if worker is not None:
-            await asyncio.shield(self._stop_worker(worker, shutdown=shutdown))
-
-    async def _stop_worker(self, worker: Worker, *, shutdown: bool, patient: bool = False) -> None:
-        """Shut the session down and join the thread.
-
-        ``patient`` (the supervisor, before a new session): wait for a stuck call however long
-        it takes, so that no two threads are ever inside MetaTrader5; cancelling the wait
-        (``close()``) leaves the thread to exit when its call returns.
-        """
-        if shutdown and self._resolved is not None:
-            try:
-                await worker.run("shutdown", self._resolved.module.shutdown, timeout=_CLOSE_TIMEOUT)
-            except MT5Error as exc:
-                log.warning("aiomt5.connector.shutdown_failed", error=str(exc))
-        try:
-            while not await worker.aclose(timeout=_CLOSE_TIMEOUT):
-                if not patient:
-                    log.error(
-                        "aiomt5.connector.worker_left_behind",
-                        reason="a backend call is stuck; its daemon thread was abandoned",
-                    )
-                    return
-                in_flight = worker.in_flight
-                log.error(
-                    "aiomt5.supervisor.waiting_for_stuck_call",
-                    function=in_flight.function if in_flight else None,
-                    running_for=round(in_flight.running_for, 1) if in_flight else None,
-                )
-        except asyncio.CancelledError:
-            worker.stop_soon()
-            raise
+            await supervisor.stop()
 
     def _abort(self, reason: str) -> None:
         """Synchronous hard stop (no shutdown call): for reset_instance() and finalizers."""
-        worker, self._worker = self._worker, None
         supervisor, self._supervisor = self._supervisor, None
-        if supervisor is not None:
-            supervisor.cancel_threadsafe()
-        self._state = ConnectionState.CLOSED
+        self._sessions.state = ConnectionState.CLOSED
         log.info("aiomt5.connector.aborted", reason=reason)
-        if worker is not None:
-            worker.close(timeout=1.0)
+        if supervisor is not None:
+            supervisor.abort()
 
     # ------------------------------------------------------------------ calls
 
-    def _live_worker(self, function: str) -> Worker | None:
-        """The worker to call now, or None when the call should wait for a reconnect."""
-        worker = self._worker
-        state = self._state
-        if worker is not None and state in _LIVE:
-            return worker
-        if state is ConnectionState.RECONNECTING:
-            if self._settings.wait_for_reconnect:
-                return None
-            raise MT5NotConnectedError(
-                "the connector is reconnecting (the call was not sent); retry later, or set "
-                "wait_for_reconnect=True to wait for the connection instead",
-                function=function,
-            ) from self._last_connection_error
-        if state is ConnectionState.CLOSED:
-            raise MT5ClosedError("this connector is closed; create a new one", function=function)
-        raise self._take_pending_error(function)
-
-    def _take_pending_error(self, function: str) -> BaseException:
-        """The supervisor's unreported failure (once), else a plain "not connected"."""
-        error, self._pending_error = self._pending_error, None
-        if error is not None:
-            return error
-        return MT5NotConnectedError(
-            f"the connector is {self._state.value}: await connector.connect() (or use "
-            "`async with`) before calling",
-            function=function,
-        )
-
-    async def _run_when_reconnected(
+    async def _call_when_usable(
         self,
         function: str,
         fn: Callable[..., Any],
@@ -568,72 +396,18 @@ class AsyncMT5Connector(TradingMethods):
         kwargs: dict[str, Any] | None,
         timeout: float | None,
     ) -> Any:
-        """Wait (within the call's own timeout) for the supervisor to reconnect, then call."""
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        try:
-            async with asyncio.timeout(timeout) as scope:
-                worker = self._live_worker(function)
-                while worker is None:
-                    await self._state_changed.wait()
-                    worker = self._live_worker(function)
-        except TimeoutError:
-            if not scope.expired():
-                raise  # an MT5IPCTimeoutError the supervisor gave up with
-            raise MT5NotConnectedError(
-                f"still reconnecting after waiting {timeout}s (the call's timeout); it was not "
-                "sent",
-                function=function,
-            ) from self._last_connection_error
-        remaining = None if timeout is None else timeout - (loop.time() - started)
-        return await worker.run(function, fn, args, kwargs, timeout=remaining)
+        """Wait (within the call's own timeout) for a usable session, then call."""
+        started = time.monotonic()
+        session = await self._sessions.wait_usable(function, timeout)
+        remaining = None if timeout is None else timeout - (time.monotonic() - started)
+        return await session.worker.run(function, fn, args, kwargs, timeout=remaining)
 
     def _invoker(self, function: str) -> Callable[..., Any]:
         invoker = self._invokers.get(function)
         if invoker is None:
-            invoker = self._invokers[function] = self._make_invoker(function)
+            # A live session implies a resolved backend.
+            invoker = self._invokers[function] = checked(self._backend().module, function)
         return invoker
-
-    def _make_invoker(self, function: str) -> Callable[..., Any]:
-        assert self._resolved is not None  # a live worker implies a resolved backend
-        backend = self._resolved.module
-        method = backend_function(backend, function)
-        if method is None:
-            known = [n for n in dir(backend) if not n.startswith("_")]
-            close = difflib.get_close_matches(function, known, n=3)
-            hint = f"; did you mean {', '.join(close)}?" if close else ""
-            raise MT5InvalidArgumentError(
-                f"the backend has no function {function!r}{hint}", function=function
-            )
-        if function in _NEVER_FAILS:
-            return method
-        last_error = backend.last_error
-
-        failed = _version_failed if function == "version" else _failed
-
-        def invoke(*args: Any, **kwargs: Any) -> Any:
-            # Runs on the worker thread. last_error() is read in this same job, right after the
-            # call: nothing else can run on the terminal in between and reset it.
-            result = method(*args, **kwargs)
-            if failed(result):
-                code, message = last_error()
-                error = error_from_last_error(
-                    function, code, message, args_summary=summarize_call(function, args, kwargs)
-                )
-                level = logging.WARNING if isinstance(error, MT5ConnectionError) else logging.DEBUG
-                if worker_log.enabled(level):
-                    emit = worker_log.warning if level == logging.WARNING else worker_log.debug
-                    emit(
-                        "aiomt5.worker.call_failed",
-                        function=function,
-                        code=code,
-                        message=message,
-                        error=type(error).__name__,
-                    )
-                raise error
-            return result
-
-        return plain_call(invoke)
 
     def _run(
         self,
@@ -644,11 +418,13 @@ class AsyncMT5Connector(TradingMethods):
         timeout: TimeoutArg = USE_DEFAULT,
     ) -> Coroutine[Any, Any, Any]:
         """The worker call, as a coroutine for the caller to await (no extra frame on the way)."""
-        worker = self._live_worker(function)
-        seconds = self._settings.call_timeout if isinstance(timeout, UseDefault) else timeout
-        if worker is None:
-            return self._run_when_reconnected(function, fn, args, kwargs, seconds)
-        return worker.run(function, fn, args, kwargs, timeout=seconds)
+        session = self._sessions.usable(function)
+        seconds = bounded(
+            self._settings.call_timeout if isinstance(timeout, UseDefault) else timeout, function
+        )
+        if session is None:
+            return self._call_when_usable(function, fn, args, kwargs, seconds)
+        return session.worker.run(function, fn, args, kwargs, timeout=seconds)
 
     async def call(
         self, function: str, /, *args: Any, timeout: TimeoutArg = USE_DEFAULT, **kwargs: Any
@@ -675,28 +451,28 @@ class AsyncMT5Connector(TradingMethods):
                 f"{function}() is managed by the connector: use connect()/disconnect()",
                 function=function,
             )
-        worker = self._live_worker(function)
+        session = self._sessions.usable(function)
         invoker = self._invokers.get(function) or self._invoker(function)
-        seconds = self._settings.call_timeout if isinstance(timeout, UseDefault) else timeout
-        if worker is None:
-            return await self._run_when_reconnected(
-                function, invoker, args, kwargs or None, seconds
-            )
-        return await worker.run(function, invoker, args, kwargs or None, timeout=seconds)
+        seconds = bounded(
+            self._settings.call_timeout if isinstance(timeout, UseDefault) else timeout, function
+        )
+        if session is None:
+            return await self._call_when_usable(function, invoker, args, kwargs or None, seconds)
+        return await session.worker.run(function, invoker, args, kwargs or None, timeout=seconds)
 
     # ------------------------------------------------------------------ typed API
 
     async def get_terminal_info(self, *, timeout: TimeoutArg = USE_DEFAULT) -> MT5Struct:
         """``terminal_info()``: the terminal's state and settings."""
         info: MT5Struct = await self._run(
-            "terminal_info", self._invoker_live("terminal_info"), timeout=timeout
+            "terminal_info", self._invoker("terminal_info"), timeout=timeout
         )
         return info
 
     async def get_account_info(self, *, timeout: TimeoutArg = USE_DEFAULT) -> MT5Struct:
         """``account_info()``: the logged-in account (balance, equity, leverage...)."""
         info: MT5Struct = await self._run(
-            "account_info", self._invoker_live("account_info"), timeout=timeout
+            "account_info", self._invoker("account_info"), timeout=timeout
         )
         return info
 
@@ -708,7 +484,7 @@ class AsyncMT5Connector(TradingMethods):
         """
         check_symbol(symbol)
         info: MT5Struct = await self._run(
-            "symbol_info", self._invoker_live("symbol_info"), (symbol,), timeout=timeout
+            "symbol_info", self._invoker("symbol_info"), (symbol,), timeout=timeout
         )
         return info
 
@@ -731,12 +507,8 @@ class AsyncMT5Connector(TradingMethods):
         )
         return names
 
-    def _invoker_live(self, function: str) -> Callable[..., Any]:
-        self._live_worker(function)
-        return self._invoker(function)
-
     def _symbol_names_job(self) -> Callable[[str | None], list[str]]:
-        symbols_get = self._invoker_live("symbols_get")
+        symbols_get = self._invoker("symbols_get")
 
         def names(group: str | None) -> list[str]:
             # Names are extracted on the worker thread: thousands of structs stay off the loop.
@@ -746,9 +518,11 @@ class AsyncMT5Connector(TradingMethods):
         return names
 
     def clear_symbol_cache(self) -> None:
-        """Forget ``find_symbol`` answers (done on every connect)."""
-        self._symbol_cache.clear()
-        self._names_cache = None
+        """Forget ``find_symbol`` answers (a new session starts without them)."""
+        session = self._sessions.current
+        if session is not None:
+            session.symbols.clear()
+            session.names = None
 
     async def find_symbol(self, name: str, *, timeout: TimeoutArg = USE_DEFAULT) -> str:
         """The server's name for ``name``: exact first, then a unique broker-decorated form.
@@ -764,26 +538,34 @@ class AsyncMT5Connector(TradingMethods):
         check_symbol(name)
         ttl = self._settings.symbol_cache_ttl
         now = time.monotonic()
-        cached = self._symbol_cache.get(name)
+        session = self._sessions.current
+        cached = session.symbols.get(name) if session is not None else None
         if cached is not None and cached[1] > now:
             return cached[0]
-        try:
-            info = await self.get_symbol_info(name, timeout=timeout)
-            resolved: str = info.name
-        except MT5SymbolNotFoundError:
-            resolved = pick_symbol(name, await self._all_names(now, ttl, timeout))
-        if ttl > 0:
-            self._symbol_cache[name] = (resolved, now + ttl)
+        with operation(self._seconds(timeout)):
+            try:
+                info = await self.get_symbol_info(name)
+                resolved: str = info.name
+            except MT5SymbolNotFoundError:
+                resolved = pick_symbol(name, await self._all_names(now, ttl))
+        session = self._sessions.current
+        if ttl > 0 and session is not None:
+            session.symbols[name] = (resolved, now + ttl)
         return resolved
 
-    async def _all_names(self, now: float, ttl: float, timeout: TimeoutArg) -> tuple[str, ...]:
-        cached = self._names_cache
+    async def _all_names(self, now: float, ttl: float) -> tuple[str, ...]:
+        session = self._sessions.current
+        cached = session.names if session is not None else None
         if cached is not None and cached[1] > now:
             return cached[0]
-        names = tuple(await self.get_available_symbols(timeout=timeout))
-        if ttl > 0:
-            self._names_cache = (names, now + ttl)
+        names = tuple(await self.get_available_symbols())
+        session = self._sessions.current
+        if ttl > 0 and session is not None:
+            session.names = (names, now + ttl)
         return names
+
+    def _seconds(self, timeout: TimeoutArg) -> float | None:
+        return seconds(timeout, self._settings.call_timeout)
 
     async def get_rates(
         self,
@@ -1019,37 +801,28 @@ class AsyncMT5Connector(TradingMethods):
         )
 
     def _health_job(self) -> Callable[[], tuple[Any, Any]]:
-        terminal_info = self._invoker_live("terminal_info")
-        assert self._resolved is not None
-        account_info = self._resolved.module.account_info
-
-        def check() -> tuple[Any, Any]:
-            # The pipe must answer terminal_info (else raise); the account may legitimately
-            # be unreachable while the trade server is down, so its None is reported, not raised.
-            return terminal_info(), account_info()
-
-        return check
+        self._sessions.usable("terminal_info")  # raises (closed, gave up) before resolving
+        return health_job(self._backend().module)
 
     def get_connection_stats(self) -> ConnectionStats:
         """A snapshot of counters, latencies and state (sync, cheap)."""
         recorder = self._recorder
-        worker = self._worker
+        sessions = self._sessions
+        supervisor = self._supervisor
+        worker = supervisor.worker if supervisor is not None else None
+        session = sessions.current
         p50, p99 = recorder.percentiles_ms()
         in_flight = worker.in_flight if worker is not None else None
         retired = self._retired
-        supervisor = self._supervisor
-        times = dict(self._time_in_state)
-        state = self._state.value
-        times[state] = times.get(state, 0.0) + time.monotonic() - self._state_entered
         return ConnectionStats(
-            state=self._state,
-            backend=self._description,
-            connected_since=self._connected_since,
+            state=sessions.state,
+            backend=self._backend.description,
+            connected_since=session.opened_since if session is not None else None,
             uptime_seconds=(
-                time.perf_counter() - self._connected_at if self._connected_at is not None else 0.0
+                time.perf_counter() - session.opened_at if session is not None else 0.0
             ),
-            connects=self._connects,
-            reconnects=max(self._connects - 1, 0),
+            connects=sessions.count,
+            reconnects=max(sessions.count - 1, 0),
             calls=recorder.calls,
             failures=recorder.failures,
             timeouts=recorder.timeouts,
@@ -1070,6 +843,6 @@ class AsyncMT5Connector(TradingMethods):
             + (supervisor.health_checks if supervisor else 0),
             health_failures=retired["health_failures"]
             + (supervisor.health_failures if supervisor else 0),
-            time_in_state=times,
+            time_in_state=sessions.times(),
             ping_ms=supervisor.ping_ms if supervisor else None,
         )

@@ -23,6 +23,7 @@ __all__ = [
     "LOCAL_BACKENDS",
     "REQUIRED_FUNCTIONS",
     "Backend",
+    "BackendSlot",
     "ResolvedBackend",
     "backend_function",
     "constant_name",
@@ -247,3 +248,36 @@ def metatrader5_importable() -> bool:
         return importlib.util.find_spec("MetaTrader5") is not None
     except ValueError:  # in sys.modules without a spec: made in this process, but there
         return True
+
+
+class BackendSlot:
+    """The connector's backend: resolved once, on first use, then kept.
+
+    An object is checked at once; a name or URL is resolved when the first connect attempt
+    asks for it (its import may fail, and that failure belongs to the attempt).
+
+    Args:
+        spec: ``backend=`` as given to the connector (None: ``settings.backend``).
+        settings: The connector's settings.
+    """
+
+    __slots__ = ("_settings", "_spec", "resolved")
+
+    def __init__(self, spec: object | None, settings: MT5Settings) -> None:
+        self._spec = spec
+        self._settings = settings
+        self.resolved: ResolvedBackend | None = None
+        if spec is not None and not isinstance(spec, str):
+            self.resolved = resolve_backend(spec, settings)
+
+    def __call__(self) -> ResolvedBackend:
+        resolved = self.resolved
+        if resolved is None:
+            resolved = self.resolved = resolve_backend(self._spec, self._settings)
+        return resolved
+
+    @property
+    def description(self) -> str:
+        """The backend, as logs and stats show it."""
+        resolved = self.resolved
+        return resolved.description if resolved is not None else self._settings.backend

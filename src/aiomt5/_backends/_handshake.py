@@ -1,19 +1,21 @@
 """The connect handshake: initialize (attaching first if asked), log in, read the account.
 
-It runs as ONE worker job, so no other call reaches the terminal in the middle of it, and every
-``last_error()`` is read right after the call that failed. Credentials leave ``MT5Settings``
-only here, as the arguments of the backend call; error summaries show them masked.
+It runs as ONE worker job, so no other call reaches the terminal in the middle of it; failures
+go through the checked call (``_checked``), which reads ``last_error()`` right after the call
+that failed. Credentials leave ``MT5Settings`` only here, as the arguments of the backend call;
+error summaries show them masked.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from aiomt5._core._errors import error_from_last_error, summarize_call
+from aiomt5._core._errors import summarize_call
 from aiomt5._core._log import get_logger
 from aiomt5._settings import MT5Settings
 
 from . import Backend
+from ._checked import check_failure, checked
 
 __all__ = ["handshake"]
 
@@ -42,17 +44,16 @@ def handshake(backend: Backend, settings: MT5Settings) -> Any:
                 return account
             _login(backend, settings)
             return _read_account(backend)
-        code, message = backend.last_error()
+        attach_error = check_failure(backend, "initialize", path, common)
         if settings.login is None:
-            raise error_from_last_error(
-                "initialize", code, message, args_summary=summarize_call("initialize", path, common)
-            )
-        log.info("aiomt5.connector.attach_failed", code=code, message=message)
+            raise attach_error
+        log.info(
+            "aiomt5.connector.attach_failed", code=attach_error.code, message=attach_error.message
+        )
     if not backend.initialize(*path, **_credentials(settings), **common):
-        code, message = backend.last_error()
         masked = {**_credentials(settings, masked=True), **common}
-        raise error_from_last_error(
-            "initialize", code, message, args_summary=summarize_call("initialize", path, masked)
+        raise check_failure(
+            backend, "initialize", summary=summarize_call("initialize", path, masked)
         )
     return _read_account(backend)
 
@@ -83,17 +84,10 @@ def _login(backend: Backend, settings: MT5Settings) -> None:
     credentials = _credentials(settings)
     login = credentials.pop("login")
     if not backend.login(login, **credentials, timeout=settings.timeout_ms):
-        code, message = backend.last_error()
         masked = _credentials(settings, masked=True)
         masked.pop("login")
-        raise error_from_last_error(
-            "login", code, message, args_summary=summarize_call("login", (login,), masked)
-        )
+        raise check_failure(backend, "login", summary=summarize_call("login", (login,), masked))
 
 
 def _read_account(backend: Backend) -> Any:
-    account = backend.account_info()
-    if account is None:
-        code, message = backend.last_error()
-        raise error_from_last_error("account_info", code, message, args_summary="account_info()")
-    return account
+    return checked(backend, "account_info")()

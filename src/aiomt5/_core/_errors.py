@@ -19,6 +19,8 @@ MT5Error                                 every aiomt5 failure
 ├── MT5OutcomeUnknownError               a write started, its caller gave up: it may have happened
 │   └── MT5TradeOutcomeUnknownError      a trade could not be reconciled: look its tag up later
 └── MT5CallError                         the terminal or the MetaTrader5 module rejected the call
+    ├── MT5CallFailedError               MT5's generic failure (-1): often the trade server is away
+    ├── MT5InvalidParamsError            the terminal refused the arguments (-2); nothing was done
     ├── MT5NotFoundError (LookupError)   nothing matched (-4)
     │   └── MT5SymbolNotFoundError       no such symbol (or no unique broker-decorated match)
     ├── MT5OrderNotPlacedError           a trade failed and provably took no effect
@@ -31,8 +33,9 @@ MT5Error                                 every aiomt5 failure
 Every error carries what was called: ``function`` (the MetaTrader5 function name),
 ``args_summary`` (a short, secret-free rendering of the arguments), ``code`` (MT5's
 ``last_error()`` code when there is one) and ``message`` (MT5's text or ours).
-``error_from_last_error`` is the only function that turns MT5's ``(code, message)`` into an
-exception; everything else raises the classes directly.
+MT5's ``(code, message)`` becomes one of these in exactly one function,
+``error_from_last_error`` in the backend layer (``aiomt5._backends._checked``); everything else
+raises the classes directly.
 
 ``MT5OutcomeUnknownError`` is deliberately *not* a ``TimeoutError``: code that retries on timeouts
 must not resend an order that may already have been placed.
@@ -54,6 +57,7 @@ __all__ = [
     "REMOTE_REPLY_TOO_LARGE",
     "MT5AutoTradingDisabledError",
     "MT5CallError",
+    "MT5CallFailedError",
     "MT5ClosedError",
     "MT5ConfigurationError",
     "MT5ConnectionError",
@@ -61,6 +65,7 @@ __all__ = [
     "MT5IPCTimeoutError",
     "MT5InitializationError",
     "MT5InvalidArgumentError",
+    "MT5InvalidParamsError",
     "MT5LoginError",
     "MT5MarketClosedError",
     "MT5NotAvailableError",
@@ -76,7 +81,6 @@ __all__ = [
     "MT5TradeError",
     "MT5TradeOutcomeUnknownError",
     "MT5WorkerBusyError",
-    "error_from_last_error",
     "summarize_call",
     "trade_error",
 ]
@@ -251,6 +255,19 @@ class MT5CallError(MT5Error):
     """Raised when the terminal or the MetaTrader5 module rejects a call (-1, -2, -3, -5, -7...)."""
 
 
+class MT5CallFailedError(MT5CallError):
+    """Raised when the terminal answers its generic failure (-1, "Terminal: Call failed").
+
+    MetaTrader5 says this while it has lost its trade server (market reads and trades fail),
+    and for a history request lying entirely outside the server's data. A read may be retried
+    once the connector is ``CONNECTED`` again; streams do so by themselves.
+    """
+
+
+class MT5InvalidParamsError(MT5CallError):
+    """Raised when the terminal refuses the call's arguments (-2); the call did nothing."""
+
+
 class MT5NotFoundError(MT5CallError, LookupError):
     """Raised when the terminal finds nothing for the request (-4)."""
 
@@ -416,95 +433,6 @@ def trade_error(
             **details,
         )  # fmt: skip
     return cls(message, retcode=retcode, **details)
-
-
-_BY_CODE: Final[dict[int, type[MT5Error]]] = {
-    -10000: MT5ConnectionError,
-    -10001: MT5ConnectionError,
-    -10002: MT5ConnectionError,
-    -10003: MT5InitializationError,
-    -10004: MT5NotConnectedError,
-    -10005: MT5IPCTimeoutError,
-    -6: MT5LoginError,
-    -4: MT5NotFoundError,
-    -8: MT5AutoTradingDisabledError,
-    REMOTE_BUSY: MT5ServerBusyError,
-    REMOTE_PROTOCOL: MT5ProtocolError,
-    REMOTE_REPLY_TOO_LARGE: MT5ReplyTooLargeError,
-}
-
-# Functions whose only lookup key is a symbol: "not found" there means "no such symbol".
-_SYMBOL_FUNCTIONS: Final = frozenset(
-    {
-        "symbol_info",
-        "symbol_info_tick",
-        "symbol_select",
-        "market_book_add",
-        "market_book_get",
-        "market_book_release",
-        "copy_rates_from",
-        "copy_rates_from_pos",
-        "copy_rates_range",
-        "copy_ticks_from",
-        "copy_ticks_range",
-    }
-)
-
-_HINTS: Final[dict[type[MT5Error], str]] = {
-    MT5NotConnectedError: "the terminal pipe is closed; reconnect (connector.connect())",
-    MT5InitializationError: (
-        "check that MetaTrader 5 is installed, `path` points at terminal64.exe, and the "
-        "process runs in an interactive desktop session"
-    ),
-    MT5LoginError: "check login, password and server (MT5_LOGIN, MT5_PASSWORD, MT5_SERVER)",
-    MT5IPCTimeoutError: "the terminal did not reach the trade server; check the server name",
-    MT5AutoTradingDisabledError: (
-        "enable 'Allow algorithmic trading' in the terminal (Tools > Options > Expert Advisors)"
-    ),
-}
-
-
-def error_from_last_error(
-    function: str,
-    code: int,
-    message: str,
-    *,
-    args_summary: str | None = None,
-) -> MT5Error:
-    """Build the most specific error for a failed MetaTrader5 call.
-
-    This is the single choke point from MT5's ``last_error()`` to the exception tree.
-
-    Args:
-        function: The MetaTrader5 function that returned its failure value.
-        code: ``last_error()[0]``.
-        message: ``last_error()[1]``.
-        args_summary: The call as ``summarize_call`` renders it.
-
-    Returns:
-        An ``MT5Error`` subclass instance (not raised).
-    """
-    said = (code, message)
-    cls = _BY_CODE.get(code)
-    if cls is None:
-        if code <= -10000:
-            cls = MT5ConnectionError
-        elif code == -7 and function in {"initialize", "login"}:
-            cls = MT5LoginError  # "Unsupported authorization mode, OTP or certificate..."
-        elif function == "initialize":
-            cls = MT5InitializationError
-        else:
-            cls = MT5CallError
-    elif cls is MT5NotFoundError and function in _SYMBOL_FUNCTIONS:
-        cls = MT5SymbolNotFoundError
-    if code == 1:
-        # market_book_add/release return False without touching last_error.
-        message = f"returned failure while last_error() still reads {message!r}"
-    hint = _HINTS.get(cls)
-    text = f"{message} ({hint})" if hint else message
-    error = cls(text, function=function, args_summary=args_summary, code=code)
-    error.last_error = said  # exactly what MetaTrader5 said (aiomt5.compat shows it)
-    return error
 
 
 # --------------------------------------------------------------------------- argument summaries

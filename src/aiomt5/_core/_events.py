@@ -55,6 +55,8 @@ class LateResult(ConnectorEvent):
         error: What it raised, if it did (an aiomt5 error for MT5 failures).
         duration: Seconds the call ran.
         overdue: Seconds it ran after the caller gave up.
+        tag: The request's correlation tag, when the caller gave one (``Trader`` requests
+            carry their client tag): match it, never parse ``args_summary``.
     """
 
     kind: ClassVar[str] = "late_result"
@@ -64,6 +66,7 @@ class LateResult(ConnectorEvent):
     error: BaseException | None = None
     duration: float = 0.0
     overdue: float = 0.0
+    tag: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import collections
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
 
-from ._errors import MT5ConnectionError, MT5Error, MT5OutcomeUnknownError, MT5TimeoutError
+from ._errors import MT5Error, MT5OutcomeUnknownError, MT5TimeoutError
 from ._types import ConnectionState
 
 __all__ = ["CallRecorder", "ConnectionStats", "HealthReport"]
@@ -93,7 +92,6 @@ class CallRecorder:
         "last_error",
         "last_error_at",
         "latencies",
-        "on_connection_error",
         "outcome_unknown",
         "timeouts",
     )
@@ -106,8 +104,6 @@ class CallRecorder:
         self.latencies: collections.deque[float] = collections.deque(maxlen=_LATENCY_WINDOW)
         self.last_error: str | None = None
         self.last_error_at: datetime | None = None
-        self.on_connection_error: Callable[[MT5ConnectionError], object] | None = None
-        """Told of every call failing with a connection error (the supervisor listens)."""
 
     def succeeded(self, seconds: float) -> None:
         """Record a call that returned."""
@@ -125,13 +121,6 @@ class CallRecorder:
             self.timeouts += 1
         self.last_error = str(error) if isinstance(error, MT5Error) else repr(error)
         self.last_error_at = datetime.now(UTC)
-        if isinstance(error, MT5ConnectionError) and self.on_connection_error is not None:
-            self.on_connection_error(error)
-
-    @property
-    def succeeded_calls(self) -> int:
-        """Calls that returned: a rising count is proof that the terminal answers."""
-        return self.calls - self.failures
 
     def percentiles_ms(self) -> tuple[float | None, float | None]:
         """(p50, p99) of the recent latencies in milliseconds."""

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import contextvars
 import enum
 import functools
@@ -39,7 +40,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
@@ -223,6 +224,26 @@ def _is_plain_read(job: Any) -> bool:
     )
 
 
+CALL_TAG: Final[contextvars.ContextVar[str | None]] = contextvars.ContextVar(
+    "aiomt5_call_tag", default=None
+)
+"""The correlation tag of the calls made in this context (see ``tagged``)."""
+
+
+@contextlib.contextmanager
+def tagged(tag: str | None) -> Iterator[None]:
+    """Calls made in the block carry ``tag``: a late result reports it (``LateResult.tag``).
+
+    The worker already runs each call in a copy of its caller's context, so this costs a call
+    nothing; the tag is read only when a late result is reported.
+    """
+    token = CALL_TAG.set(tag)
+    try:
+        yield
+    finally:
+        CALL_TAG.reset(token)
+
+
 class Worker:
     """A dedicated backend thread with FIFO calls, timeouts, and wedge detection.
 
@@ -236,6 +257,8 @@ class Worker:
         send_ahead: The backend's ``send_ahead(requests)``, when it can take requests before
             their calls (a child process): before a plain read, the plain reads queued right
             behind it are handed to it, so their round trips overlap (see ``plain_call``).
+        on_failure: Told of every call that raised (the supervisor's liveness signal; loop
+            thread). Calls that returned are counted in ``answered``.
         idle_spin: Seconds the idle thread polls for the next call (yielding the CPU and the
             GIL) before it goes to sleep, when calls come back to back; it halves their
             latency. 0 disables.
@@ -252,6 +275,7 @@ class Worker:
         idle_spin: float = 0.0005,
         recorder: CallRecorder | None = None,
         send_ahead: Callable[[list[tuple[str, tuple[Any, ...], Any]]], None] | None = None,
+        on_failure: Callable[[BaseException], object] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._name = name
@@ -259,6 +283,9 @@ class Worker:
         # Jobs taken from the queue to be sent ahead, run before the queue's (worker thread;
         # appends and close()'s cancellations under _lock).
         self._ahead: collections.deque[Any] = collections.deque()
+        self._on_failure = on_failure
+        self.answered = 0
+        """Calls that returned: a rising count is proof that the terminal answers."""
         self._idle_spin = idle_spin
         self._recorder = recorder
         self._wedged_after = wedged_after
@@ -506,10 +533,13 @@ class Worker:
         except Exception as exc:
             if recorder is not None:
                 recorder.failed(exc, time.perf_counter() - started)
+            if self._on_failure is not None:
+                self._on_failure(exc)
             raise
         finally:
             if job.timer is not None:
                 job.timer.cancel()
+        self.answered += 1
         if recorder is not None:
             recorder.succeeded(time.perf_counter() - started)
         return result
@@ -877,6 +907,7 @@ class Worker:
             error=job.error,
             duration=duration,
             overdue=overdue,
+            tag=job.context.get(CALL_TAG),
         )
         if threading.current_thread() is self._thread:
             _call_on_loop(job.outbox.loop, self._emit, event)

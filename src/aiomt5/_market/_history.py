@@ -26,7 +26,6 @@ which are UTC (the broker's server clock, for real terminals).
 from __future__ import annotations
 
 import asyncio
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,11 +35,13 @@ import numpy as np
 import numpy.typing as npt
 
 from aiomt5._core._arguments import positive_int, utc_timestamp
+from aiomt5._core._deadline import Deadline, operation, seconds
 from aiomt5._core._errors import (
-    REMOTE_REPLY_TOO_LARGE,
     MT5CallError,
+    MT5CallFailedError,
     MT5InvalidArgumentError,
-    MT5NotFoundError,
+    MT5InvalidParamsError,
+    MT5ReplyTooLargeError,
 )
 from aiomt5._core._types import USE_DEFAULT, TimeoutArg
 from aiomt5._mt5.dtypes import RATES_DTYPE, TICKS_DTYPE
@@ -72,10 +73,9 @@ _TICK_WINDOW_MAX: Final = 31 * 86400
 _TICK_FLAGS: Final = {"all": -1, "info": 1, "trade": 2}
 _NO_RATES: Final = np.empty(0, RATES_DTYPE)
 _NO_TICKS: Final = np.empty(0, TICKS_DTYPE)
-_INVALID_PARAMS: Final = -2
+_CALL_FAILED: Final = -1  # the code MetaTrader5 itself gives a request outside its data
 # A tick window refused as too large: by the terminal (-2), or by `aiomt5 serve`'s reply limit.
-_TOO_LARGE: Final = frozenset({_INVALID_PARAMS, REMOTE_REPLY_TOO_LARGE})
-_CALL_FAILED: Final = -1
+_TOO_LARGE: Final = (MT5InvalidParamsError, MT5ReplyTooLargeError)
 
 TickFlagsLike = Literal["all", "info", "trade"] | int
 """``"all"``/``"info"``/``"trade"`` or MetaTrader5's ``COPY_TICKS_*`` value (-1, 1, 2)."""
@@ -132,22 +132,19 @@ def _page_size(maxbars: int, page_size: int | None) -> int:
 
 # --------------------------------------------------------------------------- per-connection facts
 
-# maxbars is a terminal setting: read once per connection (a reconnect gets a new worker).
-_MAXBARS: weakref.WeakKeyDictionary[object, int] = weakref.WeakKeyDictionary()
-
 
 async def terminal_maxbars(
     connector: AsyncMT5Connector, *, timeout: TimeoutArg = USE_DEFAULT
 ) -> int:
-    """The terminal's ``maxbars``, read once per connection."""
-    worker = connector.worker
-    cached = _MAXBARS.get(worker) if worker is not None else None
-    if cached is not None:
-        return cached
+    """The terminal's ``maxbars``, read once per session (a terminal setting)."""
+    session = connector.session
+    if session is not None and session.maxbars is not None:
+        return session.maxbars
     info = await connector.call("terminal_info", timeout=timeout)
     maxbars = int(info.maxbars)
-    if worker is not None:
-        _MAXBARS[worker] = maxbars
+    session = connector.session
+    if session is not None:
+        session.maxbars = maxbars
     return maxbars
 
 
@@ -167,14 +164,32 @@ async def prepare_symbol(
 
 
 class _Calls:
-    """``connector.call`` with the fetch's timeout, for every page."""
+    """The calls of one download, and its deadline (the paging rule).
+
+    ``timeout`` bounds the preparation (symbol resolution and selection, ``maxbars``) and the
+    first page together, as one operation; each page that answers starts a fresh ``timeout``
+    for the next one. So a download of one page is bounded by ``timeout`` as a whole, and a long
+    download by ``timeout`` per page.
+    """
 
     def __init__(self, connector: AsyncMT5Connector, timeout: TimeoutArg) -> None:
         self.connector = connector
         self.timeout = timeout
+        self._scope = operation(seconds(timeout, connector.settings.call_timeout))
+        self._deadline: Deadline | None = None
+
+    def __enter__(self) -> _Calls:
+        self._deadline = self._scope.__enter__()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self._scope.__exit__(*exc_info)
 
     async def __call__(self, function: str, *args: Any) -> Any:
-        return await self.connector.call(function, *args, timeout=self.timeout)
+        result = await self.connector.call(function, *args, timeout=self.timeout)
+        if function.startswith("copy_") and self._deadline is not None:
+            self._deadline.renew()  # a page answered: the next one has a timeout of its own
+        return result
 
 
 class _Outside:
@@ -193,7 +208,7 @@ class _Outside:
 
     def refused(self, error: MT5CallError) -> bool:
         """Whether ``error`` is such a refusal: then the page is empty (others are raised)."""
-        if error.code != _CALL_FAILED or isinstance(error, MT5NotFoundError):
+        if not isinstance(error, MT5CallFailedError):
             return False
         if self.first is None:
             self.first = error
@@ -230,7 +245,7 @@ def _clamp_to_latest(
     if open_ended:
         return None
     latest = datetime.fromtimestamp(latest_msc / 1000, UTC).isoformat()
-    raise MT5CallError(
+    raise MT5CallFailedError(
         f"{what}: the range starts after the newest data ({latest}): it lies entirely in the "
         "future, and MetaTrader5 fails such a request (-1); ask up to now",
         function=function,
@@ -375,23 +390,25 @@ async def rate_pages(
     """
     frame = int(Timeframe.parse(timeframe))
     plan = _rates_plan(date_from, date_to, count, start_pos)
-    call = _Calls(connector, timeout)
-    name = await prepare_symbol(connector, symbol, timeout=timeout)
-    maxbars = await terminal_maxbars(connector, timeout=timeout)
-    page = _page_size(maxbars, page_size)
-    pager = _Pager(name, progress, sink)
-    if plan[0] == "range":
-        _, start, end = plan
-        latest = await _latest_tick_msc(call, name)
-        what = f"{name} {Timeframe(frame).name} bars"
-        clamped = _clamp_to_latest(
-            what, "copy_rates_range", start, end, latest, open_ended=date_to is None
+    with _Calls(connector, timeout) as call:
+        name = await prepare_symbol(connector, symbol, timeout=timeout)
+        maxbars = await terminal_maxbars(connector, timeout=timeout)
+        page = _page_size(maxbars, page_size)
+        pager = _Pager(name, progress, sink)
+        if plan[0] == "range":
+            _, start, end = plan
+            latest = await _latest_tick_msc(call, name)
+            what = f"{name} {Timeframe(frame).name} bars"
+            clamped = _clamp_to_latest(
+                what, "copy_rates_range", start, end, latest, open_ended=date_to is None
+            )
+            if clamped is None:
+                return []
+            return await _rates_range(call, name, frame, start, clamped, page, pager)
+        _, anchor, total, position = plan
+        return await _rates_back(
+            call, name, frame, (anchor, total, position), (page, maxbars), pager
         )
-        if clamped is None:
-            return []
-        return await _rates_range(call, name, frame, start, clamped, page, pager)
-    _, anchor, total, position = plan
-    return await _rates_back(call, name, frame, (anchor, total, position), (page, maxbars), pager)
 
 
 def _rates_plan(
@@ -622,51 +639,51 @@ async def tick_pages(
             f"date_to ({date_to!r}) is before date_from ({date_from.isoformat()})"
         )
     total = positive_int("count", count) if count is not None else None
-    call = _Calls(connector, timeout)
-    name = await prepare_symbol(connector, symbol, timeout=timeout)
-    target = _page_size(await terminal_maxbars(connector, timeout=timeout), page_size)
-    latest = await _latest_tick_msc(call, name)
-    clamped = _clamp_to_latest(
-        f"{name} ticks", "copy_ticks_range", start, end, latest, open_ended=date_to is None
-    )
-    if clamped is None:
-        return []
-    end = clamped
-    pager = _Pager(name, progress, sink)
-    if total is not None:
-        pager.reserve(total)  # pages are cut at count: a sink can copy them as they come
-    parts: list[npt.NDArray[np.void]] = []
-    rows = 0
-    window = _TICK_WINDOW_START
-    outside = _Outside(f"{name} ticks")
-    low = start
-    while low <= end and (total is None or rows < total):
-        high = min(low + window - 1, end)
-        try:
-            ticks = await call("copy_ticks_range", name, low, high, copy_flags)
-            outside.answered = True
-        except MT5CallError as exc:
-            if outside.refused(exc):
-                ticks = _NO_TICKS
-            elif exc.code not in _TOO_LARGE or high == low:
-                raise
-            else:
-                window = max((high - low + 1) // 2, 1)
-                continue
-        if total is not None and rows + len(ticks) > total:
-            ticks = ticks[: total - rows]
-        if len(ticks):
-            parts.append(ticks)
-            rows += len(ticks)
+    with _Calls(connector, timeout) as call:
+        name = await prepare_symbol(connector, symbol, timeout=timeout)
+        target = _page_size(await terminal_maxbars(connector, timeout=timeout), page_size)
+        latest = await _latest_tick_msc(call, name)
+        clamped = _clamp_to_latest(
+            f"{name} ticks", "copy_ticks_range", start, end, latest, open_ended=date_to is None
+        )
+        if clamped is None:
+            return []
+        end = clamped
+        pager = _Pager(name, progress, sink)
         if total is not None:
-            fraction: float | None = rows / total
-        else:
-            fraction = (high - start + 1) / (end - start + 1) if end < _INT32_MAX else None
-        pager.add(ticks, fraction)
-        window = _next_window(high - low + 1, len(ticks), target)
-        low = high + 1
-    outside.check()
-    return parts
+            pager.reserve(total)  # pages are cut at count: a sink can copy them as they come
+        parts: list[npt.NDArray[np.void]] = []
+        rows = 0
+        window = _TICK_WINDOW_START
+        outside = _Outside(f"{name} ticks")
+        low = start
+        while low <= end and (total is None or rows < total):
+            high = min(low + window - 1, end)
+            try:
+                ticks = await call("copy_ticks_range", name, low, high, copy_flags)
+                outside.answered = True
+            except MT5CallError as exc:
+                if outside.refused(exc):
+                    ticks = _NO_TICKS
+                elif not isinstance(exc, _TOO_LARGE) or high == low:
+                    raise
+                else:
+                    window = max((high - low + 1) // 2, 1)
+                    continue
+            if total is not None and rows + len(ticks) > total:
+                ticks = ticks[: total - rows]
+            if len(ticks):
+                parts.append(ticks)
+                rows += len(ticks)
+            if total is not None:
+                fraction: float | None = rows / total
+            else:
+                fraction = (high - start + 1) / (end - start + 1) if end < _INT32_MAX else None
+            pager.add(ticks, fraction)
+            window = _next_window(high - low + 1, len(ticks), target)
+            low = high + 1
+        outside.check()
+        return parts
 
 
 def _next_window(seconds: int, ticks: int, target: int) -> int:

@@ -22,13 +22,17 @@ up across symbols, ticks are released only up to the oldest "last tick read" of 
 filled their share, so the stream is in ``time_msc`` order across symbols. (A single second
 holding more ticks than a symbol's share is read whole, so it can exceed ``buffer`` once.)
 
-**Connection trouble.** On a connection error or timeout the stream does not end: it waits
-until the connector is connected again (a ``StateChanged`` event, when the supervisor or the user
-reconnects), or, while the connector still believes it is connected, retries every
-``retry_interval`` seconds; then it re-selects its symbols and resumes from its cursors. A
-failed read while ``terminal_info().connected`` is False (the terminal lost its trade server) is
-retried every ``retry_interval`` too. Other errors (an unknown symbol, a closed connector) end
-the iteration by raising.
+**Connection trouble.** A stream never ends because the link or the trade server is away, for
+however long and however often. On a connection error, a timeout, or MT5's generic failure
+(``MT5CallFailedError``: what MetaTrader5 answers while it has lost its trade server) it waits
+for a usable session through the connector's ``Sessions``, the same wait calls and trading use:
+while the state still says usable it retries every ``retry_interval`` seconds; while
+reconnecting (or disconnected by the user) it waits for the next session. Then it re-selects
+its symbols and resumes from its cursors. The failed call itself tells the supervisor, which
+checks the terminal and makes the state ``DEGRADED`` during an outage whether or not a stream
+polls. When the supervisor gives up, every open stream ends at once with the same error the
+next call raises; a closed connector ends it with ``MT5ClosedError``. Other errors (an unknown
+symbol, a refused argument) end the iteration by raising.
 
 **Stopping.** A stream runs no background task: polling happens inside ``__anext__``. Breaking
 out of ``async for``, cancelling the consuming task, or ``await stream.aclose()`` stops it with
@@ -50,16 +54,14 @@ import numpy.typing as npt
 
 from aiomt5._core._arguments import utc_timestamp
 from aiomt5._core._errors import (
-    MT5CallError,
-    MT5ClosedError,
+    MT5CallFailedError,
     MT5ConnectionError,
     MT5InvalidArgumentError,
     MT5OutcomeUnknownError,
     MT5TimeoutError,
 )
-from aiomt5._core._events import ConnectorEvent, StateChanged
 from aiomt5._core._log import Outage, get_logger
-from aiomt5._core._types import ConnectionState
+from aiomt5._core._session import LIVE
 
 from ._forming import drop_forming
 from ._history import (
@@ -90,8 +92,14 @@ log = get_logger("aiomt5.streams")
 Sleep = Callable[[float], Awaitable[object]]
 """How a stream waits: ``asyncio.sleep`` or a test's simulated-clock sleep."""
 
-# A stream's calls are all idempotent (reads, symbol_select), so an unknown outcome is retried.
-_RETRYABLE: Final = (MT5ConnectionError, MT5TimeoutError, MT5OutcomeUnknownError)
+# A stream's calls are all idempotent (reads, symbol_select), so an unknown outcome is retried;
+# MT5's generic failure is what a read gets while the trade server is away.
+_RETRYABLE: Final = (
+    MT5ConnectionError,
+    MT5TimeoutError,
+    MT5OutcomeUnknownError,
+    MT5CallFailedError,
+)
 _BAR_DEPTH: Final = 64
 # Tick reads of one poll queued on the worker at once (see TickStream._read_all).
 _READS_IN_FLIGHT: Final = 32
@@ -162,37 +170,6 @@ def _epoch_msc(since: datetime) -> int:
     return (since - _EPOCH) // timedelta(milliseconds=1)
 
 
-def _closed(connector: AsyncMT5Connector) -> bool:
-    return connector.state is ConnectionState.CLOSED
-
-
-async def _wait_until_usable(
-    connector: AsyncMT5Connector, sleep: Sleep, retry_interval: float
-) -> None:
-    """Return once the connector may work again; raise if it is closed for good."""
-    if _closed(connector):
-        raise MT5ClosedError("the connector was closed while a stream was reading")
-    if connector.is_connected():
-        # The pipe failed but nobody has noticed yet (the supervisor will): try again later.
-        await sleep(retry_interval)
-        return
-    changed = asyncio.Event()
-
-    def on_event(event: ConnectorEvent) -> None:
-        if isinstance(event, StateChanged):
-            changed.set()
-
-    connector.add_event_hook(on_event)
-    try:
-        while not connector.is_connected():
-            if _closed(connector):
-                raise MT5ClosedError("the connector was closed while a stream was waiting")
-            changed.clear()
-            await changed.wait()
-    finally:
-        connector.remove_event_hook(on_event)
-
-
 class _Polling(abc.ABC):
     """What tick and bar streams share: retries across connection trouble, closing, iteration."""
 
@@ -226,28 +203,27 @@ class _Polling(abc.ABC):
                     self._ready = True
                 result = await operation()
             except _RETRYABLE as exc:
+                # MT5's generic failure is what reads get while the trade server is away.
+                down = isinstance(exc, MT5CallFailedError)
+                event = "trade_server_down" if down else "connection_lost"
                 self._outage.warning(
-                    "aiomt5.streams.connection_lost", error=type(exc).__name__, detail=str(exc)
+                    f"aiomt5.streams.{event}", error=type(exc).__name__, detail=str(exc)
                 )
                 self._ready = False
-                await _wait_until_usable(self._connector, self._sleep, self._retry_interval)
-            except MT5CallError as exc:
-                if not await self._trade_server_down():
-                    raise
-                # Market reads fail (-1) while the terminal has lost its trade server.
-                self._outage.warning("aiomt5.streams.trade_server_down", detail=str(exc))
-                await self._sleep(self._retry_interval)
             else:
                 self._outage.ended("aiomt5.streams.resumed")
                 return result
+            await self._wait_usable()
             self.recoveries += 1
 
-    async def _trade_server_down(self) -> bool:
-        try:
-            info = await self._connector.call("terminal_info")
-        except (*_RETRYABLE, MT5CallError):
-            return False  # cannot tell: the original error stands
-        return not info.connected
+    async def _wait_usable(self) -> None:
+        """Wait until a retry may work; raise when it never will (closed, or given up)."""
+        sessions = self._connector.sessions
+        if sessions.state in LIVE:
+            # The trouble is not (or not yet) the state's: retry after retry_interval. (A plain
+            # sleep, not cut short: the test's sleep may itself reconnect the connector.)
+            await self._sleep(self._retry_interval)
+        await sessions.wait_usable("stream", None, always_wait=True)
 
     @abc.abstractmethod
     async def _prepare(self) -> None:

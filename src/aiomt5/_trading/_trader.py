@@ -44,11 +44,14 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from aiomt5._core._arguments import check_symbol, utc_timestamp
+from aiomt5._core._deadline import Deadline, detached, operation, seconds, within
 from aiomt5._core._errors import (
+    MT5AutoTradingDisabledError,
     MT5ClosedError,
     MT5ConnectionError,
     MT5Error,
     MT5InvalidArgumentError,
+    MT5InvalidParamsError,
     MT5NotConnectedError,
     MT5OrderNotPlacedError,
     MT5OutcomeUnknownError,
@@ -58,9 +61,11 @@ from aiomt5._core._errors import (
     MT5WorkerBusyError,
     trade_error,
 )
-from aiomt5._core._events import ConnectorEvent, LateResult, StateChanged
+from aiomt5._core._events import ConnectorEvent, LateResult
 from aiomt5._core._log import get_logger
+from aiomt5._core._session import LIVE
 from aiomt5._core._types import USE_DEFAULT, ConnectionState, TimeoutArg
+from aiomt5._core._worker import tagged
 from aiomt5._market._market_hours import market_opens_at
 
 from ._models import (
@@ -109,6 +114,8 @@ from ._sizing import SymbolRules
 
 if TYPE_CHECKING:
     from aiomt5._connector import AsyncMT5Connector
+
+_SYMBOL_FACTS: Final = "trading.symbol_facts"  # the key of the trader's facts in a Session
 
 __all__ = [
     "Reconciliation",
@@ -213,8 +220,8 @@ def _definitely_not_sent(error: MT5Error) -> bool:
         return False
     if isinstance(error, MT5TimeoutError):
         return True  # timed out while still queued: it never ran
-    # -2 invalid arguments, -8 Python trading disabled: the terminal refused before sending.
-    return error.code in (-2, -8)
+    # Invalid arguments, Python trading disabled: the terminal refused before sending.
+    return isinstance(error, MT5InvalidParamsError | MT5AutoTradingDisabledError)
 
 
 # --------------------------------------------------------------------------- trader
@@ -264,7 +271,6 @@ class Trader:
         self.max_resends = max_resends
         self._on_event = on_event
         self._sleep = sleep
-        self._symbols: dict[str, _SymbolFacts] = {}
         self._late: collections.OrderedDict[str, LateResult] = collections.OrderedDict()
         self._late_waiters: dict[str, asyncio.Event] = {}
         self._last_order: tuple[int, str] | None = None  # (ticket, tag) of our last order
@@ -288,14 +294,14 @@ class Trader:
             log.exception("aiomt5.trade.event_hook_failed", kind=kind)
 
     def _on_connector_event(self, event: ConnectorEvent) -> None:
-        if isinstance(event, StateChanged):
-            self._symbols.clear()  # the Market Watch may differ after a reconnect
-        elif isinstance(event, LateResult) and event.function == "order_send":
+        if isinstance(event, LateResult) and event.function == "order_send":
             self._record_late(event)
 
     def _record_late(self, event: LateResult) -> None:
-        request = getattr(event.result, "request", None)
-        tag = find_tag(getattr(request, "comment", "") or "") or find_tag(event.args_summary)
+        tag = event.tag
+        if tag is None:  # sent without a tag context: the answer's request may still say
+            request = getattr(event.result, "request", None)
+            tag = find_tag(getattr(request, "comment", "") or "")
         if tag is None:
             return
         retcode = getattr(event.result, "retcode", None)
@@ -388,8 +394,9 @@ class Trader:
         why); only a failed call raises.
         """
         req = _as_request(request)
-        payload, _ = await self._prepare(req, "", exactly_once=False, timeout=timeout)
-        raw = await self._connector.call("order_check", payload, timeout=timeout)
+        with self._operation(timeout):
+            payload, _ = await self._prepare(req, "", exactly_once=False, timeout=timeout)
+            raw = await self._connector.call("order_check", payload, timeout=timeout)
         return OrderCheck.from_struct(raw, payload)
 
     async def order_send(
@@ -406,8 +413,10 @@ class Trader:
 
         Args:
             request: A ``TradeRequest`` or an ``order_send`` dict.
-            timeout: Seconds for the send itself (default ``settings.call_timeout``); the reads
-                that prepare it (symbol, filling mode) use the connector's default.
+            timeout: Seconds for the reads that prepare the request (symbol, filling mode) and
+                the send, together (default ``settings.call_timeout``). Reconciling an ambiguous
+                outcome has a budget of its own (``reconcile_timeout``); a resend starts a fresh
+                ``timeout``.
             resend_if_absent: After an ambiguous outcome, send again (same tag) when the request
                 provably took no effect.
             tag: Your own client tag (``tag_from_key(signal_id)``); default a random one.
@@ -423,24 +432,29 @@ class Trader:
         """
         req = _as_request(request)
         chosen = check_tag(tag) if tag is not None else new_tag()
-        # ``timeout`` bounds the send; the reads preparing it use the connector's default.
-        payload, tag_used = await self._prepare(req, chosen, exactly_once, USE_DEFAULT)
+        with self._operation(timeout) as deadline:
+            payload, tag_used = await self._prepare(req, chosen, exactly_once, USE_DEFAULT)
         budget = self.reconcile_timeout if reconcile_timeout is None else reconcile_timeout
         attempts = 0
         while True:
             attempts += 1
             sent_at = time.monotonic()
             try:
-                raw = await self._connector.call("order_send", payload, timeout=timeout)
+                with within(deadline), tagged(tag_used or None):
+                    raw = await self._connector.call("order_send", payload, timeout=timeout)
             except MT5Error as exc:
                 if not exactly_once or _definitely_not_sent(exc):
                     raise
-                outcome = await self._reconcile(payload, tag_used, exc, sent_at, budget, attempts)
+                with detached():  # reconciliation has its own budget
+                    outcome = await self._reconcile(
+                        payload, tag_used, exc, sent_at, budget, attempts
+                    )
                 if isinstance(outcome, OrderResult):
                     return outcome
                 if resend_if_absent and attempts <= self.max_resends:
                     log.warning("aiomt5.trade.resend", tag=tag_used, attempt=attempts + 1)
                     self._publish("reconciled", tag_used, "resend")
+                    deadline.restart()
                     continue
                 raise MT5OrderNotPlacedError(
                     f"the send failed ({type(exc).__name__}) and reconciliation proved the "
@@ -480,6 +494,10 @@ class Trader:
         return result
 
     # ------------------------------------------------------------------ helpers
+
+    def _operation(self, timeout: TimeoutArg) -> contextlib.AbstractContextManager[Deadline]:
+        """One deadline for a request's reads and send (``timeout``, default ``call_timeout``)."""
+        return operation(seconds(timeout, self._connector.settings.call_timeout))
 
     async def buy(
         self,
@@ -555,13 +573,14 @@ class Trader:
             MT5TradeError: The position does not exist (retcode ``POSITION_CLOSED``), or the
                 server refused.
         """
-        current = await self._position(position, timeout)
-        kind = ORDER_TYPE_SELL if current.is_buy else ORDER_TYPE_BUY
-        return await self._market(
-            kind, current.symbol, current.volume if volume is None else volume, price, 0.0, 0.0,
-            deviation, current.magic if magic is None else magic, comment, type_filling,
-            current.ticket, timeout, resend_if_absent, tag, exactly_once, reconcile_timeout,
-        )  # fmt: skip
+        with self._operation(timeout):
+            current = await self._position(position, timeout)
+            kind = ORDER_TYPE_SELL if current.is_buy else ORDER_TYPE_BUY
+            return await self._market(
+                kind, current.symbol, current.volume if volume is None else volume, price, 0.0,
+                0.0, deviation, current.magic if magic is None else magic, comment, type_filling,
+                current.ticket, timeout, resend_if_absent, tag, exactly_once, reconcile_timeout,
+            )  # fmt: skip
 
     async def modify_position(
         self,
@@ -580,19 +599,20 @@ class Trader:
         Raises:
             MT5TradeError: The position does not exist, or the server refused the levels.
         """
-        current = await self._position(position, timeout)
-        request = TradeRequest(
-            action=TRADE_ACTION_SLTP,
-            symbol=current.symbol,
-            position=current.ticket,
-            sl=current.sl if sl is None else sl,
-            tp=current.tp if tp is None else tp,
-            magic=current.magic,
-        )
-        return await self.order_send(
-            request, timeout=timeout, resend_if_absent=resend_if_absent, tag=tag,
-            exactly_once=exactly_once, reconcile_timeout=reconcile_timeout,
-        )  # fmt: skip
+        with self._operation(timeout):
+            current = await self._position(position, timeout)
+            request = TradeRequest(
+                action=TRADE_ACTION_SLTP,
+                symbol=current.symbol,
+                position=current.ticket,
+                sl=current.sl if sl is None else sl,
+                tp=current.tp if tp is None else tp,
+                magic=current.magic,
+            )
+            return await self.order_send(
+                request, timeout=timeout, resend_if_absent=resend_if_absent, tag=tag,
+                exactly_once=exactly_once, reconcile_timeout=reconcile_timeout,
+            )  # fmt: skip
 
     async def place_pending(
         self,
@@ -686,29 +706,30 @@ class Trader:
         exactly_once: bool,
         reconcile_timeout: float | None,
     ) -> OrderResult:
-        facts = await self._symbol(check_symbol(symbol), USE_DEFAULT)
-        tag = check_tag(tag) if tag is not None else new_tag()
-        requotes = 0
-        while True:
-            quote = price
-            if quote is None and facts.instant:
-                tick = await self._connector.call("symbol_info_tick", facts.name)
-                quote = tick.ask if kind == ORDER_TYPE_BUY else tick.bid
-            request = TradeRequest(
-                action=TRADE_ACTION_DEAL, symbol=facts.name, volume=volume, type=kind,
-                price=quote or 0.0, sl=sl, tp=tp, deviation=deviation, magic=magic,
-                comment=comment, type_filling=type_filling, position=position,
-            )  # fmt: skip
-            try:
-                return await self.order_send(
-                    request, timeout=timeout, resend_if_absent=resend_if_absent, tag=tag,
-                    exactly_once=exactly_once, reconcile_timeout=reconcile_timeout,
+        with self._operation(timeout):
+            facts = await self._symbol(check_symbol(symbol), USE_DEFAULT)
+            tag = check_tag(tag) if tag is not None else new_tag()
+            requotes = 0
+            while True:
+                quote = price
+                if quote is None and facts.instant:
+                    tick = await self._connector.call("symbol_info_tick", facts.name)
+                    quote = tick.ask if kind == ORDER_TYPE_BUY else tick.bid
+                request = TradeRequest(
+                    action=TRADE_ACTION_DEAL, symbol=facts.name, volume=volume, type=kind,
+                    price=quote or 0.0, sl=sl, tp=tp, deviation=deviation, magic=magic,
+                    comment=comment, type_filling=type_filling, position=position,
                 )  # fmt: skip
-            except MT5TradeError as exc:
-                # A requote executed nothing: retrying with a fresh price cannot duplicate.
-                if price is not None or exc.retcode not in _REQUOTES or requotes >= 3:
-                    raise
-                requotes += 1
+                try:
+                    return await self.order_send(
+                        request, timeout=timeout, resend_if_absent=resend_if_absent, tag=tag,
+                        exactly_once=exactly_once, reconcile_timeout=reconcile_timeout,
+                    )  # fmt: skip
+                except MT5TradeError as exc:
+                    # A requote executed nothing: retrying with a fresh price cannot duplicate.
+                    if price is not None or exc.retcode not in _REQUOTES or requotes >= 3:
+                        raise
+                    requotes += 1
 
     async def _position(self, position: int | Position, timeout: TimeoutArg) -> Position:
         ticket: object = position.ticket if isinstance(position, Position) else position
@@ -727,9 +748,19 @@ class Trader:
 
     # ------------------------------------------------------------------ preparation
 
+    @property
+    def _symbol_facts(self) -> dict[str, _SymbolFacts]:
+        """Symbol facts of the current session (a reconnect starts afresh: the Market Watch and
+        the broker's symbols may differ on the new link)."""
+        session = self._connector.session
+        if session is None:
+            return {}
+        facts: dict[str, _SymbolFacts] = session.facts.setdefault(_SYMBOL_FACTS, {})
+        return facts
+
     async def _symbol(self, symbol: str, timeout: TimeoutArg) -> _SymbolFacts:
         """The broker's name, selected in the Market Watch, with its filling mode (cached)."""
-        facts = self._symbols.get(symbol)
+        facts = self._symbol_facts.get(symbol)
         if facts is not None:
             return facts
         name = await self._connector.find_symbol(symbol, timeout=timeout)
@@ -743,7 +774,8 @@ class Trader:
             point=info.point,
             rules=SymbolRules.from_info(info),
         )
-        self._symbols[symbol] = self._symbols[name] = facts
+        cache = self._symbol_facts
+        cache[symbol] = cache[name] = facts
         return facts
 
     async def symbol_rules(self, symbol: str, *, timeout: TimeoutArg = USE_DEFAULT) -> SymbolRules:
@@ -773,7 +805,7 @@ class Trader:
             and req.action == TRADE_ACTION_DEAL
             and req.type in (ORDER_TYPE_BUY, ORDER_TYPE_SELL)
             and not req.price
-            and self._symbols[symbol].instant
+            and self._symbol_facts[symbol].instant
         ):
             # Instant and request execution need the price the order is for; market execution
             # takes 0. A deal with none gets the current one, as buy() and sell() do.
@@ -819,7 +851,7 @@ class Trader:
         settled = self.settle <= 0
         last: Reconciliation | None = None
         while True:
-            session = self._connector.get_connection_stats().reconnects
+            session = self._connector.sessions.count
             try:
                 outcome = await self._look(payload, tag, sent_at, deadline, attempts)
                 if isinstance(outcome, OrderResult):
@@ -914,58 +946,30 @@ class Trader:
     async def _wait_usable(self, deadline: float, session: int) -> bool:
         """Wait until the terminal may answer again; False when the deadline passes first.
 
-        ``session`` is the connector's reconnect count when the failed lookup began: a newer
-        session is a fresh link, worth looking again at once.
+        ``session`` is the id of the session the failed lookup began on: a newer session is a
+        fresh link, worth looking again at once.
         """
-        connector = self._connector
+        sessions = self._connector.sessions
         loop = asyncio.get_running_loop()
         remaining = deadline - loop.time()
         if remaining <= 0:
             return False
-        if connector.state is ConnectionState.CLOSED:
+        if sessions.state is ConnectionState.CLOSED:
             raise MT5ClosedError("the connector was closed while a trade was being reconciled")
-        changed = asyncio.Event()
-
-        def on_event(event: ConnectorEvent) -> None:
-            if isinstance(event, StateChanged):
-                changed.set()
-
-        connector.add_event_hook(on_event)
+        if sessions.state in LIVE:
+            if sessions.count != session:
+                return True
+            # The pipe failed but the supervisor has not decided yet (the failed call told it):
+            # look again as soon as the state moves, or after retry_interval if it does not.
+            if not await sessions.pause(min(self.retry_interval, remaining), self._sleep):
+                return loop.time() < deadline or self.retry_interval == 0
         try:
-            if connector.is_connected():
-                if connector.get_connection_stats().reconnects != session:
-                    return True
-                # The pipe failed but the connector has not noticed yet. Its supervisor usually
-                # does at once (the failed call told it): look again as soon as the state
-                # moves, or after retry_interval if it does not.
-                if not await self._pause(changed, min(self.retry_interval, remaining)):
-                    return loop.time() < deadline or self.retry_interval == 0
-            async with asyncio.timeout_at(deadline):
-                while not connector.is_connected():
-                    changed.clear()
-                    await changed.wait()
-        except TimeoutError:
-            return False
-        finally:
-            connector.remove_event_hook(on_event)
+            await sessions.wait_usable("order_send", deadline - loop.time(), always_wait=True)
+        except MT5ClosedError:
+            raise
+        except MT5Error:
+            return False  # not back in time (or the supervisor gave up): reconcile says so
         return True
-
-    async def _pause(self, changed: asyncio.Event, seconds: float) -> bool:
-        """Sleep ``seconds`` with the trader's ``sleep``, cut short when ``changed`` is set.
-
-        Returns whether ``changed`` ended the pause (the sleep is then cancelled).
-        """
-        sleeper = asyncio.ensure_future(self._sleep(seconds))
-        watcher = asyncio.ensure_future(changed.wait())
-        try:
-            await asyncio.wait((sleeper, watcher), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (sleeper, watcher):
-                task.cancel()
-            await asyncio.gather(sleeper, watcher, return_exceptions=True)
-        if not sleeper.cancelled() and (error := sleeper.exception()) is not None:
-            raise error  # the sleep itself failed, as an awaited sleep would have raised
-        return changed.is_set()
 
     async def _look(
         self,
@@ -1107,7 +1111,7 @@ class Trader:
         )  # fmt: skip
 
     def _same_price(self, symbol: str, a: float, b: float) -> bool:
-        facts = self._symbols.get(symbol)
+        facts = self._symbol_facts.get(symbol)
         tolerance = facts.point / 2 if facts is not None and facts.point > 0 else 1e-9
         return abs(a - b) <= tolerance
 
