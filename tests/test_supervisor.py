@@ -106,8 +106,24 @@ def aiomt5_tasks() -> set[str]:
     return {t.get_name() for t in asyncio.all_tasks() if t.get_name().startswith("aiomt5-")}
 
 
+_EARLIER_THREADS: set[threading.Thread] = set()
+
+
+@pytest.fixture(autouse=True)
+def _threads_of_earlier_tests() -> None:
+    # A worker stuck in a hung call is abandoned as a daemon until the call returns, by design:
+    # one left by an earlier test may still be alive, and it is not this test's.
+    _EARLIER_THREADS.clear()
+    _EARLIER_THREADS.update(threading.enumerate())
+
+
 def worker_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name.startswith("aiomt5-worker")]
+    """This test's worker threads (see ``_threads_of_earlier_tests``)."""
+    return [
+        t
+        for t in threading.enumerate()
+        if t.name.startswith("aiomt5-worker") and t not in _EARLIER_THREADS
+    ]
 
 
 # ---------------------------------------------------------------- lifecycle
