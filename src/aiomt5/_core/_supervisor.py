@@ -91,6 +91,8 @@ _FATAL: Final = (
 # The health probe's worker job is named after its first call.
 _PROBE: Final = "terminal_info"
 _CLOSE_TIMEOUT: Final = 5.0
+_STUCK_POLL: Final = 0.01  # how often a connect attempt looks whether a given-up call returned
+_SAME_CALL_SLACK: Final = 0.005  # clock reads of the worker and the loop differ by this much
 RETIRED_COUNTERS: Final = (
     "abandoned",
     "late_results",
@@ -284,10 +286,14 @@ class Supervisor:
         resolved = self._backend.resolved
         return resolved is not None and resolved.restart is not None
 
-    def _restart_stuck(self) -> None:
+    async def _restart_stuck(self) -> None:
         """Before a new session: end a call its caller gave up on by replacing the backend's
         process (it fails like a broken pipe), rather than wait for it. In-process, or when
-        its caller still waits, the new session waits for it as always."""
+        its caller still waits, the new session waits for it as always.
+
+        A call that merely outlived its caller's deadline is not stuck: it gets until it has
+        been overdue ``worker_wedged_after`` seconds to return before its process is replaced.
+        """
         resolved = self._backend.resolved
         worker = self.worker
         if resolved is None or resolved.restart is None or worker is None:
@@ -295,6 +301,23 @@ class Supervisor:
         in_flight = worker.in_flight
         if in_flight is None or in_flight.overdue_for is None:
             return
+        loop = asyncio.get_running_loop()
+        seen_at = loop.time()
+        until = seen_at + self._settings.worker_wedged_after - in_flight.overdue_for
+
+        def still_running() -> bool:
+            # The same call, not a later one: its age grew by the time that passed.
+            now = worker.in_flight
+            aged = in_flight.running_for + loop.time() - seen_at - _SAME_CALL_SLACK
+            return (
+                now is not None and now.function == in_flight.function and now.running_for >= aged
+            )
+
+        # A bounded poll on a rare path: the caller gave up, so nothing awaits the call's end.
+        while still_running() and loop.time() < until:  # noqa: ASYNC110
+            await asyncio.sleep(min(_STUCK_POLL, max(until - loop.time(), 0.0)))
+        if not still_running():
+            return  # it returned: nothing to end
         log.error(
             "aiomt5.supervisor.replacing_stuck_terminal",
             function=in_flight.function,
@@ -364,7 +387,7 @@ class Supervisor:
     async def _attempt(self, attempt: int, limit: int | None, *, first: bool) -> MT5Error | None:
         if not first:
             self.reconnect_attempts += 1
-        self._restart_stuck()  # e.g. an initialize that outlived connect_timeout
+        await self._restart_stuck()  # e.g. an initialize that outlived connect_timeout
         settings = self._settings
         connect_log.info(
             "aiomt5.connector.connect_attempt",
