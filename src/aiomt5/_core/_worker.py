@@ -40,6 +40,7 @@ import os
 import queue
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
@@ -55,7 +56,14 @@ from ._events import ConnectorEvent, LateResult, WorkerWedged
 from ._log import get_logger
 from ._stats import CallRecorder
 
-__all__ = ["WRITE_FUNCTIONS", "InFlightCall", "Worker", "WorkerState", "plain_call"]
+__all__ = [
+    "WRITE_FUNCTIONS",
+    "InFlightCall",
+    "Worker",
+    "WorkerState",
+    "calls_in_flight",
+    "plain_call",
+]
 
 T = TypeVar("T")
 
@@ -84,6 +92,19 @@ _DONE: Final = 2
 _CANCELLED: Final = 3
 
 _thread_ids = itertools.count(1)
+# Every worker not yet collected, for ``calls_in_flight``.
+_workers: weakref.WeakSet[Worker] = weakref.WeakSet()
+
+
+def calls_in_flight() -> bool:
+    """Whether any worker holds a call its caller has not been handed yet.
+
+    A virtual-time event loop (``aiomt5.replay``) asks this before it jumps its clock: while a
+    call is queued, running, or its result is on its way back, the loop must wait for real, or
+    the call's own deadline would be the next timer and fire at once.
+    """
+    return any(worker.busy for worker in list(_workers))
+
 
 # A poll of the idle spin normally takes about a microsecond, or a GIL hand-off (tens to hundreds
 # of microseconds) while the event loop runs Python code; one this long means the thread lost its
@@ -314,6 +335,11 @@ class Worker:
         """Calls whose caller gave up while they were queued (they never ran)."""
         self.rejected_busy = 0
         """Calls refused with ``MT5WorkerBusyError``."""
+        # Calls handed to the thread (loop side) and calls the thread is done with (thread
+        # side): each counter has one writer, so neither needs the lock.
+        self._submitted = 0
+        self._settled = 0
+        _workers.add(self)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -474,6 +500,16 @@ class Worker:
         )
 
     @property
+    def busy(self) -> bool:
+        """A call is queued or running, or its result is not yet handed back to its loop."""
+        if self._exited:
+            return False
+        # ``scheduled`` is set before ``_settled`` moves, so reading in this order misses nothing.
+        return self._submitted != self._settled or any(
+            outbox.scheduled for outbox in list(self._outboxes.values())
+        )
+
+    @property
     def queued(self) -> int:
         """Calls waiting (approximate: includes calls already given up, not yet skipped)."""
         return self._queue.qsize() + len(self._ahead)
@@ -582,6 +618,7 @@ class Worker:
         )
         if timeout is not None:
             self._arm_deadline(loop, outbox, job, timeout)
+        self._submitted += 1
         self._queue.put(job)
         return job
 
@@ -836,6 +873,7 @@ class Worker:
         lock = self._lock
         with lock:
             if job.state != _PENDING:
+                self._settled += 1
                 return  # its caller gave up while it was queued: it never runs
             job.state = _RUNNING
             job.started = self._clock()
@@ -858,6 +896,7 @@ class Worker:
                 outbox.items.append(job)
                 wake = not outbox.scheduled
                 outbox.scheduled = True
+            self._settled += 1
         if late:
             self._finish_late(job)
         elif wake and not _call_on_loop(outbox.loop, self._deliver, outbox):

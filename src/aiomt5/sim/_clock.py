@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 __all__ = ["SimClock", "TimeLike", "to_epoch_seconds"]
@@ -59,9 +60,10 @@ class SimClock:
             msg = f"step must be >= 0, got {step}"
             raise ValueError(msg)
         self._step = step
-        # Running mode: now = _now + (monotonic() - _anchor) * _speed.
+        # Running mode: now = _now + (_source() - _anchor) * _speed.
         self._speed = 1.0
         self._anchor: float | None = None
+        self._source: Callable[[], float] = time.monotonic
 
     @classmethod
     def wall(cls) -> SimClock:
@@ -89,6 +91,19 @@ class SimClock:
         clock._anchor = time.monotonic()
         return clock
 
+    @classmethod
+    def following(cls, source: Callable[[], float], start: TimeLike) -> SimClock:
+        """A clock that starts at ``start`` and moves as ``source()`` (seconds) moves.
+
+        A replay passes its virtual event loop's ``time``: simulated time then advances exactly
+        when, and as far as, the loop's clock jumps.
+        """
+        clock = cls(start)
+        clock._frozen = False
+        clock._source = source
+        clock._anchor = source()
+        return clock
+
     @property
     def frozen(self) -> bool:
         """True when the clock only moves when told to."""
@@ -107,7 +122,7 @@ class SimClock:
                 self._now += self._step
                 return now
             if self._anchor is not None:
-                return self._now + (time.monotonic() - self._anchor) * self._speed
+                return self._now + (self._source() - self._anchor) * self._speed
             return time.time() + self._offset
 
     def now_msc(self) -> int:

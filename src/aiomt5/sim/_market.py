@@ -753,7 +753,18 @@ class MarketModel:
     # ------------------------------------------------------------------ trading hours
     def is_open(self, epoch_s: int) -> bool:
         """Whether the instrument trades during the minute containing ``epoch_s``."""
-        return bool(self._open7.flat[self._week_minute(epoch_s // 60)])
+        return self._minute_open(epoch_s // 60)
+
+    # Where the market comes from (a subclass serving a recording overrides these three and
+    # ``_m1_parts``): which minutes and days trade, and how many ticks make each M1 bar.
+    def _minute_open(self, minute: int) -> bool:
+        return bool(self._open7.flat[self._week_minute(minute)])
+
+    def _day_trades(self, day: int) -> bool:
+        return bool(self._day_open[(day + _EPOCH_WEEKDAY) % 7])
+
+    def _tick_counts(self, bars: _Bars) -> I64:
+        return bars.tick_volume
 
     @staticmethod
     def _week_minute(minute: int) -> int:
@@ -961,7 +972,7 @@ class MarketModel:
         if not len(bars):
             none = np.empty(0, dtype=np.int64)
             return _DayTicks(np.empty(0, dtype=TICKS_DTYPE), none, np.empty(0), none, none)
-        layout = _TickLayout.of(bars.tick_volume)
+        layout = _TickLayout.of(self._tick_counts(bars))
         previous = self._m1(int(bars.time[0]) // 60 - 1, int(bars.time[0]) // 60 - 1)
         context = _MinuteContext.of(bars, previous)
 
@@ -1081,8 +1092,7 @@ class MarketModel:
         day = now_msc // _DAY_MS
         oldest = self.history_start // _DAY_S
         while day >= oldest:
-            weekday = (day + _EPOCH_WEEKDAY) % 7
-            if self._day_open[weekday]:
+            if self._day_trades(day):
                 day_ticks = self._day_ticks(day)
                 k = int(np.searchsorted(day_ticks.time_msc, now_msc, "right"))
                 if k:
@@ -1098,7 +1108,7 @@ class MarketModel:
     def _forming_m1(self, now_msc: int) -> _Bars:
         """The M1 bar of the minute containing ``now_msc``, from its ticks so far (maybe none)."""
         minute = now_msc // _MINUTE_MS
-        if minute < self._start_min or not self._open7.flat[self._week_minute(minute)]:
+        if minute < self._start_min or not self._minute_open(minute):
             return _Bars.empty()
         day_ticks = self._day_ticks(minute // _DAY_MIN)
         lo = int(np.searchsorted(day_ticks.time_msc, minute * _MINUTE_MS, "left"))

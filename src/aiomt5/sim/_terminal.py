@@ -120,6 +120,9 @@ class SimTerminal(MetaTrader5Helpers):
             threads run, as no real terminal does.
         ipc_seconds: Simulated pipe round trip of every call that reaches the terminal, in
             seconds (0: none). The real one is 0.1 to 1 ms.
+        market_source: Makes each symbol's market from ``(spec, seed, history_cache)``
+            (default: the generated ``MarketModel``). ``aiomt5.sim.Recording.market`` serves
+            recorded bars and ticks instead.
     """
 
     def __init__(
@@ -137,6 +140,7 @@ class SimTerminal(MetaTrader5Helpers):
         market_watch: Iterable[str] | None = None,
         hold_gil: bool = False,
         ipc_seconds: float = 0.0,
+        market_source: Callable[[SymbolSpec, int, HistoryCache], MarketModel] | None = None,
     ) -> None:
         if maxbars < 1:
             msg = f"maxbars must be positive, got {maxbars}"
@@ -157,6 +161,7 @@ class SimTerminal(MetaTrader5Helpers):
             specs = tuple(with_suffix(specs, symbol_suffix))
         self._specs: dict[str, SymbolSpec] = {s.name: s for s in specs}
         self._markets: dict[str, MarketModel] = {}
+        self._market_source = market_source
         self._history_cache = HistoryCache(history_cache_bytes)
         self._accounts = {a.login: a for a in (accounts or default_accounts(margin_mode))}
         self._books: dict[int, AccountBook] = {}
@@ -267,7 +272,11 @@ class SimTerminal(MetaTrader5Helpers):
     def _market(self, symbol: str) -> MarketModel:
         market = self._markets.get(symbol)
         if market is None:
-            market = MarketModel(self._specs[symbol], self.seed, history_cache=self._history_cache)
+            spec = self._specs[symbol]
+            if self._market_source is None:
+                market = MarketModel(spec, self.seed, history_cache=self._history_cache)
+            else:
+                market = self._market_source(spec, self.seed, self._history_cache)
             self._markets[symbol] = market
         return market
 
