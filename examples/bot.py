@@ -10,7 +10,11 @@ Run it on the built-in simulator, where simulated time runs fast::
 
     python examples/bot.py --bars 240
 
-Pointed at a real terminal (``MT5_BACKEND`` and credentials), use a demo account.
+With ``MT5_BACKEND`` set it takes its whole connection from the ``MT5_*`` settings instead: a
+real terminal (use a demo account), or a replay of recorded prices, which runs this file
+unchanged::
+
+    aiomt5 replay examples/bot.py --store ~/mt5-history --fast -- --bars 100000
 """
 
 from __future__ import annotations
@@ -19,8 +23,10 @@ import argparse
 import asyncio
 import collections
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiomt5
 
@@ -98,7 +104,14 @@ async def run_bot(
 
 
 async def main(bars: int) -> None:
-    """Run the bot on the simulator, with simulated time moving as fast as the bot polls."""
+    """Run the bot where ``MT5_*`` settings point, or on the simulator with a fast clock."""
+    if os.environ.get("MT5_BACKEND"):
+        async with aiomt5.AsyncMT5Connector(aiomt5.MT5Settings()) as mt5:
+            report = await run_bot(mt5, bars=bars)
+            account = await mt5.get_account_info()
+        _print(report, account)
+        return
+
     from aiomt5.sim import SimClock, SimTerminal
 
     terminal = SimTerminal(seed=7, clock=SimClock.fixed("2026-03-02T08:00:00Z"))
@@ -111,6 +124,10 @@ async def main(bars: int) -> None:
     async with aiomt5.AsyncMT5Connector(settings, backend=terminal) as mt5:
         report = await run_bot(mt5, bars=bars, sleep=fast_sleep)
         account = await mt5.get_account_info()
+    _print(report, account)
+
+
+def _print(report: BotReport, account: Any) -> None:
     print(
         f"{report.bars} bars, {report.trades} orders, {len(report.errors)} errors; "
         f"balance {account.balance:.2f}, equity {account.equity:.2f}"

@@ -501,12 +501,16 @@ class Worker:
 
     @property
     def busy(self) -> bool:
-        """A call is queued or running, or its result is not yet handed back to its loop."""
-        if self._exited:
+        """A call is queued or running, its result is not yet handed back to its loop, or the
+        thread is closing."""
+        if self._exited or self._thread is None:
             return False
-        # ``scheduled`` is set before ``_settled`` moves, so reading in this order misses nothing.
-        return self._submitted != self._settled or any(
-            outbox.scheduled for outbox in list(self._outboxes.values())
+        # A closing thread wakes its loop when it exits. ``scheduled`` is set before
+        # ``_settled`` moves, so reading in this order misses nothing.
+        return (
+            self._closed
+            or self._submitted != self._settled
+            or any(outbox.scheduled for outbox in list(self._outboxes.values()))
         )
 
     @property

@@ -343,7 +343,7 @@ class Recording:
             if not path.is_dir():
                 raise RecordingError(f"{path}: no such HistoryStore directory")
             store = HistoryStore(path)
-        keys = [k for k in store if k.timeframe.name == "M1"]
+        keys = [k for k in store.keys() if k.timeframe.name == "M1"]  # noqa: SIM118
         if server is not None:
             keys = [k for k in keys if k.server == server]
         wanted = set(symbols) if symbols is not None else None
@@ -353,7 +353,7 @@ class Recording:
             if missing:
                 raise RecordingError(
                     f"{store}: no M1 bars of {sorted(missing)}; stored: "
-                    f"{sorted({k.symbol for k in store})}"
+                    f"{sorted({k.symbol for k in store.keys()}  # noqa: SIM118)}"
                 )
         if not keys:
             raise RecordingError(

@@ -12,7 +12,9 @@ every CLI command build their simulator here, so the same settings mean the same
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final
@@ -24,12 +26,34 @@ from ._terminal import SimTerminal
 if TYPE_CHECKING:
     from aiomt5._settings import MT5Settings
 
-__all__ = ["SimChoice", "sim_clock", "sim_terminal_from_settings"]
+__all__ = ["SimChoice", "providing", "sim_clock", "sim_terminal_from_settings"]
 
 #: The market whose sessions decide "open" for ``open_market``: FX, the one most code trades.
 _REFERENCE_SYMBOL: Final = "EURUSD"
 #: How long the market must stay open from the chosen start (a demo or a short session fits).
 _OPEN_FOR: Final = 3600.0
+
+
+# The terminal every settings-built simulator is, while ``providing`` is active (a replay).
+_provided: SimTerminal | None = None
+
+
+@contextlib.contextmanager
+def providing(terminal: SimTerminal) -> Iterator[SimTerminal]:
+    """Make ``terminal`` the simulator that settings build (``backend="sim"``, ``install()``).
+
+    A replay runs a bot script that builds its own connection from ``MT5_*`` settings; inside
+    this block that connection reaches the replay's terminal. Not nestable.
+    """
+    global _provided  # noqa: PLW0603  # one process-wide seam, set and reset here only
+    if _provided is not None:
+        msg = "another terminal is already provided (one replay at a time per process)"
+        raise RuntimeError(msg)
+    _provided = terminal
+    try:
+        yield terminal
+    finally:
+        _provided = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +100,11 @@ def sim_terminal_from_settings(
         settings: ``sim_seed``, ``sim_start``, ``sim_speed``, ``sim_symbol_suffix``,
             ``sim_hold_gil`` are read.
         open_market: Start a wall clock that falls in a closed session at the latest open one.
+
+    Inside ``providing(terminal)``, that terminal is returned (the settings are not read).
     """
+    if _provided is not None:
+        return _provided, None
     choice = sim_clock(settings, open_market=open_market)
     terminal = SimTerminal(
         seed=settings.sim_seed,
