@@ -533,6 +533,53 @@ def _build_app() -> typer.Typer:
         )
 
     @app.command()
+    def replay(
+        bot: Annotated[Path, typer.Argument(help="The bot script, run unchanged.")],
+        bot_args: Annotated[
+            list[str] | None, typer.Argument(help="The script's own arguments, after --.")
+        ] = None,
+        store: Annotated[
+            Path | None, typer.Option(help="HistoryStore directory with M1 bars.")
+        ] = None,
+        data: Annotated[
+            list[str] | None,
+            typer.Option(help="[SYMBOL=]FILE from `rates/ticks --out` (.parquet, .csv); repeat."),
+        ] = None,
+        server: Annotated[
+            str | None, typer.Option(help="The store's trade server, if it holds several.")
+        ] = None,
+        date_from: Annotated[
+            str | None, typer.Option("--from", help="Start (ISO, UTC; default: 1 h in).")
+        ] = None,
+        date_to: Annotated[
+            str | None, typer.Option("--to", help="End (ISO, UTC; default: the last bar).")
+        ] = None,
+        speed: Annotated[
+            float | None, typer.Option(help="Simulated seconds per real second.")
+        ] = None,
+        fast: Annotated[
+            bool, typer.Option("--fast", help="Virtual time, as fast as possible (default).")
+        ] = False,
+        seed: Annotated[int, typer.Option(help="Seed of the synthesised ticks.")] = 0,
+        balance: Annotated[float, typer.Option(help="Starting balance.")] = 10_000.0,
+        report: Annotated[
+            Path | None,
+            typer.Option(help="Report .html (deals .csv/.parquet, equity .svg beside it)."),
+        ] = None,
+        as_json: _JsonOption = False,
+    ) -> None:
+        """Replay a bot on recorded bars, faster than real time; print a summary and a report."""
+        from .replay._command import replay_command  # imported here: only this command needs it
+
+        raise typer.Exit(
+            replay_command(
+                bot, bot_args or [], store=store, data=data or [], server=server,
+                date_from=date_from, date_to=date_to, speed=speed, fast=fast, seed=seed,
+                balance=balance, report=report, as_json=as_json or state["out"].as_json,
+            )
+        )  # fmt: skip
+
+    @app.command()
     def account(backend: _BackendOption = None, as_json: _JsonOption = False) -> None:
         """Show the logged-in account."""
         out = output(as_json)

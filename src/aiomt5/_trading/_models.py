@@ -20,7 +20,7 @@ import math
 import re
 import secrets
 import types
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any, Final, Self
@@ -161,9 +161,14 @@ def _encode(number: int) -> str:
     return TAG_PREFIX + "".join(reversed(digits))
 
 
+# Where tags' bits come from; a replay swaps in a seeded generator, so that two runs with the
+# same seed send the same comments (``aiomt5.replay``).
+random_bits: Callable[[int], int] = secrets.randbits
+
+
 def new_tag() -> str:
     """A fresh random client tag (60 bits from ``secrets``), e.g. ``"~k3m9q2x7d1ab"``."""
-    return _encode(secrets.randbits(5 * _TAG_DIGITS))
+    return _encode(random_bits(5 * _TAG_DIGITS))
 
 
 def tag_from_key(key: object) -> str:

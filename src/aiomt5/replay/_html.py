@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -69,7 +70,7 @@ def _thin(xs: F64, ys: F64) -> tuple[F64, F64]:
     buckets = _MAX_POINTS // 3
     edges = np.linspace(0, len(xs), buckets + 1).astype(np.int64)
     keep: list[int] = []
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+    for lo, hi in itertools.pairwise(edges):
         if hi > lo:
             part = ys[lo:hi]
             keep.extend(sorted({int(lo), int(lo + np.argmin(part)), int(lo + np.argmax(part))}))
@@ -153,8 +154,9 @@ def _svg(chart: _Chart, *, standalone: bool) -> str:
         points = " ".join(
             f"{px(float(x)):.1f},{py(float(y)):.1f}" for x, y in zip(xs, ys, strict=True)
         )
+        title = escape(line.label)
         parts.append(f'<polyline fill="none" stroke="{line.color}" stroke-width="1.3" '
-                     f'points="{points}"><title>{escape(line.label)}</title></polyline>')  # fmt: skip
+                     f'points="{points}"><title>{title}</title></polyline>')  # fmt: skip
         legend_x -= 8 + 7 * len(line.label)
         parts.append(f'<rect x="{legend_x}" y="9" width="10" height="10" fill="{line.color}"/>'
                      f'<text x="{legend_x + 14}" y="18">{escape(line.label)}</text>')  # fmt: skip
@@ -241,9 +243,8 @@ def render_html(result: ReplayResult) -> str:
     deals = result.deal_rows
     names = ("time", "symbol", "type", "entry", "volume", "price", "profit", "commission",
              "swap", "position_id", "comment")  # fmt: skip
-    rows = []
-    for d in deals[:_MAX_DEAL_ROWS]:
-        rows.append([
+    rows = [
+        [
             f"{datetime.fromtimestamp(float(d['time_msc']) / 1000, UTC):%Y-%m-%d %H:%M:%S}",
             str(d["symbol"]),
             {c.DEAL_TYPE_BUY: "buy", c.DEAL_TYPE_SELL: "sell"}.get(int(d["type"]), str(d["type"])),
@@ -251,7 +252,9 @@ def render_html(result: ReplayResult) -> str:
             f"{float(d['volume']):g}", f"{float(d['price'])}", f"{float(d['profit']):.2f}",
             f"{float(d['commission']):.2f}", f"{float(d['swap']):.2f}", str(d["position_id"]),
             str(d["comment"]),
-        ])  # fmt: skip
+        ]
+        for d in deals[:_MAX_DEAL_ROWS]
+    ]  # fmt: skip
     more = (
         f"<p>{len(deals) - _MAX_DEAL_ROWS} more deals are in the CSV/Parquet files.</p>"
         if len(deals) > _MAX_DEAL_ROWS

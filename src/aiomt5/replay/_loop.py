@@ -95,7 +95,9 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     def time(self) -> float:
         return self.clock.now
 
-    def run_in_executor(self, executor: Any, func: Callable[..., Any], *args: Any) -> Any:
+    def run_in_executor(  # type: ignore[override]  # same behaviour, looser types
+        self, executor: Any, func: Callable[..., Any], *args: Any
+    ) -> Any:
         future = super().run_in_executor(executor, func, *args)
         self._executor_jobs.add(future)
         future.add_done_callback(self._executor_jobs.discard)

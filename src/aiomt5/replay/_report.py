@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Final
 import numpy as np
 import numpy.typing as npt
 
+from aiomt5._market._frames import _importable
 from aiomt5._mt5 import constants as c
 
 if TYPE_CHECKING:
@@ -292,25 +293,21 @@ def _frame(array: Packed, engine: str, time_column: str) -> Any:
     names: Sequence[str] = array.dtype.names or ()
     columns = {name: array[name] for name in names}
     unit = "ms" if time_column == "time_msc" else "s"
-    if engine == "polars":
-        import polars as pl
-
-        frame = pl.DataFrame(columns)
-        return frame.with_columns(
-            pl.from_epoch(pl.col(time_column), time_unit=unit)
-            .dt.replace_time_zone("UTC")
-            .alias("time")
-        )
-    if engine != "pandas":
+    if engine not in ("pandas", "polars"):
         raise ValueError(f"engine must be 'pandas' or 'polars', got {engine!r}")
-    try:
-        import pandas as pd
-    except ImportError:
+    module = _importable(engine)
+    if module is None:
         raise ImportError(
-            "frames need pandas (pip install pandas) or use deal_rows/equity_rows"
-        ) from None
-    frame = pd.DataFrame(columns)
-    frame["time"] = pd.to_datetime(array[time_column], unit=unit, utc=True)
+            f"frames need {engine} (pip install {engine}); the numpy arrays are "
+            "deal_rows and equity_rows"
+        )
+    times = array[time_column].astype(np.int64) * (1 if unit == "ms" else 1000)
+    if engine == "polars":
+        frame = module.DataFrame(columns)
+        stamps = module.Series("time", times).cast(module.Datetime("ms", "UTC"))
+        return frame.with_columns(stamps)
+    frame = module.DataFrame(columns)
+    frame["time"] = module.to_datetime(times, unit="ms", utc=True)
     return frame
 
 

@@ -8,6 +8,7 @@ import dataclasses
 import inspect
 import math
 import os
+import random
 import runpy
 import sys
 import time
@@ -158,10 +159,23 @@ def _loops(factory: Callable[[], asyncio.AbstractEventLoop]) -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def _seeded_tags(seed: int) -> Iterator[None]:
+    """The trader's order tags from a generator seeded by ``seed`` (same seed, same comments)."""
+    from aiomt5._trading import _models
+
+    saved = _models.random_bits
+    _models.random_bits = random.Random(f"aiomt5.replay.tags:{seed}").getrandbits
+    try:
+        yield
+    finally:
+        _models.random_bits = saved
+
+
+@contextlib.contextmanager
 def _sleeping(sleep: Callable[[float], None]) -> Iterator[None]:
     """A synchronous bot's ``time.sleep`` goes through ``sleep`` (the replay's clock)."""
     saved = time.sleep
-    time.sleep = sleep
+    time.sleep = sleep  # type: ignore[assignment]
     try:
         yield
     finally:
@@ -185,6 +199,7 @@ class _Run:
     ) -> None:
         self.recording = recording
         self.start, self.end, self.fast, self.speed = start, end, fast, speed
+        self.seed = seed
         self.vclock = VirtualClock()
         clock = (
             SimClock.following(self.vclock.time, start)
@@ -225,7 +240,7 @@ class _Run:
                 first.append(task)
             return task
 
-        loop.set_task_factory(factory)  # type: ignore[arg-type]
+        loop.set_task_factory(factory)
         tries = [0]
 
         def finish() -> None:
@@ -256,14 +271,16 @@ class _Run:
         """``time.sleep`` of a synchronous bot: simulated time passes, not real time."""
         if seconds < 0:
             raise ValueError("sleep length must be non-negative")
-        if self.sim_now() >= self.end:
+        left = max(self.end - self.sim_now(), 0.0)
+        step = min(seconds, left)
+        if self.fast:
+            self.vclock.advance_to(self.vclock.now + step)
+        else:
+            self._real_sleep(step / self.speed)
+            self.sampler.due(self.sim_now())
+        if seconds >= left:
             self.ended = True
             raise _ReplayEnded
-        if self.fast:
-            self.vclock.advance_to(self.vclock.now + seconds)
-        else:
-            self._real_sleep(seconds / self.speed)
-            self.sampler.due(self.sim_now())
 
     # running ----------------------------------------------------------------------
     def run_script(self, path: Path, args: list[str]) -> None:
@@ -295,6 +312,7 @@ class _Run:
             _environment(),
             _loops(self.new_loop),
             _sleeping(self.sleep),
+            _seeded_tags(self.seed),
         ):
             try:
                 if callable(bot):
@@ -352,7 +370,7 @@ def run(
         ReplayError: Bad arguments, an unusable recording, or the script exited with an error.
     """
     if speed is not None:
-        if not (isinstance(speed, int | float) and math.isfinite(speed) and speed > 0):
+        if not (math.isfinite(speed) and speed > 0):
             raise ReplayError(f"speed must be a positive number, got {speed!r}")
         fast = False
     elif not fast:
@@ -405,7 +423,9 @@ def _collect(replay: _Run, wall: float, balance: float) -> ReplayResult:
     finally:
         if not connected:
             terminal.shutdown()
-    equity = np.array(replay.sampler.rows, dtype=EQUITY_DTYPE)
+    # The account at the start: the balance given, nothing open yet.
+    first = (int(replay.start), float(balance), float(balance), 0.0)
+    equity = np.array([first, *replay.sampler.rows], dtype=EQUITY_DTYPE)
     # Samples at one time (the last one taken twice) keep the later row.
     if len(equity) > 1:
         keep = np.ones(len(equity), dtype=np.bool_)

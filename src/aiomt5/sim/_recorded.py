@@ -148,7 +148,7 @@ def _spec_for(symbol: str, bars: Packed) -> SymbolSpec:
     first_price = float(bars["open"][0])
     if first_price <= 0:
         raise RecordingError(f"{symbol}: the first open price is {first_price}; prices must be > 0")
-    changes = {
+    changes: dict[str, Any] = {
         "name": symbol,
         "digits": digits if known is None else max(digits, known.digits),
         "spread": spread,
@@ -167,7 +167,7 @@ def _spec_for(symbol: str, bars: Packed) -> SymbolSpec:
         currency_margin=base,
         contract_size=100_000.0 if fx else 1.0,
         calc_mode=c.SYMBOL_CALC_MODE_FOREX if fx else c.SYMBOL_CALC_MODE_CFD,
-        **changes,  # type: ignore[arg-type]
+        **changes,
     )
 
 
@@ -350,10 +350,10 @@ class Recording:
         if wanted is not None:
             keys = [k for k in keys if k.symbol in wanted]
             missing = wanted - {k.symbol for k in keys}
+            stored = {k.symbol for k in store.keys()}  # noqa: SIM118  # a store is no mapping
             if missing:
                 raise RecordingError(
-                    f"{store}: no M1 bars of {sorted(missing)}; stored: "
-                    f"{sorted({k.symbol for k in store.keys()}  # noqa: SIM118)}"
+                    f"{store}: no M1 bars of {sorted(missing)}; stored: {sorted(stored)}"
                 )
         if not keys:
             raise RecordingError(
@@ -433,7 +433,7 @@ def _read_columns(path: Path) -> dict[str, npt.NDArray[Any]]:
             ) from None
         try:
             table = pq.read_table(path)
-        except Exception as exc:  # pyarrow raises many kinds
+        except Exception as exc:  # noqa: BLE001  # pyarrow raises many kinds
             raise RecordingError(f"{path}: not a readable Parquet file ({exc})") from None
         return {name: table.column(name).to_numpy() for name in table.column_names}
     if suffix == ".csv":
@@ -441,8 +441,8 @@ def _read_columns(path: Path) -> dict[str, npt.NDArray[Any]]:
             data = np.genfromtxt(path, delimiter=",", names=True, dtype=np.float64)
         except ValueError as exc:
             raise RecordingError(f"{path}: not a readable CSV file ({exc})") from None
-        data = np.atleast_1d(data)
-        return {name: data[name] for name in data.dtype.names or ()}
+        rows: Any = np.atleast_1d(data)
+        return {name: rows[name] for name in rows.dtype.names or ()}
     raise RecordingError(
         f"{path}: use .parquet or .csv files (as `aiomt5 rates/ticks --out` write)"
     )

@@ -45,7 +45,7 @@ def providing(terminal: SimTerminal) -> Iterator[SimTerminal]:
     A replay runs a bot script that builds its own connection from ``MT5_*`` settings; inside
     this block that connection reaches the replay's terminal. Not nestable.
     """
-    global _provided  # noqa: PLW0603  # one process-wide seam, set and reset here only
+    global _provided  # one process-wide seam, set and reset here only
     if _provided is not None:
         msg = "another terminal is already provided (one replay at a time per process)"
         raise RuntimeError(msg)
