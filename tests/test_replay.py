@@ -475,3 +475,18 @@ def test_the_replay_command_refuses_bad_input(tmp_path: pathlib.Path) -> None:
     with pytest.raises(SystemExit) as exited:
         main(["replay", str(BOT), "--store", str(tmp_path / "none")])
     assert exited.value.code == 1
+
+
+def test_the_m1_short_path_serves_what_the_general_path_builds(recording: Recording) -> None:
+    from aiomt5.sim._market import MarketModel
+    from aiomt5.sim._recorded import RecordedMarket
+
+    spec = recording.specs["EURUSD"]
+    market = RecordedMarket(spec, 2, recording.series["EURUSD"])
+    rng = np.random.default_rng(1)
+    nows = rng.integers(recording.first * 1000 - 120_000, recording.last * 1000 + 180_000, 300)
+    for now in [*nows.tolist(), recording.first * 1000, recording.last * 1000 + 59_999]:
+        for start_pos, count in ((0, 1), (0, 64), (1, 3), (5, 2000), (10_000, 5), (0, 0)):
+            fast = market.rates_from_pos(c.TIMEFRAME_M1, start_pos, count, now)
+            general = MarketModel.rates_from_pos(market, c.TIMEFRAME_M1, start_pos, count, now)
+            assert np.array_equal(fast, general), (now, start_pos, count)

@@ -558,7 +558,10 @@ class Worker:
                 function=function,
                 args_summary=summarize_call(function, args, kwargs or {}),
             )
-        job = self._submit(asyncio.get_running_loop(), function, fn, args, kwargs, write, timeout)
+        loop = asyncio.get_running_loop()
+        if getattr(loop, "inline_backend_calls", False):
+            return await self._run_inline(function, fn, args, kwargs)
+        job = self._submit(loop, function, fn, args, kwargs, write, timeout)
         future = job.future
         recorder = self._recorder
         started = time.perf_counter()
@@ -580,6 +583,40 @@ class Worker:
             if job.timer is not None:
                 job.timer.cancel()
         self.answered += 1
+        if recorder is not None:
+            recorder.succeeded(time.perf_counter() - started)
+        return result
+
+    async def _run_inline(
+        self,
+        function: str,
+        fn: Callable[..., T],
+        args: tuple[Any, ...],
+        kwargs: Mapping[str, Any] | None,
+    ) -> T:
+        """The call on the loop's own thread, for a loop that asks for it.
+
+        A virtual-time loop (``aiomt5.replay``) does: its clock stands still during a call
+        either way, so no deadline can fire, and the simulator's calls are quick; the thread
+        hop is then pure cost (more than half of a replay's time). The call stays an await
+        point, as on the thread, so a bot calling in a loop still lets other tasks run.
+        """
+        if self._closed or self._thread is None:
+            state = "closed" if self._closed else "not started"
+            raise MT5ClosedError(f"the worker is {state}; connect first", function=function)
+        await asyncio.sleep(0)
+        recorder = self._recorder
+        started = time.perf_counter()
+        try:
+            result: T = fn(*args, **kwargs) if kwargs else fn(*args)
+        except Exception as exc:
+            if recorder is not None:
+                recorder.failed(exc, time.perf_counter() - started)
+            if self._on_failure is not None:
+                self._on_failure(exc)
+            raise
+        self.answered += 1
+        self.completed += 1
         if recorder is not None:
             recorder.succeeded(time.perf_counter() - started)
         return result

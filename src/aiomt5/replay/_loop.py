@@ -76,6 +76,9 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         clock: The shared virtual clock (default: a new one).
         in_flight: Whether thread work the loop cannot see is pending (default: aiomt5's
             workers' ``calls_in_flight``).
+        inline_backend_calls: Ask aiomt5's workers to run backend calls on this loop's thread
+            (``Worker.run`` reads this attribute). Virtual time stands still during a call
+            either way; the thread hop only costs time. False keeps the worker thread.
     """
 
     def __init__(
@@ -83,8 +86,10 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         clock: VirtualClock | None = None,
         *,
         in_flight: Callable[[], bool] = calls_in_flight,
+        inline_backend_calls: bool = True,
     ) -> None:
         super().__init__()
+        self.inline_backend_calls = inline_backend_calls
         self.clock = clock if clock is not None else VirtualClock()
         self._in_flight = in_flight
         self._executor_jobs: set[asyncio.Future[Any]] = set()

@@ -198,6 +198,7 @@ class RecordedMarket(MarketModel):
             bars["spread"].astype(np.int64),
             bars["real_volume"].astype(np.int64),
         )
+        self._packed = np.ascontiguousarray(bars.astype(RATES_DTYPE, copy=False))
         self._minutes: I64 = self._recorded.time // 60
         self._days: I64 = np.unique(self._recorded.time // _DAY_S)
         self._ticks = series.ticks
@@ -227,6 +228,26 @@ class RecordedMarket(MarketModel):
         if last_minute < first_minute:
             return iter(())
         return iter((self._recorded.between(first_minute * 60, last_minute * 60),))
+
+    def rates_from_pos(self, timeframe: int, start_pos: int, count: int, now_msc: int) -> Packed:
+        """``MarketModel.rates_from_pos``, with a short path for M1 (what a bot polls).
+
+        The recorded rows are sliced as they are, plus the bar forming at now: the same bars
+        the general path builds (the tests compare the two), at a fraction of the cost.
+        """
+        if timeframe != c.TIMEFRAME_M1 or start_pos < 0 or count < 0:
+            return super().rates_from_pos(timeframe, start_pos, count, now_msc)
+        complete = int(np.searchsorted(self._minutes, now_msc // _MINUTE_MS, "left"))
+        forming = self._forming_m1(now_msc)
+        total = complete + len(forming)
+        hi = max(total - start_pos, 0)
+        lo = max(hi - count, 0)
+        out = np.empty(hi - lo, dtype=RATES_DTYPE)
+        upto = min(hi, complete)
+        out[: max(upto - lo, 0)] = self._packed[lo:upto]
+        if hi > complete:
+            forming.pack_into(out[complete - lo :])
+        return out
 
     def _generate_ticks(self, day: int) -> _DayTicks:
         if self._ticks is None:
