@@ -10,6 +10,10 @@ The bot polls its bar stream every (virtual) second, so a day is 86 400 polls, e
 terminal calls. Printed: recording time, replay wall time, simulated days per real second, the
 summary line, and the wall time per simulated day. ``--days 30`` is the month of issue 18.
 
+For comparison, ``--minute-bot`` also replays (in process, ``aiomt5.replay.run``) a bot that
+sleeps until each minute's bar has closed and then reads the last 64 bars and the tick once: the
+same reads as ``examples/bot.py`` per bar, 60 times fewer polls.
+
 Run: ``.venv/bin/python bench/bench_replay.py [--days N] [--rounds N]``
 """
 
@@ -54,10 +58,23 @@ def replay(root: Path, report: Path) -> tuple[float, str]:
     return time.perf_counter() - began, done.stdout
 
 
+async def minute_bot(mt5: aiomt5.AsyncMT5Connector) -> None:
+    """Reads the latest bars once per closed M1 bar (sleeping to the next minute)."""
+    loop = asyncio.get_running_loop()
+    terminal_now = (await mt5.call("symbol_info_tick", "EURUSD")).time
+    offset = terminal_now - loop.time()
+    while True:
+        now = loop.time() + offset
+        await asyncio.sleep(60 - now % 60 + 1)
+        await mt5.call("copy_rates_from_pos", "EURUSD", 1, 0, 64)
+        await mt5.call("symbol_info_tick", "EURUSD")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=float, default=30.0, help="days recorded and replayed")
     parser.add_argument("--rounds", type=int, default=1, help="replays (the median is shown)")
+    parser.add_argument("--minute-bot", action="store_true", help="also the once-a-minute bot")
     options = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder) / "store"
@@ -76,6 +93,14 @@ def main() -> None:
         print(f"replay of {options.days:g} days: {wall:.1f} s wall (median of {len(walls)}), "
               f"{wall / options.days:.2f} s per simulated day, "
               f"{options.days * 86400 / wall:.0f} simulated s per s")  # fmt: skip
+        if options.minute_bot:
+            import aiomt5.replay
+
+            began = time.perf_counter()
+            result = aiomt5.replay.run(minute_bot, store=root, seed=1)
+            wall = time.perf_counter() - began
+            print(f"once-a-minute bot, {options.days:g} days: {wall:.1f} s wall, "
+                  f"{result.jumps} clock jumps")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -490,3 +490,45 @@ def test_the_m1_short_path_serves_what_the_general_path_builds(recording: Record
             fast = market.rates_from_pos(c.TIMEFRAME_M1, start_pos, count, now)
             general = MarketModel.rates_from_pos(market, c.TIMEFRAME_M1, start_pos, count, now)
             assert np.array_equal(fast, general), (now, start_pos, count)
+
+
+def test_the_replay_command_takes_files_from_rates_out(
+    recorded: np.ndarray, tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from aiomt5._cli import main
+
+    _write_array(recorded[:600], tmp_path / "bars.csv")  # what `aiomt5 rates --out` writes
+    script = tmp_path / "hold.py"
+    script.write_text(
+        "import asyncio\n"
+        "import aiomt5\n"
+        "async def main():\n"
+        "    async with aiomt5.AsyncMT5Connector(aiomt5.MT5Settings()) as mt5:\n"
+        "        await mt5.buy('EURUSD', 0.1)\n"
+        "        while True:\n"
+        "            await asyncio.sleep(30)\n"
+        "asyncio.run(main())\n"
+    )
+    report = tmp_path / "hold.html"
+    with pytest.raises(SystemExit) as exited:
+        main(["replay", str(script), "--data", f"EURUSD={tmp_path / 'bars.csv'}",
+              "--balance", "5000", "--report", str(report)])  # fmt: skip
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+    assert "balance        5000.00 -> 5000.00" in out
+    assert "exposure       100.0%" in out
+    assert report.exists()
+
+
+@pytest.mark.soak
+def test_a_month_replays_examples_bot(tmp_path: pathlib.Path) -> None:
+    """Issue 18's "done when": a month of M1, examples/bot.py polling every second, --fast."""
+    month_end = datetime(2026, 4, 1, tzinfo=UTC)
+    store = asyncio.run(_record(tmp_path / "month", MONDAY, month_end))
+    began = time.perf_counter()
+    result = replay.run(BOT, store=store.root, seed=1, args=["--bars", "1000000"])
+    wall = time.perf_counter() - began
+    print(f"\n{result.text()}\nwall {wall:.1f} s")
+    assert result.simulated_until == pytest.approx(result.end)
+    assert result.summary.trades > 100
+    _equity_matches_deals(result)
