@@ -403,6 +403,18 @@ def test_a_synchronous_metatrader5_script_replays_too(
     _equity_matches_deals(result)
 
 
+def test_a_bot_that_never_sleeps_still_reaches_the_end(recording: Recording) -> None:
+    """Each call takes simulated pipe time, so busy polling moves the clock as it would live."""
+
+    async def busy(mt5: aiomt5.AsyncMT5Connector) -> None:
+        while True:
+            await mt5.call("symbol_info_tick", "EURUSD")
+
+    start = datetime.fromisoformat(REPLAY_FROM).timestamp()
+    result = replay.run(busy, recording=recording, start=start, end=start + 5, call_cost=0.001)
+    assert result.simulated_until == pytest.approx(start + 5)
+
+
 def test_speed_mode_runs_on_a_running_clock(recording: Recording) -> None:
     """``speed``: the simulated clock runs N times real time (a short, real-time run)."""
     start = datetime.fromisoformat(REPLAY_FROM)

@@ -57,15 +57,15 @@ class VirtualClock:
 
     def advance_to(self, when: float) -> None:
         """Jump forward to ``when`` (never back); ``on_advance`` sees the jump first."""
-        with self._lock:
-            old = self.now
-            if when <= old:
-                return
-            hook = self.on_advance
+        old = self.now
+        if when <= old:
+            return
+        hook = self.on_advance
         if hook is not None:
             hook(old, when)
-        with self._lock:
-            self.now = max(self.now, when)
+        with self._lock:  # a worker thread's pipe time may move it too
+            if when > self.now:
+                self.now = when
             self.jumps += 1
 
 

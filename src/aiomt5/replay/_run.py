@@ -11,6 +11,7 @@ import os
 import random
 import runpy
 import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
@@ -72,7 +73,13 @@ class _Sampler:
         self.next_at = (math.floor(self.start / _SAMPLE_EVERY) + 1) * _SAMPLE_EVERY
 
     def sample(self, at: float) -> None:
-        account = self.terminal.account_info()
+        # A read of the replay's own: no simulated pipe time (it would move the clock).
+        terminal = self.terminal
+        cost, terminal.ipc_seconds = terminal.ipc_seconds, 0.0
+        try:
+            account = terminal.account_info()
+        finally:
+            terminal.ipc_seconds = cost
         if account is not None:
             self.rows.append((int(at), account.balance, account.equity, account.margin))
 
@@ -196,6 +203,7 @@ class _Run:
         seed: int,
         balance: float,
         progress: Progress | None,
+        call_cost: float = 0.0,
     ) -> None:
         self.recording = recording
         self.start, self.end, self.fast, self.speed = start, end, fast, speed
@@ -206,7 +214,13 @@ class _Run:
             if fast
             else SimClock.running(start, speed=speed)
         )
-        self.terminal = recording.terminal(seed=seed, clock=clock, accounts=_accounts(balance))
+        # Each call takes ``call_cost`` simulated seconds of pipe time (``ipc_seconds``, slept
+        # through ``time.sleep``, which the replay routes to its clock): a bot that calls in a
+        # loop without sleeping still sees time pass, as it would live.
+        self.terminal = recording.terminal(
+            seed=seed, clock=clock, accounts=_accounts(balance), ipc_seconds=call_cost
+        )
+        self._thread = threading.current_thread()
         self.sampler = _Sampler(self.terminal, start, end, progress)
         self.ended = False
         self._real_sleep = time.sleep
@@ -219,7 +233,10 @@ class _Run:
     # fast mode: samples at the jumps, when everything waits ---------------------------
     def _on_advance(self, old: float, new: float) -> None:
         sampler = self.sampler
-        target = self.start + new - 0.0
+        target = self.start + new
+        if target < sampler.next_at:  # most jumps: no sample due
+            sampler.report(self.start + old)
+            return
         while sampler.next_at <= min(target, self.end):
             # The simulated clock must read the sample's time: move the virtual one there first.
             self.vclock.now = max(self.vclock.now, sampler.next_at - self.start)
@@ -268,17 +285,26 @@ class _Run:
         loop.call_later(min(_PROGRESS_EVERY, _SAMPLE_EVERY / self.speed), self._tick, loop)
 
     def sleep(self, seconds: float) -> None:
-        """``time.sleep`` of a synchronous bot: simulated time passes, not real time."""
+        """``time.sleep`` during a replay: simulated time passes, not real time.
+
+        A synchronous bot's sleep (no event loop in the replay's thread) ends the bot at the
+        replay's end; a sleep inside a call (the terminal's pipe time) only moves the clock.
+        """
         if seconds < 0:
             raise ValueError("sleep length must be non-negative")
+        in_loop = asyncio._get_running_loop() is not None
+        if in_loop and self.fast:  # a call's pipe time, on the loop's thread: the hot path
+            self.vclock.advance_to(self.vclock.now + seconds)
+            return
+        may_end = not in_loop and threading.current_thread() is self._thread
         left = max(self.end - self.sim_now(), 0.0)
-        step = min(seconds, left)
+        step = min(seconds, left) if may_end else seconds
         if self.fast:
             self.vclock.advance_to(self.vclock.now + step)
         else:
             self._real_sleep(step / self.speed)
             self.sampler.due(self.sim_now())
-        if seconds >= left:
+        if may_end and seconds >= left:
             self.ended = True
             raise _ReplayEnded
 
@@ -344,6 +370,7 @@ def run(
     balance: float = 10_000.0,
     args: list[str] | tuple[str, ...] = (),
     progress: Progress | None = None,
+    call_cost: float = 0.0005,
 ) -> ReplayResult:
     """Run ``bot`` on a recorded market and return what it did.
 
@@ -365,6 +392,8 @@ def run(
         balance: The account's starting balance.
         args: Command-line arguments of a bot script.
         progress: Called with ``(simulated_now, start, end)`` a few times a second.
+        call_cost: Simulated seconds each terminal call takes in fast mode (the real pipe
+            round trip is 0.1 to 1 ms), so a bot that never sleeps still sees time pass.
 
     Raises:
         ReplayError: Bad arguments, an unusable recording, or the script exited with an error.
@@ -375,6 +404,8 @@ def run(
         fast = False
     elif not fast:
         raise ReplayError("choose fast=True (virtual time) or a speed")
+    if not 0 <= call_cost <= 1:
+        raise ReplayError(f"call_cost must be within [0, 1] seconds, got {call_cost!r}")
     market = _recording(store, data, recording, server)
     first, last = market.first, market.last
     start_s = _epoch("start", start, float(min(first + 3600, last)))
@@ -393,6 +424,7 @@ def run(
         seed=seed,
         balance=balance,
         progress=progress,
+        call_cost=call_cost if fast else 0.0,
     )
     began = time.perf_counter()
     try:
