@@ -225,6 +225,33 @@ def test_bad_recordings_are_refused_with_a_reason(
         Recording([RecordedSeries("EURUSD", recorded), RecordedSeries("EURUSD", recorded)])
 
 
+def test_a_recorded_symbol_info_gives_the_spec(
+    recorded: np.ndarray, tmp_path: pathlib.Path
+) -> None:
+    from aiomt5.sim import save_symbol_info
+
+    store = HistoryStore(tmp_path / "store")
+    store.write("Broker-Live", "GER40.cash", "M1", recorded)
+    info = {"name": "GER40.cash", "digits": 5, "trade_contract_size": 25.0,
+            "currency_base": "EUR", "currency_profit": "EUR", "currency_margin": "EUR",
+            "volume_min": 0.1, "volume_step": 0.1, "trade_stops_level": 20,
+            "trade_calc_mode": c.SYMBOL_CALC_MODE_CFDINDEX, "chart_mode": 0}  # fmt: skip
+    path = save_symbol_info(store, "Broker-Live", info)
+    assert path.name == "symbol_info.json"
+    spec = Recording.from_store(store).specs["GER40.cash"]
+    assert (spec.contract_size, spec.currency_profit, spec.volume_min, spec.stops_level) == (
+        25.0,
+        "EUR",
+        0.1,
+        20,
+    )
+    assert spec.calc_mode == c.SYMBOL_CALC_MODE_CFDINDEX
+    # The same from files: a .json among the data files.
+    _write_array(recorded[:100], tmp_path / "GER40.parquet")
+    from_files = Recording.from_files({"GER40.cash": [tmp_path / "GER40.parquet", path]})
+    assert from_files.specs["GER40.cash"].contract_size == 25.0
+
+
 def test_an_unknown_symbol_gets_a_spec_inferred_from_its_recording(recorded: np.ndarray) -> None:
     recording = Recording([RecordedSeries("ABCXYZ.pro", recorded)])
     spec = recording.specs["ABCXYZ.pro"]

@@ -26,7 +26,7 @@ from aiomt5._mt5.structs import RATES_DTYPE, STRUCT_TYPES, TICKS_DTYPE
 from ._account import DEFAULT_LOGIN, DEFAULT_PASSWORD, DEFAULT_SERVER, SimAccount
 from ._clock import SimClock
 from ._faults import FaultRecord, Faults, Hang
-from ._recorded import RecordedSeries, Recording, RecordingError
+from ._recorded import RecordedSeries, Recording, RecordingError, save_symbol_info
 from ._setup import sim_terminal_from_settings
 from ._spec import SymbolSpec, TradingHours
 from ._symbols import CATALOGUE
@@ -56,6 +56,7 @@ __all__ = [
     "TradingHours",
     "install",
     "make_module",
+    "save_symbol_info",
     "sim_terminal_from_settings",
     "uninstall",
 ]

@@ -14,14 +14,18 @@ from a ``HistoryStore`` or from the files ``aiomt5 rates/ticks --out`` writes (P
   same ticks. A bar with fewer than 4 recorded ticks gets 4 (open, high, low, close).
 * **Trading** reads these ticks: market orders fill at the replayed bid/ask (the recorded
   spread), and SL/TP and pending orders trigger on them.
-* **Specs** come from the catalogue where the name (or the name without a broker suffix) is
-  known, with the digits seen in the recording; an unknown symbol gets a spec inferred from the
-  recording (digits from the prices, FX currencies from a six-letter name, typical spread).
+* **Specs** come from the recording where it holds the symbol's ``symbol_info`` (a
+  ``symbol_info.json`` beside the store's series, written by ``save_symbol_info``, or a ``.json``
+  file among the data files): contract size, currencies, digits, volume limits, stops level,
+  swaps, margins. Otherwise from the catalogue where the name (or the name without a broker
+  suffix) is known; an unknown symbol gets a spec inferred from the recording (digits from the
+  prices, FX currencies from a six-letter name, typical spread).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 from collections.abc import Iterable, Mapping
@@ -43,7 +47,7 @@ if TYPE_CHECKING:
     from ._clock import SimClock
     from ._terminal import SimTerminal
 
-__all__ = ["RecordedMarket", "RecordedSeries", "Recording", "RecordingError"]
+__all__ = ["RecordedMarket", "RecordedSeries", "Recording", "RecordingError", "save_symbol_info"]
 
 Packed = npt.NDArray[np.void]
 I64 = npt.NDArray[np.int64]
@@ -53,6 +57,24 @@ _DAY_MS: Final = 86_400_000
 _MINUTE_MS: Final = 60_000
 # The tick model needs four key ticks per bar: open, high, low, close.
 _MIN_TICKS: Final = 4
+SYMBOL_INFO_FILE: Final = "symbol_info.json"
+# MetaTrader5 ``symbol_info`` fields -> ``SymbolSpec`` fields, for specs taken from a recording.
+_INFO_TO_SPEC: Final = {
+    "digits": "digits", "trade_contract_size": "contract_size", "trade_calc_mode": "calc_mode",
+    "trade_mode": "trade_mode", "trade_exemode": "exemode", "chart_mode": "chart_mode",
+    "filling_mode": "filling_mode", "order_mode": "order_mode",
+    "expiration_mode": "expiration_mode", "volume_min": "volume_min",
+    "volume_max": "volume_max", "volume_step": "volume_step", "volume_limit": "volume_limit",
+    "spread_float": "spread_float", "trade_stops_level": "stops_level",
+    "trade_freeze_level": "freeze_level", "swap_mode": "swap_mode", "swap_long": "swap_long",
+    "swap_short": "swap_short", "swap_rollover3days": "swap_rollover3days",
+    "margin_initial": "margin_initial", "margin_maintenance": "margin_maintenance",
+    "margin_hedged": "margin_hedged", "trade_tick_size": "tick_size",
+    "currency_base": "currency_base", "currency_profit": "currency_profit",
+    "currency_margin": "currency_margin", "description": "description", "path": "path",
+    "category": "category", "exchange": "exchange", "isin": "isin", "bank": "bank",
+    "basis": "basis", "page": "page",
+}  # fmt: skip
 _RATE_COLUMNS: Final = frozenset(RATES_DTYPE.names or ())
 _TICK_COLUMNS: Final = frozenset(TICKS_DTYPE.names or ())
 
@@ -75,6 +97,8 @@ class RecordedSeries:
     symbol: str
     bars: Packed
     ticks: Packed | None = None
+    info: Mapping[str, Any] | None = None
+    """The symbol's recorded ``symbol_info()`` fields, if any (its spec comes from them)."""
 
     @property
     def first(self) -> int:
@@ -135,8 +159,21 @@ def _digits_of(prices: npt.NDArray[np.float64]) -> int:
     return 8
 
 
-def _spec_for(symbol: str, bars: Packed) -> SymbolSpec:
-    """The symbol's spec: the catalogue's (by name, or by name without a suffix) or inferred."""
+def _spec_for(symbol: str, bars: Packed, info: Mapping[str, Any] | None = None) -> SymbolSpec:
+    """The symbol's spec: recorded, the catalogue's (by name, or without a suffix) or inferred."""
+    spec = _catalogue_or_inferred(symbol, bars)
+    if not info:
+        return spec
+    recorded = {_INFO_TO_SPEC[k]: v for k, v in info.items() if k in _INFO_TO_SPEC}
+    if info.get("chart_mode") is not None:
+        recorded["has_last"] = int(info["chart_mode"]) == c.SYMBOL_CHART_MODE_LAST
+    try:
+        return dataclasses.replace(spec, **recorded)
+    except (TypeError, ValueError) as exc:
+        raise RecordingError(f"{symbol}: unusable recorded symbol_info ({exc})") from None
+
+
+def _catalogue_or_inferred(symbol: str, bars: Packed) -> SymbolSpec:
     by_name = {spec.name: spec for spec in CATALOGUE}
     known = by_name.get(symbol) or next(
         (by_name[n] for n in sorted(by_name, key=len, reverse=True) if symbol.startswith(n)), None
@@ -287,7 +324,7 @@ class Recording:
         if not self.series:
             raise RecordingError("the recording holds no symbol")
         self.specs: dict[str, SymbolSpec] = {
-            name: _spec_for(name, one.bars) for name, one in self.series.items()
+            name: _spec_for(name, one.bars, one.info) for name, one in self.series.items()
         }
 
     def __repr__(self) -> str:
@@ -386,13 +423,12 @@ class Recording:
             raise RecordingError(
                 f"{store} holds several servers {servers}: choose one with server=... (--server)"
             )
-        return cls(
-            RecordedSeries(
-                k.symbol,
-                _check_m1(k.symbol, store.read(k.server, k.symbol, k.timeframe), str(store)),
-            )
-            for k in keys
-        )
+        series = []
+        for k in keys:
+            bars = _check_m1(k.symbol, store.read(k.server, k.symbol, k.timeframe), str(store))
+            info_file = store.directory(k.server, k.symbol, k.timeframe).parent / SYMBOL_INFO_FILE
+            series.append(RecordedSeries(k.symbol, bars, info=_read_info(info_file)))
+        return cls(series)
 
     @classmethod
     def from_files(cls, files: Iterable[str | os.PathLike[str]] | Mapping[str, Any]) -> Recording:
@@ -425,7 +461,11 @@ class Recording:
         for symbol, paths in grouped.items():
             bars: Packed | None = None
             ticks: Packed | None = None
+            info: dict[str, Any] | None = None
             for path in paths:
+                if path.suffix.lower() == ".json":
+                    info = _read_info(path.expanduser(), required=True)
+                    continue
                 kind, array = _read_file(path.expanduser())
                 if kind == "bars":
                     bars = array if bars is None else np.concatenate([bars, array])
@@ -434,11 +474,50 @@ class Recording:
             if ticks is not None:
                 ticks = ticks[np.argsort(ticks["time_msc"], kind="stable")]
             if bars is None:
-                assert ticks is not None
+                if ticks is None:
+                    raise RecordingError(f"{symbol}: a symbol_info file but no bars or ticks")
                 known = next((s for s in CATALOGUE if s.name == symbol), None)
                 bars = _bars_from_ticks(ticks, known is not None and known.has_last)
-            series.append(RecordedSeries(symbol, _check_m1(symbol, bars, str(paths[0])), ticks))
+            checked = _check_m1(symbol, bars, str(paths[0]))
+            series.append(RecordedSeries(symbol, checked, ticks, info))
         return cls(series)
+
+
+def _read_info(path: Path, *, required: bool = False) -> dict[str, Any] | None:
+    """A recorded ``symbol_info`` (JSON object of its fields), or None when there is none."""
+    if not path.is_file():
+        if required:
+            raise RecordingError(f"{path}: no such file")
+        return None
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise RecordingError(f"{path}: not a readable symbol_info JSON file ({exc})") from None
+    if not isinstance(info, dict):
+        raise RecordingError(f"{path}: expected a JSON object of symbol_info fields")
+    return info
+
+
+def save_symbol_info(store: Any, server: str, info: Any) -> Path:
+    """Record a symbol's ``symbol_info()`` beside its series in a ``HistoryStore``.
+
+    A replay then takes the symbol's spec from it (contract size, currencies, volume limits...).
+
+    Args:
+        store: The ``HistoryStore``.
+        server: The trade server (``account_info().server``).
+        info: ``symbol_info(symbol)``'s result (a struct with ``_asdict()``) or a mapping.
+
+    Returns:
+        The file written.
+    """
+    fields = dict(info._asdict() if hasattr(info, "_asdict") else info)
+    folder: Path = store.directory(server, str(fields["name"]), "M1").parent
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / SYMBOL_INFO_FILE
+    plain = {k: v for k, v in fields.items() if isinstance(v, str | int | float | bool)}
+    path.write_text(json.dumps(plain, indent=1, sort_keys=True), encoding="utf-8")
+    return path
 
 
 def _read_columns(path: Path) -> dict[str, npt.NDArray[Any]]:
