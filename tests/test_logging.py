@@ -133,7 +133,8 @@ def test_structlog_processor_formatter_shows_fields_by_their_names(collected: Co
         logging.getLogger("aiomt5.worker").setLevel(logging.NOTSET)
     line = stream.getvalue().strip()
     assert line.startswith("event='aiomt5.worker.call_failed'"), line
-    assert "detail=" in line and "message_" not in line, line
+    assert "detail=" in line, line
+    assert "message_" not in line, line
 
 
 def test_disabled_levels_build_nothing(collected: Collect) -> None:
