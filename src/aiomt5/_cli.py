@@ -507,6 +507,7 @@ def _build_app() -> typer.Typer:
         max_reply_memory_mb: Annotated[
             float, typer.Option(help="Tick replies held at once, all clients, in MiB.")
         ] = 256.0,
+        as_json: _JsonOption = False,
     ) -> None:
         """Serve a terminal to aiomt5:// clients: token-authenticated, loopback by default."""
         from ._remote._server import run_serve  # imported here: the other commands never need it
@@ -518,6 +519,7 @@ def _build_app() -> typer.Typer:
                 tls_cert=tls_cert,
                 tls_key=tls_key,
                 sim_seed=sim_seed,
+                as_json=as_json or state["out"].as_json,
                 host=host,
                 port=port,
                 insecure=insecure,
