@@ -28,10 +28,12 @@ are (the script's own comments and checks stay untouched); use ``MT5Connector`` 
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 import types
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from ._core._errors import MT5Error
@@ -202,6 +204,9 @@ def install(settings: MT5Settings | None = None, **overrides: Any) -> types.Modu
         settings: Base settings (default: ``MT5_*`` variables and ``.env``).
         **overrides: Setting fields, e.g. ``backend="sim"`` or ``call_timeout=5``.
             ``backend`` may also be an object (a ``SimTerminal``, the real module...).
+            With ``backend="sim"`` and no ``sim_start``, the simulator's market is open as
+            with ``aiomt5.sim.install()`` (a weekend starts at the latest open session, and a
+            warning says so).
 
     Returns:
         The module; ``import MetaTrader5`` returns it too until ``uninstall()``.
@@ -210,10 +215,29 @@ def install(settings: MT5Settings | None = None, **overrides: Any) -> types.Modu
     if backend is not None and isinstance(backend, str):
         overrides["backend"] = backend
         backend = None
-    bridge = _Bridge(settings_with(settings, overrides), backend)
+    chosen = settings_with(settings, overrides)
+    if backend is None and chosen.backend == "sim":
+        chosen = _open_market(chosen)
+    bridge = _Bridge(chosen, backend)
     module = _make_module(bridge)
     sys.modules[_MODULE_NAME] = module
     return module
+
+
+def _open_market(settings: MT5Settings) -> MT5Settings:
+    """The simulator's clock as ``aiomt5.sim.install()`` sets it: an open market by default.
+
+    Without ``sim_start``, a wall clock in a closed FX session (a weekend) starts at the same
+    hour of the latest open one, with one warning on ``aiomt5.sim``: a legacy script run through
+    ``install(backend="sim")`` on a Saturday trades Friday's market, not ``Market closed``.
+    """
+    from .sim._setup import sim_clock  # the simulator is imported only when it is used
+
+    choice = sim_clock(settings, open_market=True)
+    if choice.moved_to is None:
+        return settings
+    logging.getLogger("aiomt5.sim").warning("aiomt5.sim: %s", choice.note)
+    return settings.model_copy(update={"sim_start": datetime.fromtimestamp(choice.moved_to, UTC)})
 
 
 def uninstall() -> None:
