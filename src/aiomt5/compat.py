@@ -88,6 +88,28 @@ def _failure_value(function: str) -> Any:
     return False if function in _FALSE_ON_FAILURE else None
 
 
+class _ModuleFunction:
+    """A function of the installed module that, like the C extension's, never binds as a method.
+
+    Real code keeps MetaTrader5's functions as class attributes and calls them through ``self``
+    (aiomql: ``_login = MetaTrader5.login``, then ``self._login(login, ...)``). The extension's
+    functions are builtins, which do not bind; a plain Python function there would receive the
+    instance as its first argument (``login(self, 5001234)``: ``Invalid "login" argument``).
+    """
+
+    __slots__ = ("__name__", "__qualname__", "_call")
+
+    def __init__(self, name: str, call: Callable[..., Any]) -> None:
+        self.__name__ = self.__qualname__ = name
+        self._call = call
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._call(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<built-in function {self.__name__}>"
+
+
 class _Bridge:
     """The state behind one installed module: settings, the connector, ``last_error()``."""
 
@@ -157,8 +179,7 @@ class _Bridge:
             self._last_error = _SUCCESS
             return result
 
-        call.__name__ = call.__qualname__ = name
-        return call
+        return _ModuleFunction(name, call)
 
 
 class _ModuleHelpers(MetaTrader5Helpers):
@@ -188,9 +209,8 @@ def _make_module(bridge: _Bridge) -> types.ModuleType:
     helpers = _ModuleHelpers(module)
     for name in HELPER_FUNCTIONS:
         setattr(module, name, getattr(helpers, name))
-    module.initialize = bridge.initialize  # type: ignore[attr-defined]
-    module.shutdown = bridge.shutdown  # type: ignore[attr-defined]
-    module.last_error = bridge.last_error  # type: ignore[attr-defined]
+    for name in ("initialize", "shutdown", "last_error"):
+        setattr(module, name, _ModuleFunction(name, getattr(bridge, name)))
     module.__version__ = "5.0.6231"  # type: ignore[attr-defined]
     module.__author__ = "MetaQuotes Ltd."  # type: ignore[attr-defined]
     module.aiomt5_bridge = bridge  # type: ignore[attr-defined]
