@@ -472,6 +472,13 @@ def test_bad_arguments_say_what_is_wrong(recording: Recording, store: HistorySto
         replay.run(bot, recording=recording, balance=0)
     with pytest.raises(replay.ReplayError, match="no such bot script"):
         replay.run(ROOT / "nope.py", store=store.root)
+
+    async def broken(mt5: Any) -> None:
+        raise KeyError("oops")
+
+    with pytest.raises(replay.BotError, match="KeyError") as failed:
+        replay.run(broken, recording=recording)
+    assert isinstance(failed.value.__cause__, KeyError)
     with pytest.raises(replay.ReplayError, match="async def"):
         replay.run(lambda mt5: None, recording=recording)  # type: ignore[arg-type,return-value]
 

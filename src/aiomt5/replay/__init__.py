@@ -22,11 +22,12 @@ from __future__ import annotations
 
 from ._loop import VirtualClock, VirtualTimeLoop
 from ._report import DEALS_DTYPE, EQUITY_DTYPE, ReplayResult, Summary
-from ._run import ReplayError, run
+from ._run import BotError, ReplayError, run
 
 __all__ = [
     "DEALS_DTYPE",
     "EQUITY_DTYPE",
+    "BotError",
     "ReplayError",
     "ReplayResult",
     "Summary",

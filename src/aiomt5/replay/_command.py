@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
+import traceback
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ._run import Progress, ReplayError, run
+from ._run import BotError, Progress, ReplayError, run
 
 __all__ = ["replay_command"]
 
@@ -89,6 +90,8 @@ def replay_command(
                 progress=update,
             )
     except ReplayError as exc:
+        if isinstance(exc, BotError) and exc.__cause__ is not None:
+            traceback.print_exception(exc.__cause__, file=errors)
         errors.write(f"error: {exc}\n")
         return 1
     files = result.write_report(report if report is not None else Path("replay-report.html"))

@@ -30,7 +30,7 @@ from aiomt5.sim._setup import providing
 from ._loop import VirtualClock, VirtualTimeLoop
 from ._report import EQUITY_DTYPE, ReplayResult, deals_array
 
-__all__ = ["ReplayError", "run"]
+__all__ = ["BotError", "ReplayError", "run"]
 
 Bot = str | os.PathLike[str] | Callable[[Any], Awaitable[Any]]
 """A script path (run as ``__main__``), or ``async def bot(mt5)`` given a connected connector."""
@@ -51,6 +51,10 @@ _CANCEL_TRIES: Final = 6
 
 class ReplayError(Exception):
     """A replay could not run: bad arguments, an unusable recording, or the bot failed."""
+
+
+class BotError(ReplayError):
+    """The bot raised (its exception is the ``__cause__``) or exited with an error status."""
 
 
 class _ReplayEnded(BaseException):
@@ -319,7 +323,7 @@ class _Run:
             runpy.run_path(str(path), run_name="__main__")
         except SystemExit as exc:
             if exc.code not in (0, None):
-                raise ReplayError(f"{path.name} exited with status {exc.code}") from None
+                raise BotError(f"{path.name} exited with status {exc.code}") from None
         finally:
             sys.argv, sys.path[:] = saved_argv, saved_path
 
@@ -333,6 +337,8 @@ class _Run:
         asyncio.run(main())
 
     def execute(self, bot: Bot, args: list[str]) -> None:
+        if callable(bot) and not inspect.iscoroutinefunction(bot):
+            raise ReplayError("a bot function must be `async def bot(mt5)`")
         with (
             providing(self.terminal),
             _environment(),
@@ -342,8 +348,6 @@ class _Run:
         ):
             try:
                 if callable(bot):
-                    if not inspect.iscoroutinefunction(bot):
-                        raise ReplayError("a bot function must be `async def bot(mt5)`")
                     self.run_function(bot)
                 else:
                     self.run_script(Path(bot), args)
@@ -352,7 +356,11 @@ class _Run:
                     raise
             except RuntimeError as exc:
                 if not (self.ended and "Event loop stopped" in str(exc)):
-                    raise
+                    raise BotError(f"the bot raised {type(exc).__name__}: {exc}") from exc
+            except ReplayError:
+                raise
+            except Exception as exc:
+                raise BotError(f"the bot raised {type(exc).__name__}: {exc}") from exc
 
 
 def run(
