@@ -92,6 +92,8 @@ _DONE: Final = 2
 _CANCELLED: Final = 3
 
 _thread_ids = itertools.count(1)
+# Calls run inline (``_run_inline``) between two yields to the event loop.
+_INLINE_YIELD_EVERY: Final = 8
 # Every worker not yet collected, for ``calls_in_flight``.
 _workers: weakref.WeakSet[Worker] = weakref.WeakSet()
 
@@ -339,6 +341,7 @@ class Worker:
         # side): each counter has one writer, so neither needs the lock.
         self._submitted = 0
         self._settled = 0
+        self._inline_calls = 0
         _workers.add(self)
 
     # ------------------------------------------------------------------ lifecycle
@@ -598,13 +601,16 @@ class Worker:
 
         A virtual-time loop (``aiomt5.replay``) does: its clock stands still during a call
         either way, so no deadline can fire, and the simulator's calls are quick; the thread
-        hop is then pure cost (more than half of a replay's time). The call stays an await
-        point, as on the thread, so a bot calling in a loop still lets other tasks run.
+        hop is then pure cost (more than half of a replay's time). Every few calls the caller
+        yields to the loop, so a bot calling in a loop without sleeping still lets other tasks
+        (and timers) run.
         """
         if self._closed or self._thread is None:
             state = "closed" if self._closed else "not started"
             raise MT5ClosedError(f"the worker is {state}; connect first", function=function)
-        await asyncio.sleep(0)
+        self._inline_calls += 1
+        if not self._inline_calls % _INLINE_YIELD_EVERY:
+            await asyncio.sleep(0)
         recorder = self._recorder
         started = time.perf_counter()
         try:
