@@ -20,6 +20,12 @@ child ÷ thread.
 Then a ``ChildTerminal`` alone, without the connector: ``symbol_info_tick`` one call at a time,
 against batches of 32 sent ahead (``send_ahead``), median of the rounds and their ratio.
 
+Last, why arrays cross as raw bytes on the child's socket and not through shared memory: 60 MB
+(1M ticks) handed from a process to its parent, interleaved rounds, median: over a Unix
+socketpair into a fresh array (what the child does), against a ``multiprocessing.shared_memory``
+segment the sender creates and fills and the receiver maps and unlinks (no copy on its side).
+Either way the receiver ends with every page of the array in hand (one byte per page read).
+
 Run: ``.venv/bin/python bench/bench_isolation.py [--rounds N]``.
 """
 
@@ -28,11 +34,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import multiprocessing
 import random
+import socket
 import statistics
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from multiprocessing import resource_tracker, shared_memory
+from multiprocessing.connection import Connection
+
+import numpy as np
 
 from aiomt5 import AsyncMT5Connector, MT5Settings
 from aiomt5._remote._isolation import ChildTerminal
@@ -200,9 +212,84 @@ def child_alone(rounds: int) -> None:
     )
 
 
+TRANSFER_BYTES = 60_000_000  # 1M ticks
+PAGE = 4096
+
+
+def sender(control: Connection, sock: socket.socket) -> None:
+    """The other process: on each request, send fresh 60 MB the way it names."""
+    data = np.random.default_rng(1).integers(0, 255, TRANSFER_BYTES, np.uint8)
+    while (how := control.recv()) is not None:
+        payload = data.copy()  # what a terminal call hands over: a fresh array
+        if how == "socket":
+            sock.sendall(payload.data)
+        else:
+            segment = shared_memory.SharedMemory(create=True, size=TRANSFER_BYTES)
+            np.frombuffer(segment.buf, np.uint8)[:] = payload
+            # The receiver unlinks it: this process must not (nor its resource tracker).
+            resource_tracker.unregister(segment._name, "shared_memory")  # type: ignore[attr-defined]
+            segment.close()
+            control.send(segment.name)
+        del payload
+
+
+def receive_by_socket(
+    control: Connection, sock: socket.socket
+) -> tuple[np.ndarray, Callable[[], None]]:
+    control.send("socket")
+    array = np.empty(TRANSFER_BYTES, np.uint8)  # as FrameReader does for a trusted peer
+    have = 0
+    with array.data as view:
+        while have < TRANSFER_BYTES:
+            have += sock.recv_into(view[have:], TRANSFER_BYTES - have)
+    return array, lambda: None
+
+
+def receive_by_shared_memory(
+    control: Connection, _sock: socket.socket
+) -> tuple[np.ndarray, Callable[[], None]]:
+    control.send("shm")
+    segment = shared_memory.SharedMemory(name=control.recv())
+    segment.unlink()  # the receiver's job: the memory lives on while mapped
+    return np.frombuffer(segment.buf, np.uint8), segment.close  # close once the array is gone
+
+
+def transfer(rounds: int) -> None:
+    context = multiprocessing.get_context("spawn")
+    ours, theirs = socket.socketpair()
+    control, their_control = context.Pipe()
+    process = context.Process(target=sender, args=(their_control, theirs), daemon=True)
+    process.start()
+    ways = {"unix socketpair": receive_by_socket, "shared memory": receive_by_shared_memory}
+    times: dict[str, list[float]] = {name: [] for name in ways}
+    try:
+        for index in range(rounds + 1):
+            for name, receive in ways.items():
+                start = time.perf_counter()
+                array, release = receive(control, ours)
+                touched = int(array[::PAGE].sum())  # every page in hand
+                elapsed = time.perf_counter() - start
+                del array
+                release()
+                if index:  # the first round is untimed
+                    times[name].append(elapsed * 1e3)
+                assert touched >= 0
+    finally:
+        control.send(None)
+        process.join(10)
+        ours.close()
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    print(
+        f"60 MB to the parent: unix socketpair {medians['unix socketpair']:.1f} ms, "
+        f"shared memory {medians['shared memory']:.1f} ms "
+        f"(shared memory ÷ socket {medians['shared memory'] / medians['unix socketpair']:.2f}x)"
+    )
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=9)
     options = parser.parse_args()
     asyncio.run(main(options.rounds))
     child_alone(options.rounds)
+    transfer(options.rounds)
