@@ -225,7 +225,7 @@ def sender(control: Connection, sock: socket.socket) -> None:
             sock.sendall(payload.data)
         else:
             segment = shared_memory.SharedMemory(create=True, size=TRANSFER_BYTES)
-            np.frombuffer(segment.buf, np.uint8)[:] = payload
+            np.frombuffer(segment.buf or b"", np.uint8)[:] = payload
             # The receiver unlinks it: this process must not (nor its resource tracker).
             resource_tracker.unregister(segment._name, "shared_memory")  # type: ignore[attr-defined]
             segment.close()
@@ -251,7 +251,7 @@ def receive_by_shared_memory(
     control.send("shm")
     segment = shared_memory.SharedMemory(name=control.recv())
     segment.unlink()  # the receiver's job: the memory lives on while mapped
-    return np.frombuffer(segment.buf, np.uint8), segment.close  # close once the array is gone
+    return np.frombuffer(segment.buf or b"", np.uint8), segment.close  # close once the array is gone
 
 
 def transfer(rounds: int) -> None:
