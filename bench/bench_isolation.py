@@ -251,7 +251,8 @@ def receive_by_shared_memory(
     control.send("shm")
     segment = shared_memory.SharedMemory(name=control.recv())
     segment.unlink()  # the receiver's job: the memory lives on while mapped
-    return np.frombuffer(segment.buf or b"", np.uint8), segment.close  # close once the array is gone
+    array = np.frombuffer(segment.buf or b"", np.uint8)
+    return array, segment.close  # closed once the array is gone
 
 
 def transfer(rounds: int) -> None:
