@@ -128,7 +128,9 @@ def encode(value: Any, buffers: list[Any] | None = None) -> Any:
         return _encode_datetime(value)
     if isinstance(value, tuple):
         if hasattr(kind, "n_fields") and hasattr(value, "_asdict"):
-            return ("s", kind.__name__, tuple([encode(item, buffers) for item in value]))
+            plain = _PLAIN  # a struct's fields mostly are: they skip the call
+            fields = [item if type(item) in plain else encode(item, buffers) for item in value]
+            return ("s", kind.__name__, tuple(fields))
         return ("t", tuple([encode(item, buffers) for item in value]))
     if isinstance(value, list):
         return ("l", tuple([encode(item, buffers) for item in value]))
@@ -300,8 +302,11 @@ def _decode_struct(
     make = structs.get(name) if type(name) is str else None
     if make is None:
         raise WireError(f"unknown remote struct type {name!r}")
+    plain = _PLAIN  # most fields are: they skip the call (a reply's fields are most of its work)
     values = [
-        decode(item, structs, arrays=arrays, buffers=buffers, depth=depth + 1)
+        item
+        if type(item) in plain
+        else decode(item, structs, arrays=arrays, buffers=buffers, depth=depth + 1)
         for item in _seq(fields)
     ]
     try:
