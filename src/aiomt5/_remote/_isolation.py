@@ -8,7 +8,7 @@ the backend into a child process, which answers the framed protocol of ``aiomt5 
 
 On POSIX each link is one end of a ``socketpair`` handed to the child over a private Unix
 socket (``socket.send_fds``): nothing listens, nobody else can connect, and a Unix socket
-carries a 60 MB array in about half the time of TCP loopback. Elsewhere (Windows: no fd
+does less work per byte than TCP loopback. Elsewhere (Windows: no fd
 passing) the child serves ``aiomt5 serve`` on a loopback port with a fresh random token and
 this process connects as an ``aiomt5://`` client. Either way the child is trusted: a big
 array's memory is taken at once for its size instead of growing as it arrives.
@@ -61,7 +61,7 @@ _READY: Final = "aiomt5-child-ready "
 _LINKS_FD_ENV: Final = "AIOMT5_CHILD_LINKS_FD"
 # Buffers above this get their own mapping in the child, unmapped when freed (a 60 MB tick
 # array); below it they are reused from the heap. At glibc's 128 KiB a simulator building
-# 1M ticks (8 MB temporaries) took 3.3x longer, every temporary a fresh mapping to fault in.
+# 1M ticks (8 MB temporaries) took several times as long, each one a fresh mapping to fault in.
 _CHILD_MMAP_THRESHOLD: Final = 32 << 20
 HANDS_OVER_LINKS: Final = hasattr(socket, "send_fds") and hasattr(socket, "AF_UNIX")
 """Whether links to a child are socketpairs handed over to it (POSIX) or TCP (Windows)."""
