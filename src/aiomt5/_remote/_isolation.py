@@ -160,7 +160,14 @@ def _start_control(faults: Any, control: TextIO, port: int) -> None:
 
 
 def _serve_handed_over(links: socket.socket, backend: object) -> None:
-    """Serve each socket the parent hands over on ``links``; return when the parent is gone."""
+    """Serve each socket the parent hands over on ``links``; return when the parent is gone.
+
+    Its one client, the parent, gets the backend as it is: no slicing of tick downloads nor a
+    memory budget shared between clients (``BoundedBackend``, what a shared ``aiomt5 serve``
+    needs). One lock still keeps the calls one at a time: a link the parent has dropped may
+    still be finishing one when the next link arrives.
+    """
+    lock = threading.Lock()
     while True:
         try:
             message, fds, _flags, _address = socket.recv_fds(links, 1, 1)
@@ -173,15 +180,16 @@ def _serve_handed_over(links: socket.socket, backend: object) -> None:
         for fd in fds:
             link = socket.socket(fileno=fd)
             threading.Thread(
-                target=_serve_link, args=(link, backend), name="aiomt5-child-link", daemon=True
+                target=_serve_link,
+                args=(link, backend, lock),
+                name="aiomt5-child-link",
+                daemon=True,
             ).start()
 
 
-def _serve_link(link: socket.socket, backend: object) -> None:
-    # The backend takes its lock call by call (as behind ``aiomt5 serve``); the parent talks
-    # over one link at a time, and closes it (ending this thread) before it opens another.
+def _serve_link(link: socket.socket, backend: object, lock: threading.Lock) -> None:
     with link, contextlib.suppress(OSError, WireError):
-        serve_frames(link, backend, contextlib.nullcontext(), too_large=_too_large)
+        serve_frames(link, backend, lock, too_large=_too_large)
 
 
 def _too_large(size: int) -> tuple[Any, ...] | None:
