@@ -731,23 +731,23 @@ def run_serve(
     except (MT5Error, ValueError, OSError) as exc:  # MT5NotAvailableError, bad TLS files...
         sys.stderr.write(f"aiomt5 serve: {exc}\n")
         return 2
-    if as_json:
-        _json_line(
-            event="listening",
-            url=server.url,
-            host=server.host,
-            port=server.port,
-            backend=backend,
-            tls=tls is not None,
-            token=token is not None,
-        )
-    else:
-        sys.stdout.write(
-            f"aiomt5 serve: listening on {server.url} (backend {backend}, "
-            f"{'TLS' if tls else 'no TLS'}, {'token' if token else 'NO TOKEN'})\n"
-        )
-        sys.stdout.flush()
-    try:
+    try:  # before the announcement: whoever read it may interrupt us at once
+        if as_json:
+            _json_line(
+                event="listening",
+                url=server.url,
+                host=server.host,
+                port=server.port,
+                backend=backend,
+                tls=tls is not None,
+                token=token is not None,
+            )
+        else:
+            sys.stdout.write(
+                f"aiomt5 serve: listening on {server.url} (backend {backend}, "
+                f"{'TLS' if tls else 'no TLS'}, {'token' if token else 'NO TOKEN'})\n"
+            )
+            sys.stdout.flush()
         server.serve_forever()
     except KeyboardInterrupt:
         pass
