@@ -165,6 +165,48 @@ def test_reference_examples_are_python() -> None:
             compile(block, str(page), "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
 
 
+# --------------------------------------------------------------------------- example outputs
+
+OUTPUT = re.compile(
+    r"<!-- output of: python (?P<args>[^>]+?) -->\n"
+    r"(?:```python\n.*?```\n\n)?```text\n(?P<output>.*?)```",
+    re.DOTALL,
+)
+
+
+def shown_outputs() -> list[tuple[str, list[str], str]]:
+    """``(page, command arguments, output)`` for every output a page shows."""
+    return [
+        (page.name, m.group("args").split(), m.group("output"))
+        for page in gen.pages()
+        for m in OUTPUT.finditer(page.read_text())
+    ]
+
+
+def test_the_home_and_bot_pages_show_their_examples_outputs() -> None:
+    shown = {(page, args[0]) for page, args, _ in shown_outputs()}
+    assert ("index.md", "examples/hello.py") in shown
+    assert ("bot.md", "examples/bot.py") in shown
+    assert '--8<-- "examples/bot.py"' in (DOCS / "bot.md").read_text()
+    assert '--8<-- "examples/hello.py"' in (DOCS / "index.md").read_text()
+
+
+@pytest.mark.parametrize(
+    ("page", "args", "output"), shown_outputs(), ids=[f"{p}:{a[0]}" for p, a, _ in shown_outputs()]
+)
+def test_a_shown_output_is_what_the_example_prints(page: str, args: list[str], output: str) -> None:
+    run = subprocess.run(
+        [sys.executable, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, "PYTHONHASHSEED": "0"},
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout == output, f"docs/{page} shows another output than {' '.join(args)} prints"
+
+
 # --------------------------------------------------------------------------- the built site
 
 
@@ -329,9 +371,7 @@ def test_every_diagram_parses_with_mermaid() -> None:
     node = shutil.which("node")
     modules = _node_modules()
     if node is None or modules is None or not (modules / "jsdom").exists():
-        pytest.skip(
-            "needs node, and `npm install --prefix .docs-tools mermaid@12 jsdom` (.ci/run)"
-        )
+        pytest.skip("needs node, and `npm install --prefix .docs-tools mermaid@12 jsdom` (.ci/run)")
     found = diagrams()
     run = subprocess.run(
         [node, "-e", NODE_PARSE, str(modules)],
@@ -373,8 +413,15 @@ RENDER_PAGE = """<!doctype html><html><body><pre id="out">pending</pre>
     const [where, source] = diagrams[i];
     try {{
       const {{svg}} = await mermaid.render("d" + i, source);
-      const box = new DOMParser().parseFromString(svg, "image/svg+xml").documentElement;
-      results[where] = box.querySelector("parsererror") ? "ERROR svg" : "ok " + svg.length;
+      const holder = document.createElement("div");
+      holder.innerHTML = svg;
+      document.body.appendChild(holder);
+      const drawn = holder.querySelector("svg");
+      const box = drawn ? drawn.getBoundingClientRect() : {{width: 0, height: 0}};
+      const shapes = holder.querySelectorAll("g.node, g.actor, rect.actor, g.stateGroup").length;
+      results[where] = box.width > 50 && box.height > 50 && shapes > 1
+        ? `ok ${{Math.round(box.width)}}x${{Math.round(box.height)}} ${{shapes}} shapes`
+        : `ERROR empty drawing ${{box.width}}x${{box.height}}, ${{shapes}} shapes`;
     }} catch (error) {{ results[where] = "ERROR " + String(error.message || error); }}
   }}
   document.getElementById("out").textContent = JSON.stringify(results);
