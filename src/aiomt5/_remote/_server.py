@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import json
 import os
 import socket
 import ssl
@@ -710,13 +711,16 @@ def run_serve(
     tls_cert: str | None = None,
     tls_key: str | None = None,
     sim_seed: int | None = None,
+    as_json: bool = False,
     **options: Any,
 ) -> int:
     """``aiomt5 serve``: build the server from the command line's options, serve until Ctrl-C.
 
     ``options`` are ``RemoteServer``'s. Prints one line ``aiomt5 serve: listening on
     aiomt5://HOST:PORT ...`` (stdout) once the socket listens; errors go to stderr with
-    status 2, and never contain the token.
+    status 2, and never contain the token. With ``as_json`` stdout is JSON Lines instead: one
+    ``{"event": "listening", "url": ...}`` object once the socket listens (a supervisor reads
+    the port chosen for ``--port 0`` from it) and one ``{"event": "stopped", ...}`` at the end.
     """
     return_freed_memory()
     try:
@@ -727,18 +731,36 @@ def run_serve(
     except (MT5Error, ValueError, OSError) as exc:  # MT5NotAvailableError, bad TLS files...
         sys.stderr.write(f"aiomt5 serve: {exc}\n")
         return 2
-    sys.stdout.write(
-        f"aiomt5 serve: listening on {server.url} (backend {backend}, "
-        f"{'TLS' if tls else 'no TLS'}, {'token' if token else 'NO TOKEN'})\n"
-    )
-    sys.stdout.flush()
+    if as_json:
+        _json_line(
+            event="listening",
+            url=server.url,
+            host=server.host,
+            port=server.port,
+            backend=backend,
+            tls=tls is not None,
+            token=token is not None,
+        )
+    else:
+        sys.stdout.write(
+            f"aiomt5 serve: listening on {server.url} (backend {backend}, "
+            f"{'TLS' if tls else 'no TLS'}, {'token' if token else 'NO TOKEN'})\n"
+        )
+        sys.stdout.flush()
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
         server.close()
+        if as_json:
+            _json_line(event="stopped", url=server.url, refusals=server.refusals())
     return 0
+
+
+def _json_line(**fields: Any) -> None:
+    sys.stdout.write(json.dumps(fields) + "\n")
+    sys.stdout.flush()
 
 
 def serve_main(argv: Sequence[str] | None = None) -> int:
