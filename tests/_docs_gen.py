@@ -159,40 +159,37 @@ def _figure(value: float) -> str:
 
 
 def bench_tables() -> Iterator[tuple[str, str]]:
-    """``(file name, markdown)`` for every benchmark result: the table the pages include."""
+    """``(file name, markdown)`` for every table of every benchmark result, with its source."""
     for path in sorted(BENCH_RESULTS.glob("*.json")):
         data = json.loads(path.read_text())
-        rows = data["rows"]
-        columns = data["columns"]
-        lines = [
-            "| " + " | ".join(column["label"] for column in columns) + " |",
-            "|" + "---|" * len(columns),
-        ]
-        for row in rows:
-            cells = []
-            for column in columns:
-                value = row[column["key"]]
-                cells.append(_figure(value) if isinstance(value, int | float) else str(value))
-            lines.append("| " + " | ".join(cells) + " |")
-        lines += [
-            "",
-            f"*`{data['command']}` on {data['date']} ({data['machine']}).*",
-            "",
-        ]
-        yield f"bench-{path.stem}.md", "\n".join(lines)
+        for name, table in data["tables"].items():
+            columns = table["columns"]
+            lines = [
+                "| " + " | ".join(column["label"] for column in columns) + " |",
+                "|" + "---|" * len(columns),
+            ]
+            for row in table["rows"]:
+                cells = []
+                for column in columns:
+                    value = row[column["key"]]
+                    cells.append(_figure(value) if isinstance(value, int | float) else f"{value}")
+                lines.append("| " + " | ".join(cells) + " |")
+            source = f"`{data['command']}`, {data['date']}, {data['machine']}"
+            lines += ["", f"<small>{source}</small>", ""]
+            yield f"bench-{path.stem}-{name}.md", "\n".join(lines)
 
 
 def bench_figures() -> dict[str, str]:
     """Every figure pages may quote in prose, by ``<result file>.<figure>``.
 
     In a page, a quoted figure is followed by its key in a comment: ``2,130<!-- bench:trade.x -->``;
-    ``quoted_figures`` finds them and ``requote`` rewrites them from these values.
+    ``requote`` rewrites them from these values.
     """
     figures: dict[str, str] = {}
     for path in sorted(BENCH_RESULTS.glob("*.json")):
         data = json.loads(path.read_text())
         for key, value in data.get("figures", {}).items():
-            figures[f"{path.stem}.{key}"] = _figure(value) if not isinstance(value, str) else value
+            figures[f"{path.stem}.{key}"] = value if isinstance(value, str) else _figure(value)
     return figures
 
 

@@ -10,6 +10,7 @@ import ast
 import html
 import html.parser
 import importlib
+import importlib.util
 import json
 import os
 import pathlib
@@ -20,6 +21,7 @@ import sys
 import tempfile
 import urllib.parse
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -101,6 +103,31 @@ def test_quoted_figures_are_the_benchmarks() -> None:
 def test_an_unknown_figure_is_an_error() -> None:
     with pytest.raises(KeyError, match="no benchmark figure"):
         gen.requote("about 12<!-- bench:nothing.here -->")
+
+
+def _charts() -> Any:
+    spec = importlib.util.spec_from_file_location("bench_charts", ROOT / "bench" / "charts.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_charts_are_drawn_from_the_results_and_shown() -> None:
+    charts = _charts()
+    page = (DOCS / "benchmarks.md").read_text()
+    for name, draw in charts.CHARTS.items():
+        path = gen.BENCH_RESULTS / name
+        assert path.read_text() == draw(), f"{name} is stale: run python bench/charts.py"
+        assert f"(assets/bench/{name})" in page, f"docs/benchmarks.md does not show {name}"
+
+
+def test_a_log_scale_chart_spans_decades() -> None:
+    svg = _charts().bar_chart("t", [("a", [("x", 2.0), ("y", 150_000.0)])], unit="µs", log=True)
+    for tick in ("1", "10", "100", "1,000", "10,000", "100,000", "1,000,000"):
+        assert f">{tick}</text>" in svg
+    assert "(log scale)" in svg
 
 
 # --------------------------------------------------------------------------- the reference
