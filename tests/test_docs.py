@@ -195,10 +195,9 @@ def test_reference_examples_are_python() -> None:
 # --------------------------------------------------------------------------- example outputs
 
 OUTPUT = re.compile(
-    r"<!-- output of: python (?P<args>[^>]+?) -->\n"
-    r"(?:```python\n.*?```\n\n)?```text\n(?P<output>.*?)```",
-    re.DOTALL,
+    r"<!-- output of: python (?P<args>[^>]+?) -->\n.*?```text\n(?P<output>.*?)```", re.DOTALL
 )
+"""A page's example output: the marker, then (after the example, maybe) its ``text`` block."""
 
 
 def shown_outputs() -> list[tuple[str, list[str], str]]:
