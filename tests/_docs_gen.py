@@ -236,9 +236,64 @@ def write_all(write: Callable[[pathlib.Path, str], Any] | None = None) -> list[p
     files = generated()
     for page in pages():
         files[page] = requote(page.read_text())
+        if page.name not in UNLINKED_PAGES:
+            files[page] = link_first_mentions(files[page])
     for path, text in files.items():
         if not path.exists() or path.read_text() != text:
             path.parent.mkdir(parents=True, exist_ok=True)
             (write or pathlib.Path.write_text)(path, text)
             changed.append(path)
     return changed
+
+
+# --------------------------------------------------------------------------- guide links
+
+UNLINKED_PAGES = frozenset({"changelog.md", "api.md"})
+"""Pages whose names stay unlinked: the changelog (history), the old reference's pointer page."""
+
+_PUBLIC_MODULES = ("aiomt5", "aiomt5.sim", "aiomt5.testing", "aiomt5.logging", "aiomt5.compat")
+_TOO_GENERIC = frozenset({"install", "uninstall", "configure", "Check", "Gap", "Hang", "CATALOGUE"})
+_MENTION = re.compile(r"(?<!\[)`(?P<name>[A-Za-z_][\w.]*)`(?!\]|\()")
+
+
+def reference_targets() -> dict[str, str]:
+    """How a guide may write a public name (``Name`` or its full path) and its reference id."""
+    targets: dict[str, str] = {}
+    for module_name in _PUBLIC_MODULES:
+        module = importlib.import_module(module_name)
+        for name in module.__all__:
+            full = f"{module_name}.{name}"
+            targets[full] = full
+            if module_name != "aiomt5.compat" and name not in _TOO_GENERIC:
+                targets.setdefault(name, full)  # aiomt5's own name wins over a submodule's
+    return targets
+
+
+def mentions(page: str) -> Iterator[tuple[int, re.Match[str]]]:
+    """``(line number, match)`` of each backticked public name in prose (not code, headings)."""
+    targets = reference_targets()
+    fence = False
+    for number, line in enumerate(page.split("\n")):
+        if line.lstrip().startswith("```"):
+            fence = not fence
+        if fence or line.startswith(("#", "::: ")):
+            continue
+        for match in _MENTION.finditer(line):
+            if match.group("name") in targets:
+                yield number, match
+
+
+def link_first_mentions(page: str) -> str:
+    """``page`` with the first mention of each public name linked to its reference entry."""
+    targets = reference_targets()
+    linked = {m.group(1) for m in re.finditer(r"\[`([\w.]+)`\]\[", page)}
+    lines = page.split("\n")
+    for number, match in list(mentions(page)):
+        name = match.group("name")
+        if name in linked:
+            continue
+        linked.add(name)
+        line = lines[number]
+        start = line.index(f"`{name}`", match.start())
+        lines[number] = f"{line[:start]}[`{name}`][{targets[name]}]{line[start + len(name) + 2 :]}"
+    return "\n".join(lines)

@@ -185,6 +185,28 @@ def test_reference_pages_are_in_the_nav_and_name_no_private_module() -> None:
     assert "aiomt5._" not in guides, "a guide names a private module: name the public one"
 
 
+def test_every_page_links_the_public_names_it_mentions() -> None:
+    unlinked = {
+        page.relative_to(DOCS).as_posix(): sorted(
+            {m.group("name") for _, m in gen.mentions(page.read_text())}
+            - {m.group(1) for m in re.finditer(r"\[`([\w.]+)`\]\[", page.read_text())}
+        )
+        for page in gen.pages()
+        if page.name not in gen.UNLINKED_PAGES
+    }
+    unlinked = {page: names for page, names in unlinked.items() if names}
+    assert unlinked == {}, f"run python tests/test_docs.py to link them: {unlinked}"
+
+
+def test_linking_a_page_links_each_name_once() -> None:
+    page = "Use `MT5Settings` and `AsyncMT5Connector`; `MT5Settings` again.\n```\n`Trader`\n```\n"
+    assert gen.link_first_mentions(page) == (
+        "Use [`MT5Settings`][aiomt5.MT5Settings] and "
+        "[`AsyncMT5Connector`][aiomt5.AsyncMT5Connector]; `MT5Settings` again."
+        "\n```\n`Trader`\n```\n"
+    )
+
+
 def test_reference_examples_are_python() -> None:
     pages = [*REFERENCE.glob("*.md"), DOCS / "index.md"]
     for page in pages:
