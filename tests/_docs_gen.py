@@ -150,7 +150,9 @@ def bench_results(name: str) -> dict[str, Any]:
 
 
 def _figure(value: float) -> str:
-    """A measured figure at the precision it deserves (three significant digits)."""
+    """A measured figure at the precision it deserves (three significant digits; counts whole)."""
+    if isinstance(value, int):
+        return f"{value:,}"
     if value >= 100:
         return f"{value:,.0f}"
     if value >= 10:
