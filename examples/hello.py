@@ -1,4 +1,4 @@
-"""The home page's example: connect, read, buy exactly once (prints what docs/index.md shows)."""
+"""The docs' home page example (docs/index.md shows its output)."""
 
 import asyncio
 
@@ -7,25 +7,23 @@ from aiomt5.sim import SimClock, SimTerminal
 
 
 async def main() -> None:
-    # The built-in simulated terminal, its clock frozen on a Wednesday noon. With a real terminal
-    # (Windows), use aiomt5.mt5_connection(): MT5_LOGIN, MT5_PASSWORD... come from .env.
-    terminal = SimTerminal(seed=1, clock=SimClock.fixed("2026-03-04T12:00:00Z"))
+    # A simulated terminal, its clock frozen on a Wednesday noon. With a real
+    # one: aiomt5.mt5_connection(), credentials from MT5_* variables or .env.
+    clock = SimClock.fixed("2026-03-04T12:00:00Z")
+    terminal = SimTerminal(seed=1, clock=clock)
     async with aiomt5.AsyncMT5Connector(backend=terminal) as mt5:
         account = await mt5.get_account_info()
-        print(
-            f"{mt5.state.name}: account {account.login}, {account.balance:,.2f} {account.currency}"
-        )
+        print(mt5.state.name, account.login, account.balance)
 
         bars = await mt5.get_rates("EURUSD", "H1", count=3)
-        print("last closes:", [round(float(close), 5) for close in bars["close"]])
+        print("closes:", bars["close"].round(5).tolist())
 
-        result = await mt5.buy("EURUSD", 0.1)  # tagged, and reconciled if the reply is lost
-        print(
-            f"{result.retcode_name}: order {result.order}, {result.volume} lots at {result.price}"
-        )
-        print(
-            "positions:", [(p.symbol, p.volume, p.tag == result.tag) for p in await mt5.positions()]
-        )
+        # Tagged, and reconciled by its tag if the reply is lost:
+        result = await mt5.buy("EURUSD", 0.1)
+        print(result.retcode_name, result.order, result.price)
+
+        positions = await mt5.positions()
+        print([(p.symbol, p.volume, p.tag == result.tag) for p in positions])
 
 
 asyncio.run(main())
