@@ -21,6 +21,7 @@ import asyncio
 import statistics
 import time
 
+import _results
 import aiomt5.compat
 from aiomt5 import AsyncMT5Connector, MT5Connector, MT5Settings
 from aiomt5.sim import SimClock, SimTerminal
@@ -60,6 +61,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=5)
+    _results.add_option(parser)
     args = parser.parse_args()
 
     loop = asyncio.new_event_loop()
@@ -84,6 +86,12 @@ def main() -> None:
 
     floor = statistics.median(times["async"])
     print(f"{args.calls} calls x {args.rounds} rounds, median per call:")
+    labels = {
+        "async": "await connector.call(...)",
+        "blocking": "MT5Connector.call(...)",
+        "compat": "MetaTrader5.symbol_info_tick(...) via aiomt5.compat",
+    }
+    rows = []
     for mode, values in times.items():
         per_call = statistics.median(values)
         added = per_call - floor
@@ -91,6 +99,30 @@ def main() -> None:
             f"  {mode:9} {per_call * 1e6:8.1f} us   added {added * 1e6:7.1f} us   "
             f"ratio to async {per_call / floor:5.2f}x"
         )
+        rows.append(
+            {
+                "mode": labels[mode],
+                "us": per_call * 1e6,
+                "added": added * 1e6,
+                "ratio": per_call / floor,
+                "key": mode,
+            }
+        )
+    _results.write(
+        args.json,
+        tables={
+            "modes": _results.table(
+                [
+                    ("mode", "Mode"),
+                    ("us", "µs per call"),
+                    ("added", "added to the async call, µs"),
+                    ("ratio", "÷ async"),
+                ],
+                rows,
+            )
+        },
+        figures={f"{row['key']}.{k}": row[k] for row in rows for k in ("us", "added", "ratio")},
+    )
 
 
 if __name__ == "__main__":

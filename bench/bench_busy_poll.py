@@ -19,6 +19,7 @@ import statistics
 import time
 from multiprocessing.connection import Connection
 
+import _results
 from aiomt5._remote import _wire
 from aiomt5._remote._wire import BUSY_POLL, FrameReader, send_frame
 
@@ -77,6 +78,7 @@ def round_trip(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
+    _results.add_option(parser)
     options = parser.parse_args()
     modes = {
         "both sleep in recv (baseline)": (0.0, 0.0),
@@ -107,6 +109,26 @@ def main() -> None:
     for name, values in sparse.items():
         value = statistics.median(values)
         print(f"  {name:<32}{value * 1e6:8.1f} us   {value / sparse_base:5.2f}x baseline")
+
+    def rows(times: dict[str, list[float]], base: float) -> list[dict[str, object]]:
+        return [
+            {"mode": name, "us": statistics.median(v) * 1e6, "ratio": statistics.median(v) / base}
+            for name, v in times.items()
+        ]
+
+    columns = [("mode", "Mode"), ("us", "µs"), ("ratio", "÷ baseline")]
+    tight_rows, sparse_rows = rows(tight, base), rows(sparse, sparse_base)
+    _results.write(
+        options.json,
+        tables={
+            "round_trip": _results.table(columns, tight_rows),
+            "server_cpu": _results.table(columns, sparse_rows),
+        },
+        figures={
+            **{f"round_trip.{row['mode']}": row["ratio"] for row in tight_rows},
+            **{f"server_cpu.{row['mode']}": row["ratio"] for row in sparse_rows},
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
+import _results
 from aiomt5._connector import AsyncMT5Connector
 from aiomt5._market._frames import _build, fetch_rates_frame, fetch_ticks_frame
 from aiomt5._settings import MT5Settings
@@ -117,16 +118,24 @@ def report(
     times: dict[str, list[float]],
     goals: dict[str, str],
     baseline: str = "raw pages, joined (baseline)",
-) -> None:
+) -> list[dict[str, object]]:
     print(title)
     print(f"  {baseline:34} {statistics.median(base) * 1000:8.1f} ms")
     for name, seconds in times.items():
         ratio = statistics.median(s / b for s, b in zip(seconds, base, strict=True))
         goal = f"   (goal {goals[name]})" if name in goals else ""
         print(f"  {name:34} {statistics.median(seconds) * 1000:8.1f} ms  {ratio:5.2f}x{goal}")
+    return [{"case": baseline, "ms": statistics.median(base) * 1000, "ratio": 1.0}] + [
+        {
+            "case": name,
+            "ms": statistics.median(seconds) * 1000,
+            "ratio": statistics.median(s / b for s, b in zip(seconds, base, strict=True)),
+        }
+        for name, seconds in times.items()
+    ]
 
 
-async def bench(rounds: int) -> None:
+async def bench(rounds: int) -> dict[str, list[dict[str, object]]]:
     term = SimTerminal(seed=1, clock=SimClock.fixed(NOW))
     term.initialize()
     async with AsyncMT5Connector(settings(), backend=term) as connector:
@@ -163,7 +172,7 @@ async def bench(rounds: int) -> None:
         for case in tick_cases.values():
             assert await case() == tick_rows
         base, times = await rounds_of(lambda: raw_rates(term), rate_cases, rounds)
-        report(
+        bars = report(
             f"1M M1 bars, maxbars={term.maxbars}, median of {rounds} interleaved rounds:",
             base,
             times,
@@ -178,7 +187,7 @@ async def bench(rounds: int) -> None:
         pages = raw_pages(term)
         built = {f"frame of the pages ({e})": in_memory(pages, e) for e in ("pandas", "polars")}
         base, times = await rounds_of(lambda: len(np.concatenate(pages)), built, rounds)
-        report(
+        in_memory_rows = report(
             f"the same bars in {len(pages)} pages in memory:",
             base,
             times,
@@ -186,14 +195,24 @@ async def bench(rounds: int) -> None:
             "np.concatenate(pages) (baseline)",
         )
         base, times = await rounds_of(lambda: raw_ticks(term), tick_cases, rounds)
-        report(f"{tick_rows} EURUSD ticks (one FX week):", base, times, {})
+        tick_rows_report = report(f"{tick_rows} EURUSD ticks (one FX week):", base, times, {})
+    return {"bars": bars, "in_memory": in_memory_rows, "ticks": tick_rows_report}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
+    _results.add_option(parser)
     args = parser.parse_args()
-    asyncio.run(bench(args.rounds))
+    tables = asyncio.run(bench(args.rounds))
+    columns = [("case", "Case"), ("ms", "ms (median)"), ("ratio", "÷ baseline (median of rounds)")]
+    _results.write(
+        args.json,
+        tables={name: _results.table(columns, rows) for name, rows in tables.items()},
+        figures={
+            f"{name}.{row['case']}": row["ratio"] for name, rows in tables.items() for row in rows
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import time
 
+import _results
 from aiomt5 import AsyncMT5Connector, MT5Settings, MT5TimeoutError
 
 TIMEOUT = 0.3
@@ -69,16 +70,40 @@ async def measure(isolation: str, hang: float) -> tuple[float, float, int]:
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hang", type=float, default=2.0)
+    _results.add_option(parser)
     options = parser.parse_args()
     print(f"symbol_info_tick hung {options.hang} s, call_timeout={TIMEOUT}, 10 ms ticker")
     print(f"{'':22} {'timeout after':>14} {'longest stall':>14} {'ticker turns':>13}")
     stalls = {}
+    rows = []
     for isolation in ("thread", "auto"):
         raised, worst, turns = await measure(isolation, options.hang)
         stalls[isolation] = worst
         label = "thread" if isolation == "thread" else "child (default)"
         print(f"{label:22} {raised:>12.3f} s {worst * 1e3:>11.1f} ms {turns:>13}")
-    print(f"stall, thread ÷ child: {stalls['thread'] / max(stalls['auto'], 1e-6):.0f}x")
+        rows.append({"isolation": label, "raised": raised, "stall": worst * 1e3, "turns": turns})
+    ratio = stalls["thread"] / max(stalls["auto"], 1e-6)
+    print(f"stall, thread ÷ child: {ratio:.0f}x")
+    rows[0]["isolation"] = 'GIL-holding simulator, in-process thread (`isolation="thread"`)'
+    rows[1]["isolation"] = "GIL-holding simulator, child process (the default)"
+    _results.write(
+        options.json,
+        tables={
+            "stall": _results.table(
+                [
+                    (
+                        "isolation",
+                        f"symbol_info_tick hung {options.hang:g} s, call_timeout={TIMEOUT}",
+                    ),
+                    ("raised", "MT5TimeoutError after, s"),
+                    ("stall", "longest event-loop stall, ms"),
+                    ("turns", "turns of a 10 ms ticker"),
+                ],
+                rows,
+            )
+        },
+        figures={"ratio": ratio},
+    )
 
 
 if __name__ == "__main__":

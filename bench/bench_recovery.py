@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import _results
 from aiomt5 import AsyncMT5Connector, MT5Error, MT5Settings
 from aiomt5._core._events import ConnectorEvent, Reconnected, StateChanged
 from aiomt5._core._types import ConnectionState
@@ -183,7 +184,7 @@ def pct(values: list[float], q: float) -> float:
     return ordered[round(q * (len(ordered) - 1))]
 
 
-def report(name: str, outages: list[Outage], session: float, interval: float) -> None:
+def report(name: str, outages: list[Outage], session: float, interval: float) -> dict[str, object]:
     recovery = [o.recovery for o in outages]
     p50, p99 = pct(recovery, 0.5), pct(recovery, 0.99)
     print(
@@ -192,12 +193,20 @@ def report(name: str, outages: list[Outage], session: float, interval: float) ->
         f"failed calls/outage {statistics.mean(o.failed_calls for o in outages):6.2f}  "
         f"attempts/outage {statistics.mean(o.attempts for o in outages):4.2f}"
     )
+    return {
+        "outage": name,
+        "p50": p50 * 1e3,
+        "p99": p99 * 1e3,
+        "failed": statistics.mean(o.failed_calls for o in outages),
+        "attempts": statistics.mean(o.attempts for o in outages),
+    }
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--outages", type=int, default=30)
     parser.add_argument("--interval", type=float, default=0.05, help="health_check_interval")
+    _results.add_option(parser)
     args = parser.parse_args()
     logging.getLogger("aiomt5").setLevel(logging.CRITICAL)  # the outages are deliberate
     session, call = await manual_reconnect(args.outages)
@@ -205,23 +214,54 @@ async def main() -> None:
         f"baseline: disconnect()+connect() p50 {session * 1e3:.2f} ms; "
         f"call round trip p50 {call * 1e6:.0f} us; health_check_interval {args.interval}s"
     )
-    report(
-        "broken pipe, found by a call",
-        await broken_pipe(args.interval, args.outages, traffic=True),
-        session,
-        args.interval,
+    rows = []
+    rows.append(
+        report(
+            "broken pipe, found by a call",
+            await broken_pipe(args.interval, args.outages, traffic=True),
+            session,
+            args.interval,
+        )
     )
-    report(
-        "broken pipe, found by health",
-        await broken_pipe(args.interval, args.outages, traffic=False),
-        session,
-        args.interval,
+    rows.append(
+        report(
+            "broken pipe, found by health",
+            await broken_pipe(args.interval, args.outages, traffic=False),
+            session,
+            args.interval,
+        )
     )
-    report(
-        "trade server drop (from restore)",
-        await trade_server(args.interval, args.outages),
-        session,
-        args.interval,
+    rows.append(
+        report(
+            "trade server drop (from restore)",
+            await trade_server(args.interval, args.outages),
+            session,
+            args.interval,
+        )
+    )
+    keys = ["pipe_call", "pipe_health", "trade_server"]
+    _results.write(
+        args.json,
+        tables={
+            "outages": _results.table(
+                [
+                    ("outage", "Outage"),
+                    ("p50", "recovery p50 ms"),
+                    ("p99", "p99 ms"),
+                    ("failed", "failed calls per outage"),
+                    ("attempts", "reconnect attempts"),
+                ],
+                rows,
+            )
+        },
+        figures={
+            "manual_ms": session * 1e3,
+            **{
+                f"{k}.{q}": row[q]
+                for k, row in zip(keys, rows, strict=True)
+                for q in ("p50", "p99")
+            },
+        },
     )
 
 

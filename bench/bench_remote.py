@@ -38,6 +38,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import _results
 from aiomt5._remote import remote_backend
 from aiomt5._settings import MT5Settings
 from aiomt5.sim import SimClock, SimTerminal, make_module
@@ -143,6 +144,7 @@ def per_call(operation: Callable[[], object], calls: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=15)
+    _results.add_option(parser)
     options = parser.parse_args()
     try:
         import mt5linux
@@ -203,6 +205,37 @@ def main() -> None:
     print("ratios: mt5linux:// / mt5linux, aiomt5:// / mt5linux; 'net of sim' subtracts the")
     print("in-process time of the call (the simulated terminal's own work) from both sides")
     print("goals: trivial call <= 0.7x; copy_rates_from_pos 100k <= 0.1x")
+    names = {"local": "in_process", "mt5linux": "mt5linux", "mt5linux://": "ours"}
+    names["aiomt5://"] = "serve"
+    rows = [
+        {"call": label, **{names[n]: statistics.median(results[(key, n)]) * 1e6 for n in names}}
+        for label, _, key in CASES
+    ]
+    for row in rows:
+        row["ours_ratio"] = row["ours"] / row["mt5linux"]
+        row["serve_ratio"] = row["serve"] / row["mt5linux"]
+    _results.write(
+        options.json,
+        tables={
+            "calls": _results.table(
+                [
+                    ("call", "Call (µs per call)"),
+                    ("in_process", "in-process"),
+                    ("mt5linux", "mt5linux"),
+                    ("ours", "mt5linux://"),
+                    ("ours_ratio", "÷ mt5linux"),
+                    ("serve", "aiomt5://"),
+                    ("serve_ratio", "÷ mt5linux"),
+                ],
+                rows,
+            )
+        },
+        figures={
+            f"{key}_{column}": row[column]
+            for (_, _, key), row in zip(CASES, rows, strict=True)
+            for column in ("in_process", "mt5linux", "ours", "serve", "ours_ratio", "serve_ratio")
+        },
+    )
 
 
 def _fmt(seconds: float) -> str:

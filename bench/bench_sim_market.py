@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
+import _results
 from aiomt5._mt5.constants import TIMEFRAME_M1
 from aiomt5._mt5.structs import RATES_DTYPE
 from aiomt5.sim import SimClock, SimTerminal
@@ -137,6 +138,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=7, help="runs per case; the best counts")
     parser.add_argument("--seed", type=int, default=1)
+    _results.add_option(parser)
     args = parser.parse_args()
 
     base = best_of(args.repeat, lambda: baseline(np.random.default_rng(args.seed)))
@@ -153,9 +155,13 @@ def main() -> None:
         ("MarketModel.rates_range M1, crypto (24/7)", model_case(CRYPTO, CRYPTO_FROM, CRYPTO_TO)),
         ("SimTerminal.copy_rates_range M1, FX", terminal_runner(args.seed)),
     ]
+    rows: list[dict[str, object]] = [
+        {"case": "numpy random walk (baseline)", "ms": base * 1e3, "ratio": 1.0}
+    ]
     for label, case in cases:
         took = best_of(args.repeat, case)
         print(f"{label}: {took * 1e3:8.1f} ms   ratio {took / base:5.2f}x baseline")
+        rows.append({"case": label, "ms": took * 1e3, "ratio": took / base})
 
     label = f"repeated {CHART_BARS // 1000}k-bar copy_rates_from_pos M1, FX"
     first, again = repeated_chart(args.seed, args.repeat, HISTORY_CACHE_BYTES)
@@ -164,6 +170,39 @@ def main() -> None:
         f"{label}: first {first * 1e3:6.1f} ms, repeat {again * 1e3:6.2f} ms; "
         f"uncached (history_cache_bytes=0): first {first_0 * 1e3:6.1f} ms, "
         f"repeat {again_0 * 1e3:6.2f} ms; repeat ratio {again / again_0:5.3f}x uncached"
+    )
+    _results.write(
+        args.json,
+        tables={
+            "generate": _results.table(
+                [
+                    ("case", f"{ROWS:,} M1 bars (best of {args.repeat})"),
+                    ("ms", "ms"),
+                    ("ratio", "÷ baseline"),
+                ],
+                rows,
+            ),
+            "chart_cache": _results.table(
+                [
+                    ("cache", f"{CHART_BARS // 1000}k M1 bars, FX"),
+                    ("first", "first call, ms"),
+                    ("repeat", "repeat, ms"),
+                ],
+                [
+                    {
+                        "cache": "with the history cache (default)",
+                        "first": first * 1e3,
+                        "repeat": again * 1e3,
+                    },
+                    {
+                        "cache": "history_cache_bytes=0",
+                        "first": first_0 * 1e3,
+                        "repeat": again_0 * 1e3,
+                    },
+                ],
+            ),
+        },
+        figures={"repeat_ratio": again / again_0},
     )
 
 

@@ -23,7 +23,9 @@ import asyncio
 import dataclasses
 import statistics
 import time
+from typing import Any
 
+import _results
 from aiomt5._connector import AsyncMT5Connector
 from aiomt5._market._streams import stream_ticks
 from aiomt5._settings import MT5Settings
@@ -110,7 +112,7 @@ async def streamed(
     return sleep.spent, ticks
 
 
-async def run(rounds: int, polls: int, count: int) -> None:
+async def run(rounds: int, polls: int, count: int) -> dict[str, Any]:
     names = symbols(count)
     term = terminal(names)
     term.initialize()
@@ -142,6 +144,21 @@ async def run(rounds: int, polls: int, count: int) -> None:
         f"{per_poll / len(names) * 1e6:6.1f} us/symbol  {per_poll / POLL:6.1%} of a core"
     )
     print(f"  ratio stream / bare calls, median of rounds {ratio:6.2f}")
+    return {
+        "rows": [
+            {
+                "case": case,
+                "poll_ms": spent * 1e3,
+                "symbol_us": spent / len(names) * 1e6,
+                "core": spent / POLL * 100,
+            }
+            for case, spent in (
+                ("bare connector.call reads (baseline)", per_bare),
+                ("stream_ticks", per_poll),
+            )
+        ],
+        "ratio": ratio,
+    }
 
 
 def main() -> None:
@@ -149,8 +166,24 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--polls", type=int, default=40)
     parser.add_argument("--symbols", type=int, default=100)
+    _results.add_option(parser)
     args = parser.parse_args()
-    asyncio.run(run(args.rounds, args.polls, args.symbols))
+    found = asyncio.run(run(args.rounds, args.polls, args.symbols))
+    _results.write(
+        args.json,
+        tables={
+            "loop_cpu": _results.table(
+                [
+                    ("case", f"Loop CPU, {args.symbols} symbols, {POLL * 1000:.0f} ms polls"),
+                    ("poll_ms", "ms per poll"),
+                    ("symbol_us", "µs per symbol"),
+                    ("core", "% of one core"),
+                ],
+                found["rows"],
+            )
+        },
+        figures={"ratio": found["ratio"]},
+    )
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ import statistics
 import time
 from typing import Any
 
+import _results
 from aiomt5 import AsyncMT5Connector, MT5Settings
 from aiomt5._mt5 import constants as c
 from aiomt5._trading._models import TradeRequest
@@ -48,12 +49,16 @@ def settings() -> MT5Settings:
     return MT5Settings(_env_file=None, backend="sim", testing=True, call_timeout=10.0)
 
 
-def request(i: int) -> dict[str, Any]:
+def request(i: int, tick: Any) -> dict[str, Any]:
+    """The i-th market order (buys and sells alternate), at ``tick``'s price: the simulator,
+    like a market-execution server, refuses a market order without one (10015)."""
+    buy = i % 2 == 0
     return {
         "action": c.TRADE_ACTION_DEAL,
         "symbol": SYMBOL,
         "volume": 0.01,
-        "type": c.ORDER_TYPE_BUY if i % 2 == 0 else c.ORDER_TYPE_SELL,
+        "type": c.ORDER_TYPE_BUY if buy else c.ORDER_TYPE_SELL,
+        "price": tick.ask if buy else tick.bid,
         "deviation": 20,
         "type_filling": c.ORDER_FILLING_FOK,
         "comment": f"bench {i}",
@@ -63,17 +68,19 @@ def request(i: int) -> dict[str, Any]:
 def direct(orders: int) -> float:
     term = new_terminal()
     term.initialize()
+    tick = term.symbol_info_tick(SYMBOL)  # the clock is frozen: one price for the whole run
     start = time.perf_counter()
     for i in range(orders):
-        assert term.order_send(request(i)).retcode == c.TRADE_RETCODE_DONE
+        assert term.order_send(request(i, tick)).retcode == c.TRADE_RETCODE_DONE
     return orders / (time.perf_counter() - start)
 
 
 async def through_call(orders: int) -> float:
     async with AsyncMT5Connector(settings(), backend=new_terminal()) as mt5:
+        tick = await mt5.call("symbol_info_tick", SYMBOL)
         start = time.perf_counter()
         for i in range(orders):
-            result = await mt5.call("order_send", request(i))
+            result = await mt5.call("order_send", request(i, tick))
             assert result.retcode == c.TRADE_RETCODE_DONE
         return orders / (time.perf_counter() - start)
 
@@ -135,6 +142,7 @@ async def main() -> None:
     parser.add_argument("--samples", type=int, default=200)
     parser.add_argument("--history", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=3)
+    _results.add_option(parser)
     args = parser.parse_args()
 
     rates: dict[str, list[float]] = {
@@ -155,6 +163,7 @@ async def main() -> None:
         print(f"  {name:32} {rate:9.0f}/s   {rate / floor:5.2f}x of direct")
 
     print(f"\nreconciliation latency ({args.samples} samples after {args.history} orders)")
+    reconciled = []
     for fault in ("lose_reply", "break_pipe_after_execution"):
         took = await reconcile_latency(fault, args.samples, args.history)
         per_order = 1 / statistics.median(rates["Trader.order_send"])
@@ -163,6 +172,26 @@ async def main() -> None:
             f"  {fault:28} p50 {p50 * 1000:7.2f} ms  p99 {p99 * 1000:7.2f} ms"
             f"   p50 = {p50 / per_order:5.1f} plain orders"
         )
+        reconciled.append({"fault": fault, "p50": p50 * 1000, "p99": p99 * 1000})
+    orders = [
+        {"path": name, "rate": statistics.median(v), "ratio": statistics.median(v) / floor}
+        for name, v in rates.items()
+    ]
+    _results.write(
+        args.json,
+        tables={
+            "orders": _results.table(
+                [("path", "Path"), ("rate", "orders/s"), ("ratio", "÷ direct")], orders
+            ),
+            "reconcile": _results.table(
+                [("fault", "Ambiguous outcome"), ("p50", "p50 ms"), ("p99", "p99 ms")], reconciled
+            ),
+        },
+        figures={
+            **{f"rate.{row['path']}": row["rate"] for row in orders},
+            **{f"{row['fault']}.{q}": row[q] for row in reconciled for q in ("p50", "p99")},
+        },
+    )
 
 
 if __name__ == "__main__":

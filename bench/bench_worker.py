@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import anyio.to_thread
 
+import _results
 from aiomt5 import AsyncMT5Connector, MT5Settings
 from aiomt5.sim import SimClock, SimTerminal
 
@@ -171,6 +172,66 @@ async def main(args: argparse.Namespace) -> None:
     print(
         f"  load average during the run         : {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
     )
+    _results.write(
+        args.json,
+        tables={
+            "latency": _results.table(
+                [
+                    ("mode", "One task, back-to-back calls"),
+                    ("us", "µs/call"),
+                    ("added", "added µs"),
+                    ("p50", "p50 µs"),
+                    ("p99", "p99 µs"),
+                ],
+                [
+                    {
+                        "mode": "direct call (floor)",
+                        "us": floor * us,
+                        "added": 0.0,
+                        "p50": floor * us,
+                        "p99": floor * us,
+                    }
+                ]
+                + [
+                    {
+                        "mode": name,
+                        "us": s.per_call * us,
+                        "added": added(name) * us,
+                        "p50": s.p50 * us,
+                        "p99": s.p99 * us,
+                    }
+                    for name, s in seq.items()
+                ],
+            ),
+            "throughput": _results.table(
+                [
+                    ("mode", f"{args.tasks} tasks x {args.per_task} calls"),
+                    ("rate", "calls/s"),
+                    ("p50", "p50 ms"),
+                    ("p99", "p99 ms"),
+                    ("cpu", "CPU µs/call"),
+                ],
+                [
+                    {
+                        "mode": name,
+                        "rate": 1 / s.per_call,
+                        "p50": s.p50 * 1e3,
+                        "p99": s.p99 * 1e3,
+                        "cpu": s.cpu * us,
+                    }
+                    for name, s in par.items()
+                ],
+            ),
+        },
+        figures={
+            "added_ratio": to_thread_ratio,
+            "added_ratio_p50": added_p50("connector") / added_p50("asyncio.to_thread"),
+            "speedup": speedup,
+            "cpu_ratio": cpu_ratio,
+            "connector_us": seq["connector"].per_call * us,
+            "to_thread_us": seq["asyncio.to_thread"].per_call * us,
+        },
+    )
 
 
 def parse_args() -> argparse.Namespace:
@@ -179,6 +240,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--tasks", type=int, default=1000, help="concurrent tasks")
     parser.add_argument("--per-task", type=int, default=10, help="calls per concurrent task")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (median)")
+    _results.add_option(parser)
     return parser.parse_args()
 
 

@@ -641,22 +641,22 @@ def _check_exposure(host: str, tls: ssl.SSLContext | None, *, insecure: bool) ->
         )
 
 
-def return_freed_memory() -> None:
+def return_freed_memory(threshold: int = 128 << 10) -> None:
     """Make this process give large freed buffers back to the system at once (glibc only).
 
     A server's replies are arrays of up to ``max_reply_bytes``. glibc raises its mmap
     threshold as such buffers are freed, after which the next ones come from the heap and
     stay in the process when freed: a few big replies would leave it 100 MB larger for good.
-    Pinning the threshold at glibc's initial 128 KiB keeps every large buffer in its own
-    mapping, unmapped when freed.
+    Pinning the threshold (glibc's initial 128 KiB by default) keeps every buffer larger than
+    ``threshold`` in its own mapping, unmapped when freed.
     Called by the ``aiomt5 serve`` program (not by ``RemoteServer``: a library does not tune
-    its host process); elsewhere it does nothing.
+    its host process) and by a ``ChildTerminal``'s child; elsewhere it does nothing.
     """
     if not sys.platform.startswith("linux"):
         return
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(None)
-        libc.mallopt(_M_MMAP_THRESHOLD, 128 << 10)
+        libc.mallopt(_M_MMAP_THRESHOLD, threshold)
 
 
 def serve(backend: object, **options: Any) -> None:
@@ -731,23 +731,23 @@ def run_serve(
     except (MT5Error, ValueError, OSError) as exc:  # MT5NotAvailableError, bad TLS files...
         sys.stderr.write(f"aiomt5 serve: {exc}\n")
         return 2
-    if as_json:
-        _json_line(
-            event="listening",
-            url=server.url,
-            host=server.host,
-            port=server.port,
-            backend=backend,
-            tls=tls is not None,
-            token=token is not None,
-        )
-    else:
-        sys.stdout.write(
-            f"aiomt5 serve: listening on {server.url} (backend {backend}, "
-            f"{'TLS' if tls else 'no TLS'}, {'token' if token else 'NO TOKEN'})\n"
-        )
-        sys.stdout.flush()
-    try:
+    try:  # before the announcement: whoever read it may interrupt us at once
+        if as_json:
+            _json_line(
+                event="listening",
+                url=server.url,
+                host=server.host,
+                port=server.port,
+                backend=backend,
+                tls=tls is not None,
+                token=token is not None,
+            )
+        else:
+            sys.stdout.write(
+                f"aiomt5 serve: listening on {server.url} (backend {backend}, "
+                f"{'TLS' if tls else 'no TLS'}, {'token' if token else 'NO TOKEN'})\n"
+            )
+            sys.stdout.flush()
         server.serve_forever()
     except KeyboardInterrupt:
         pass

@@ -76,17 +76,88 @@ class TradingMethods:
     # Each is the Trader method of the same name: one signature, one docstring, one place.
 
     order_send = _trader_method(Trader.order_send)
+    """Send a raw request, exactly once.
+
+    The connector's twin of
+    [`Trader.order_send`][aiomt5.Trader.order_send], with the same signature and errors.
+    """
+
     order_check = _trader_method(Trader.order_check)
+    """Check a request without sending it.
+
+    The connector's twin of
+    [`Trader.order_check`][aiomt5.Trader.order_check], with the same signature and errors.
+    """
+
     buy = _trader_method(Trader.buy)
+    """Buy at market, exactly once.
+
+    The connector's twin of
+    [`Trader.buy`][aiomt5.Trader.buy], with the same signature and errors.
+    """
+
     sell = _trader_method(Trader.sell)
+    """Sell at market, exactly once.
+
+    The connector's twin of
+    [`Trader.sell`][aiomt5.Trader.sell], with the same signature and errors.
+    """
+
     close_position = _trader_method(Trader.close_position)
+    """Close a position (or part of it), exactly once.
+
+    The connector's twin of
+    [`Trader.close_position`][aiomt5.Trader.close_position], with the same signature and errors.
+    """
+
     modify_position = _trader_method(Trader.modify_position)
+    """Change a position's SL/TP, reconciled by state.
+
+    The connector's twin of
+    [`Trader.modify_position`][aiomt5.Trader.modify_position], with the same signature and errors.
+    """
+
     place_pending = _trader_method(Trader.place_pending)
+    """Place a pending order, exactly once.
+
+    The connector's twin of
+    [`Trader.place_pending`][aiomt5.Trader.place_pending], with the same signature and errors.
+    """
+
     cancel_order = _trader_method(Trader.cancel_order)
+    """Cancel a pending order, reconciled by state.
+
+    The connector's twin of
+    [`Trader.cancel_order`][aiomt5.Trader.cancel_order], with the same signature and errors.
+    """
+
     positions = _trader_method(Trader.positions)
+    """Open positions as frozen `Position` records.
+
+    The connector's twin of
+    [`Trader.positions`][aiomt5.Trader.positions], with the same signature and errors.
+    """
+
     orders = _trader_method(Trader.orders)
+    """Pending orders as frozen `Order` records.
+
+    The connector's twin of
+    [`Trader.orders`][aiomt5.Trader.orders], with the same signature and errors.
+    """
+
     history_orders = _trader_method(Trader.history_orders)
+    """Orders of the history window.
+
+    The connector's twin of
+    [`Trader.history_orders`][aiomt5.Trader.history_orders], with the same signature and errors.
+    """
+
     history_deals = _trader_method(Trader.history_deals)
+    """Deals of the history window.
+
+    The connector's twin of
+    [`Trader.history_deals`][aiomt5.Trader.history_deals], with the same signature and errors.
+    """
 
     # ------------------------------------------------------------------ sizing
 
