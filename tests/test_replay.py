@@ -567,6 +567,7 @@ def test_the_replay_command_takes_files_from_rates_out(
 
 
 @pytest.mark.soak
+@pytest.mark.timeout(1800)  # minutes on a loaded 2-core machine (see docs/replay.md)
 def test_a_month_replays_examples_bot(tmp_path: pathlib.Path) -> None:
     """Issue 18's "done when": a month of M1, examples/bot.py polling every second, --fast."""
     month_end = datetime(2026, 4, 1, tzinfo=UTC)
