@@ -21,7 +21,7 @@ import threading
 import time
 import warnings
 import weakref
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
@@ -416,15 +416,15 @@ class AsyncMT5Connector(TradingMethods):
         args: tuple[Any, ...] = (),
         kwargs: dict[str, Any] | None = None,
         timeout: TimeoutArg = USE_DEFAULT,
-    ) -> Coroutine[Any, Any, Any]:
-        """The worker call, as a coroutine for the caller to await (no extra frame on the way)."""
+    ) -> Awaitable[Any]:
+        """The worker call, for the caller to await (the worker's future: no frame on the way)."""
         session = self._sessions.usable(function)
         seconds = bounded(
             self._settings.call_timeout if isinstance(timeout, UseDefault) else timeout, function
         )
         if session is None:
             return self._call_when_usable(function, fn, args, kwargs, seconds)
-        return session.worker.run(function, fn, args, kwargs, timeout=seconds)
+        return session.worker.submit(function, fn, args, kwargs, timeout=seconds)
 
     async def call(
         self, function: str, /, *args: Any, timeout: TimeoutArg = USE_DEFAULT, **kwargs: Any
@@ -458,7 +458,7 @@ class AsyncMT5Connector(TradingMethods):
         )
         if session is None:
             return await self._call_when_usable(function, invoker, args, kwargs or None, seconds)
-        return await session.worker.run(function, invoker, args, kwargs or None, timeout=seconds)
+        return await session.worker.submit(function, invoker, args, kwargs or None, timeout=seconds)
 
     # ------------------------------------------------------------------ typed API
 
