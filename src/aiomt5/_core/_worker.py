@@ -130,6 +130,10 @@ class InFlightCall:
     overdue_for: float | None
 
 
+_future_init: Final = asyncio.Future.__init__
+_base_time: Final = asyncio.BaseEventLoop.time
+
+
 class _Outbox:
     """Per event loop: finished jobs waiting to be handed back, and pending deadlines.
 
@@ -156,7 +160,8 @@ class _Outbox:
 
     def __init__(self, loop: asyncio.AbstractEventLoop, worker: Worker) -> None:
         self.loop = loop
-        self.time = loop.time
+        # asyncio's own loops read time.monotonic(): call it directly (loop.time is Python).
+        self.time = time.monotonic if type(loop).time is _base_time else loop.time
         self.worker = worker
         self.items: list[_Job] = []
         self.scheduled = False
@@ -217,7 +222,7 @@ class _Job(asyncio.Future[Any]):
         write: bool,
         outbox: _Outbox,
     ) -> None:
-        asyncio.Future.__init__(self, loop=outbox.loop)
+        _future_init(self, loop=outbox.loop)
         self.function = function
         self.fn = fn
         self.args = args
@@ -230,7 +235,7 @@ class _Job(asyncio.Future[Any]):
         self.value: Any = None
         self.error: BaseException | None = None
         self.started = 0.0
-        self.submitted = 0.0
+        self.submitted = _perf_counter()
         self.gave_up_at: float | None = None
         self.timeout: float | None = None
         self.deadline = 0.0
@@ -587,9 +592,10 @@ class Worker:
             state = "closed" if self._closed else "not started"
             raise MT5ClosedError(f"the worker is {state}; connect first", function=function)
         current = self._current
-        if current is not None and self._is_wedged(current):
+        if current is not None and current.gave_up_at is not None and self._is_wedged(current):
             self._reject_wedged(current, function, args, kwargs)
-        if self._queue.qsize() >= self._max_queued:
+        calls = self._queue
+        if calls.qsize() >= self._max_queued:
             self.rejected_busy += 1
             raise MT5WorkerBusyError(
                 f"{self._max_queued} calls are already waiting for the terminal; slow down or "
@@ -609,23 +615,20 @@ class Worker:
             function in WRITE_FUNCTIONS if write is None else write,
             outbox,
         )
-        job.submitted = _perf_counter()
         if timeout is not None:
-            self._arm_deadline(outbox, job, timeout)
-        self._queue.put(job)
+            # Inline (the hot path): the deadline joins the loop's queues under its one timer.
+            job.timeout = timeout
+            job.deadline = deadline = outbox.time() + timeout
+            deadlines = outbox.deadlines
+            if deadlines and deadline < deadlines[-1].deadline:
+                heapq.heappush(outbox.early, (deadline, next(outbox.seq), job))
+            else:
+                deadlines.append(job)
+            # The timer may still be set for a later deadline of a call that already finished.
+            if outbox.timer is None or deadline < outbox.timer_at:
+                self._arm_timer(outbox, deadline)
+        calls.put(job)
         return job
-
-    def _arm_deadline(self, outbox: _Outbox, job: _Job, timeout: float) -> None:
-        job.timeout = timeout
-        job.deadline = deadline = outbox.time() + timeout
-        deadlines = outbox.deadlines
-        if deadlines and deadline < deadlines[-1].deadline:
-            heapq.heappush(outbox.early, (deadline, next(outbox.seq), job))
-        else:
-            deadlines.append(job)
-        # The timer may still be set for a later deadline of a call that already finished.
-        if outbox.timer is None or deadline < outbox.timer_at:
-            self._arm_timer(outbox, deadline)
 
     def _arm_timer(self, outbox: _Outbox, when: float) -> None:
         if outbox.timer is not None:
