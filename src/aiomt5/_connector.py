@@ -41,7 +41,7 @@ from ._core._log import get_logger
 from ._core._session import LIVE, Session, Sessions
 from ._core._stats import CallRecorder, ConnectionStats, HealthReport
 from ._core._supervisor import RETIRED_COUNTERS, Supervisor
-from ._core._types import USE_DEFAULT, ConnectionState, MT5Struct, TimeoutArg, UseDefault
+from ._core._types import USE_DEFAULT, ConnectionState, MT5Struct, TimeoutArg
 from ._core._worker import Worker
 from ._market._symbols import pick_symbol
 from ._market._timeframe import Timeframe, TimeframeLike
@@ -420,7 +420,7 @@ class AsyncMT5Connector(TradingMethods):
         """The worker call, for the caller to await (the worker's future: no frame on the way)."""
         session = self._sessions.usable(function)
         seconds = bounded(
-            self._settings.call_timeout if isinstance(timeout, UseDefault) else timeout, function
+            self._settings.call_timeout if timeout is USE_DEFAULT else timeout, function
         )
         if session is None:
             return self._call_when_usable(function, fn, args, kwargs, seconds)
@@ -454,7 +454,7 @@ class AsyncMT5Connector(TradingMethods):
         session = self._sessions.usable(function)
         invoker = self._invokers.get(function) or self._invoker(function)
         seconds = bounded(
-            self._settings.call_timeout if isinstance(timeout, UseDefault) else timeout, function
+            self._settings.call_timeout if timeout is USE_DEFAULT else timeout, function
         )
         if session is None:
             return await self._call_when_usable(function, invoker, args, kwargs or None, seconds)

@@ -22,9 +22,10 @@ Performance: results travel back in batches. The thread appends finished jobs to
 and wakes the loop with one ``call_soon_threadsafe`` per batch (not per call). The job is itself
 the ``asyncio`` future its caller awaits (no ``concurrent.futures`` → ``wrap_future`` chaining, no
 coroutine around the wait: ``submit`` returns it), all deadlines of a loop wait in a queue and a
-heap under one timer (no ``call_later`` handle per call), and statistics are recorded per batch. An idle thread polls for the next call for
-``idle_spin`` seconds (yielding the CPU and the GIL) before it sleeps, which saves the kernel
-wake-up that dominates the latency of back-to-back calls.
+heap under one timer (no ``call_later`` handle per call), and statistics are recorded per
+batch. An idle thread polls for the next call for ``idle_spin`` seconds (yielding the CPU and
+the GIL) before it sleeps, which saves the kernel wake-up that dominates the latency of
+back-to-back calls.
 """
 
 from __future__ import annotations
