@@ -55,3 +55,31 @@ def bench(session: nox.Session) -> None:
     session.install("-e", ".[test]")
     for script in sorted(pathlib.Path("bench").glob("bench_*.py")):
         session.run("python", str(script))
+
+
+# Real third-party MetaTrader5 code (tests/peers/README.md): each library without its
+# MetaTrader5 requirement (no Linux wheel), driven on the simulator and through aiomt5.compat.
+# Pinned: a new release is checked on purpose, not discovered by a red CI run.
+_PEERS = {
+    "pdmt5": ("3.11", ["pdmt5==1.2.3"], ["pandas>=3", "pydantic"], "run_pdmt5.py"),
+    "aiomql": (
+        "3.12",
+        ["aiomql==4.0.14"],
+        ["pandas-ta", "mplfinance", "pytz", "six"],
+        "run_aiomql.py",
+    ),
+}
+
+
+@nox.session(python=["3.11", "3.12"])
+@nox.parametrize("peer", sorted(_PEERS))
+def peers(session: nox.Session, peer: str) -> None:
+    """Run a published MetaTrader5 library's code on aiomt5 (needs PyPI)."""
+    python, packages, deps, script = _PEERS[peer]
+    if session.python != python:
+        session.skip(f"{peer} runs on Python {python}")
+    session.install("-e", ".")
+    session.install("--no-deps", *packages)
+    session.install(*deps)
+    for mode in ("sim", "compat"):
+        session.run("python", f"tests/peers/{script}", mode)

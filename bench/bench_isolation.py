@@ -6,16 +6,25 @@ with ``isolation="process"`` (the same simulator in a child process, the default
 MetaTrader5 module and for ``sim_hold_gil``). Measured through ``AsyncMT5Connector.call``, what a
 bot sees:
 
-* latency: one task, back-to-back calls: ``version()`` (trivial) and ``symbol_info_tick``;
+* latency: one task, back-to-back calls, each timed: ``version()`` (trivial) and
+  ``symbol_info_tick``; mean, p50 and p99 over every call of every round;
 * throughput: 100 tasks calling ``symbol_info_tick`` at once;
-* 100k bars: ``copy_rates_from_pos`` of 99,999 M1 bars, the most a default terminal (``maxbars``
-  100,000) returns (the array crosses as raw bytes).
+* 100k bars: ``copy_rates_from_pos`` of 99,999 M1 bars (6 MB), the most a default terminal
+  (``maxbars`` 100,000) returns;
+* 1M ticks: ``copy_ticks_from`` of 1,000,000 ticks (60 MB).
 
 Rounds interleave the two (in a shuffled order, each after a few untimed calls) so load spikes hit
-both; the median of the rounds is reported with the ratio child ÷ thread.
+both; throughput and arrays report the median of the rounds. Each line ends with the ratio
+child ÷ thread.
 
 Then a ``ChildTerminal`` alone, without the connector: ``symbol_info_tick`` one call at a time,
 against batches of 32 sent ahead (``send_ahead``), median of the rounds and their ratio.
+
+Last, why arrays cross as raw bytes on the child's socket and not through shared memory: 60 MB
+(1M ticks) handed from a process to its parent, interleaved rounds, median: over a Unix
+socketpair into a fresh array (what the child does), against a ``multiprocessing.shared_memory``
+segment the sender creates and fills and the receiver maps and unlinks (no copy on its side).
+Either way the receiver ends with every page of the array in hand (one byte per page read).
 
 Run: ``.venv/bin/python bench/bench_isolation.py [--rounds N]``.
 """
@@ -24,18 +33,28 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
+import multiprocessing
 import random
+import socket
 import statistics
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from multiprocessing import resource_tracker, shared_memory
+from multiprocessing.connection import Connection
+
+import numpy as np
 
 from aiomt5 import AsyncMT5Connector, MT5Settings
 from aiomt5._remote._isolation import ChildTerminal
 
 START = "2026-03-04T10:00:00Z"
 TIMEFRAME_M1 = 1
+TICKS_FROM = dt.datetime(2026, 2, 11, 10, tzinfo=dt.UTC)  # 1M simulated EURUSD ticks from here
+COPY_TICKS_ALL = -1
 
-Operation = Callable[[AsyncMT5Connector], Awaitable[float]]
+Operation = Callable[[AsyncMT5Connector], Awaitable[list[float]]]
 
 
 def settings(isolation: str) -> MT5Settings:
@@ -51,13 +70,16 @@ def settings(isolation: str) -> MT5Settings:
 
 
 def back_to_back(function: str, *args: object, calls: int) -> Operation:
-    async def run(mt5: AsyncMT5Connector) -> float:
+    async def run(mt5: AsyncMT5Connector) -> list[float]:
         for _ in range(calls // 10):  # untimed: wake the other side up
             await mt5.call(function, *args)
-        start = time.perf_counter()
+        samples = []
+        clock = time.perf_counter
         for _ in range(calls):
+            start = clock()
             await mt5.call(function, *args)
-        return (time.perf_counter() - start) / calls * 1e6  # µs per call
+            samples.append((clock() - start) * 1e6)  # µs
+        return samples
 
     return run
 
@@ -67,42 +89,68 @@ def concurrent(tasks: int, calls: int) -> Operation:
         for _ in range(calls):
             await mt5.call("symbol_info_tick", "EURUSD")
 
-    async def run(mt5: AsyncMT5Connector) -> float:
+    async def run(mt5: AsyncMT5Connector) -> list[float]:
         await one(mt5)
         start = time.perf_counter()
         await asyncio.gather(*(one(mt5) for _ in range(tasks)))
-        return tasks * calls / (time.perf_counter() - start)  # calls per second
+        return [tasks * calls / (time.perf_counter() - start)]  # calls per second
 
     return run
 
 
-def bars(count: int, calls: int) -> Operation:
-    async def run(mt5: AsyncMT5Connector) -> float:
-        await mt5.call("copy_rates_from_pos", "EURUSD", TIMEFRAME_M1, 0, count)
+def array(function: str, *args: object, count: int, calls: int) -> Operation:
+    async def run(mt5: AsyncMT5Connector) -> list[float]:
+        await mt5.call(function, *args)
         start = time.perf_counter()
         for _ in range(calls):
-            rates = await mt5.call("copy_rates_from_pos", "EURUSD", TIMEFRAME_M1, 0, count)
-            assert len(rates) == count
-        return (time.perf_counter() - start) / calls * 1e3  # ms per call
+            result = await mt5.call(function, *args)
+            assert len(result) == count, (function, len(result))
+        return [(time.perf_counter() - start) / calls * 1e3]  # ms per call
 
     return run
 
 
-# (label, unit, higher is better, operation)
-CASES: list[tuple[str, str, bool, Operation]] = [
-    ("latency: version()", "µs/call", False, back_to_back("version", calls=300)),
-    ("latency: symbol_info_tick", "µs/call", False, back_to_back(
-        "symbol_info_tick", "EURUSD", calls=300
+@dataclass(frozen=True)
+class Case:
+    label: str
+    unit: str
+    operation: Operation
+    per_call: bool = False  # latency samples: mean, p50, p99 over all of them
+    higher_is_better: bool = False
+
+
+CASES = [
+    Case("version()", "µs", back_to_back("version", calls=300), per_call=True),
+    Case("symbol_info_tick", "µs", back_to_back("symbol_info_tick", "EURUSD", calls=300),
+         per_call=True),
+    Case("100 tasks x 20 symbol_info_tick", "calls/s", concurrent(100, 20),
+         higher_is_better=True),
+    Case("copy_rates_from_pos 99,999 bars", "ms", array(
+        "copy_rates_from_pos", "EURUSD", TIMEFRAME_M1, 0, 99_999, count=99_999, calls=3
     )),
-    ("throughput: 100 tasks x 20 ticks", "calls/s", True, concurrent(100, 20)),
-    ("copy_rates_from_pos 99,999 bars", "ms/call", False, bars(99_999, 3)),
+    Case("copy_ticks_from 1,000,000 ticks", "ms", array(
+        "copy_ticks_from", "EURUSD", TICKS_FROM, 1_000_000, COPY_TICKS_ALL,
+        count=1_000_000, calls=1,
+    )),
 ]  # fmt: skip
 
 
-async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=9)
-    options = parser.parse_args()
+def percentile(samples: list[float], fraction: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def summaries(case: Case, samples: list[float]) -> list[tuple[str, float]]:
+    if case.per_call:
+        return [
+            ("mean", statistics.fmean(samples)),
+            ("p50", percentile(samples, 0.50)),
+            ("p99", percentile(samples, 0.99)),
+        ]
+    return [("median", statistics.median(samples))]
+
+
+async def main(rounds: int) -> None:
     rng = random.Random(1)
     async with (
         AsyncMT5Connector(settings("thread")) as thread,
@@ -110,22 +158,23 @@ async def main() -> None:
     ):
         contenders = {"thread": thread, "child": child}
         results: dict[tuple[str, str], list[float]] = {}
-        for _ in range(options.rounds):
-            for label, _unit, _higher, operation in CASES:
+        for _ in range(rounds):
+            for case in CASES:
                 order = list(contenders)
                 rng.shuffle(order)
                 for name in order:
-                    value = await operation(contenders[name])
-                    results.setdefault((label, name), []).append(value)
-    print(f"{'':36} {'thread':>12} {'child':>12} {'child ÷ thread':>15}")
-    for label, unit, higher, _operation in CASES:
-        medians = {name: statistics.median(results[label, name]) for name in contenders}
-        ratio = medians["child"] / medians["thread"]
-        note = "(higher is better)" if higher else ""
-        print(
-            f"{label:36} {medians['thread']:>9.1f} {medians['child']:>9.1f} {unit:8}"
-            f"{ratio:>6.2f}x {note}"
-        )
+                    samples = await case.operation(contenders[name])
+                    results.setdefault((case.label, name), []).extend(samples)
+    print(f"{'':44} {'thread':>10} {'child':>10} {'':8} {'child ÷ thread':>14}")
+    for case in CASES:
+        thread_stats = summaries(case, results[case.label, "thread"])
+        child_stats = summaries(case, results[case.label, "child"])
+        for (stat, at_thread), (_, at_child) in zip(thread_stats, child_stats, strict=True):
+            note = " (higher is better)" if case.higher_is_better else ""
+            print(
+                f"{case.label + ', ' + stat:44} {at_thread:>10.1f} {at_child:>10.1f} "
+                f"{case.unit:8} {at_child / at_thread:>13.2f}x{note}"
+            )
 
 
 def child_alone(rounds: int) -> None:
@@ -163,6 +212,85 @@ def child_alone(rounds: int) -> None:
     )
 
 
+TRANSFER_BYTES = 60_000_000  # 1M ticks
+PAGE = 4096
+
+
+def sender(control: Connection, sock: socket.socket) -> None:
+    """The other process: on each request, send fresh 60 MB the way it names."""
+    data = np.random.default_rng(1).integers(0, 255, TRANSFER_BYTES, np.uint8)
+    while (how := control.recv()) is not None:
+        payload = data.copy()  # what a terminal call hands over: a fresh array
+        if how == "socket":
+            sock.sendall(payload.data)
+        else:
+            segment = shared_memory.SharedMemory(create=True, size=TRANSFER_BYTES)
+            np.frombuffer(segment.buf or b"", np.uint8)[:] = payload
+            # The receiver unlinks it: this process must not (nor its resource tracker).
+            resource_tracker.unregister(segment._name, "shared_memory")  # type: ignore[attr-defined]
+            segment.close()
+            control.send(segment.name)
+        del payload
+
+
+def receive_by_socket(
+    control: Connection, sock: socket.socket
+) -> tuple[np.ndarray, Callable[[], None]]:
+    control.send("socket")
+    array = np.empty(TRANSFER_BYTES, np.uint8)  # as FrameReader does for a trusted peer
+    have = 0
+    with array.data as view:
+        while have < TRANSFER_BYTES:
+            have += sock.recv_into(view[have:], TRANSFER_BYTES - have)
+    return array, lambda: None
+
+
+def receive_by_shared_memory(
+    control: Connection, _sock: socket.socket
+) -> tuple[np.ndarray, Callable[[], None]]:
+    control.send("shm")
+    segment = shared_memory.SharedMemory(name=control.recv())
+    segment.unlink()  # the receiver's job: the memory lives on while mapped
+    array = np.frombuffer(segment.buf or b"", np.uint8)
+    return array, segment.close  # closed once the array is gone
+
+
+def transfer(rounds: int) -> None:
+    context = multiprocessing.get_context("spawn")
+    ours, theirs = socket.socketpair()
+    control, their_control = context.Pipe()
+    process = context.Process(target=sender, args=(their_control, theirs), daemon=True)
+    process.start()
+    ways = {"unix socketpair": receive_by_socket, "shared memory": receive_by_shared_memory}
+    times: dict[str, list[float]] = {name: [] for name in ways}
+    try:
+        for index in range(rounds + 1):
+            for name, receive in ways.items():
+                start = time.perf_counter()
+                array, release = receive(control, ours)
+                touched = int(array[::PAGE].sum())  # every page in hand
+                elapsed = time.perf_counter() - start
+                del array
+                release()
+                if index:  # the first round is untimed
+                    times[name].append(elapsed * 1e3)
+                assert touched >= 0
+    finally:
+        control.send(None)
+        process.join(10)
+        ours.close()
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    print(
+        f"60 MB to the parent: unix socketpair {medians['unix socketpair']:.1f} ms, "
+        f"shared memory {medians['shared memory']:.1f} ms "
+        f"(shared memory ÷ socket {medians['shared memory'] / medians['unix socketpair']:.2f}x)"
+    )
+
+
 if __name__ == "__main__":
-    asyncio.run(main())
-    child_alone(9)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=9)
+    options = parser.parse_args()
+    asyncio.run(main(options.rounds))
+    child_alone(options.rounds)
+    transfer(options.rounds)

@@ -69,6 +69,30 @@ def test_seed_usage_runs_unchanged() -> None:
     assert connector.state is aiomt5.ConnectionState.CLOSED
 
 
+def test_one_process_wide_connector_across_the_async_and_blocking_apis() -> None:
+    """MetaTrader5 is one session per process: both get_instance() draw from one slot."""
+    MT5Connector.reset_instance()
+    aiomt5.AsyncMT5Connector.reset_instance()
+    blocking = MT5Connector.get_instance(sim_settings())
+    try:
+        with pytest.raises(aiomt5.MT5ConfigurationError, match="already a live MT5Connector"):
+            aiomt5.AsyncMT5Connector.get_instance()
+        aiomt5.AsyncMT5Connector.reset_instance()  # not its kind: leaves the live one alone
+        assert MT5Connector.get_instance() is blocking
+    finally:
+        MT5Connector.reset_instance()
+    assert blocking.state is aiomt5.ConnectionState.CLOSED
+    later = aiomt5.AsyncMT5Connector.get_instance(sim_settings())  # the slot is free again
+    try:
+        with pytest.raises(aiomt5.MT5ConfigurationError, match=r"AsyncMT5Connector\.reset_inst"):
+            MT5Connector.get_instance()
+        assert aiomt5.AsyncMT5Connector.get_instance() is later
+    finally:
+        aiomt5.AsyncMT5Connector.reset_instance()
+    assert MT5Connector.get_instance(sim_settings()) is not blocking
+    MT5Connector.reset_instance()
+
+
 def test_with_block_connects_and_closes_its_loop_thread(term: SimTerminal) -> None:
     before = _portal_threads()
     with MT5Connector(sim_settings(), backend=term) as mt5:

@@ -7,6 +7,7 @@ import os
 import pty
 import re
 import select
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -200,6 +201,36 @@ def test_serve_and_a_remote_client_through_the_real_entry_points() -> None:
         for stream in (server.stdout, server.stderr):
             if stream is not None:
                 stream.close()
+
+
+def test_serve_json_announces_the_chosen_port_and_its_end_as_json_lines() -> None:
+    token = "cli-test-token-0123456789"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "aiomt5", "serve", "--backend", "sim", "--port", "0", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "MT5_REMOTE_TOKEN": token},
+    )
+    try:
+        assert server.stdout is not None
+        first = server.stdout.readline()
+        listening = json.loads(first)
+        assert listening["event"] == "listening"
+        assert listening["url"] == f"aiomt5://127.0.0.1:{listening['port']}"
+        assert listening["port"] > 0
+        assert (listening["tls"], listening["token"], listening["backend"]) == (False, True, "sim")
+        assert token not in first
+        server.send_signal(signal.SIGINT)
+        rest, errors = server.communicate(timeout=30)
+        assert server.returncode == 0, errors
+        (stopped,) = [json.loads(line) for line in rest.splitlines()]
+        assert stopped["event"] == "stopped"
+        assert stopped["url"] == listening["url"]
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.communicate(timeout=30)
 
 
 def test_serve_refuses_a_public_address_without_a_token() -> None:

@@ -85,10 +85,20 @@ def test_a_secret_is_never_echoed_in_a_settings_error() -> None:
     assert "MT5_LOGIN" in result.stderr
 
 
-@pytest.mark.parametrize("columns", ["80", "60"])
-def test_tables_never_cut_timestamps(columns: str) -> None:
-    result = run_cli("rates", "EURUSD", "M1", "--count", "4", "--backend", "sim", COLUMNS=columns)
+@pytest.mark.parametrize("columns", ["120", "80", "60", "40"])
+def test_tables_never_cut_timestamps_or_prices(columns: str) -> None:
+    start = "2026-03-04T10:00:05Z"  # both runs see the same bars (the clock starts there)
+    args = ("rates", "EURUSD", "M1", "--count", "4", "--backend", "sim")
+    result = run_cli(*args, COLUMNS=columns, MT5_SIM_START=start)
     assert result.returncode == 0, result.stderr
-    stamps = re.findall(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00", result.stdout)
-    assert len(stamps) == 4
+    lines = result.stdout.splitlines()
+    assert max(len(line.rstrip()) for line in lines) <= int(columns)
+    rows = [line for line in lines if re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", line)]
+    assert len(rows) == 4  # one line per bar: nothing wrapped onto a second line
     assert "…" not in result.stdout
+    bars = json.loads(run_cli("--json", *args, MT5_SIM_START=start).stdout)
+    assert str(bars[0]["open"]) in rows[0]  # the price whole, never cut
+    if "not shown:" in result.stdout:  # a narrow terminal leaves whole columns out, and says so
+        assert "--json" in result.stdout
+    else:
+        assert "spread" in result.stdout

@@ -147,3 +147,26 @@ def test_the_python_helpers_work_on_a_remote_terminal(uninstalled: None) -> None
         assert mt5.Close("EURUSD") is True
         assert [p.symbol for p in mt5.positions_get()] == ["GBPUSD"]
         mt5.shutdown()
+
+
+def test_module_functions_do_not_bind_when_kept_on_a_class(uninstalled: None) -> None:
+    """aiomql keeps ``_login = MetaTrader5.login`` on a class and calls ``self._login(...)``; the
+    extension's builtins never bind, so neither may the installed module's functions."""
+    from aiomt5._mt5.functions import API_FUNCTIONS
+
+    mt5 = aiomt5.compat.install(backend=sim_terminal(3), **TEST_SETTINGS)
+
+    class Wrapper:
+        _initialize = mt5.initialize
+        _login = mt5.login
+        _account_info = mt5.account_info
+        _last_error = mt5.last_error
+
+    wrapper = Wrapper()
+    assert wrapper._initialize(), wrapper._last_error()
+    assert wrapper._login(DEFAULT_LOGIN, password="Demo-Pass-1", timeout=60000), mt5.last_error()
+    assert wrapper._account_info().login == DEFAULT_LOGIN
+    holder = type("Holder", (), {name: getattr(mt5, name) for name in API_FUNCTIONS})()
+    assert [name for name in API_FUNCTIONS if getattr(holder, name) is not getattr(mt5, name)] == []
+    assert repr(mt5.login) == "<built-in function login>"
+    mt5.shutdown()

@@ -39,9 +39,9 @@ from aiomt5 import (
 )
 from aiomt5._backends import resolve_backend, runs_in_child
 from aiomt5._mt5 import constants as c
-from aiomt5._remote import RemoteServer, remote_backend
+from aiomt5._remote import RemoteServer, _isolation, remote_backend
 from aiomt5._remote._auth import client_handshake
-from aiomt5._remote._isolation import ChildTerminal
+from aiomt5._remote._isolation import ChildTerminal, load_backend
 from aiomt5._remote._server import _load_backend
 from aiomt5.sim import SimClock, SimTerminal, make_module
 from aiomt5.sim._gil import CHUNK
@@ -276,7 +276,8 @@ async def test_supervisor_replaces_a_child_stuck_past_its_timeout() -> None:
         await until(lambda: mt5.get_connection_stats().reconnects == 1 and mt5.is_connected())
         assert mt5.backend.pid not in (None, first)
         checks = mt5.get_connection_stats().health_checks
-        assert (await mt5.call("symbol_info_tick", "EURUSD")).bid > 0
+        # The new child answers (its first call may take longer than TIMEOUT on a loaded machine).
+        assert (await mt5.call("symbol_info_tick", "EURUSD", timeout=GUARD)).bid > 0
         await until(lambda: mt5.get_connection_stats().health_checks >= checks + 2)
     # Nothing holds the loop, though a new child starting competes with it for the CPU.
     assert ticker.worst <= 0.2
@@ -420,5 +421,106 @@ def test_child_answers_requests_sent_ahead_in_order_and_drops_skipped_ones() -> 
         write = ("symbol_select", ("NZDUSD", True), None)
         child.send_ahead([write, ("symbol_info", ("EURUSD",), None)])
         assert child.symbol_info("NZDUSD").select is False
+    finally:
+        child.close()
+
+
+# --------------------------------------------------------------------------- the link to a child
+
+TICKS_FROM = 1771200000  # 2026-02-16 00:00 UTC: the simulated EURUSD ticks from here are > 8 MB
+
+
+@pytest.fixture(params=["handed-over socketpair", "tcp"])
+def child_link(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both ways a child is reached: a socketpair handed over (POSIX), TCP with a token (Windows,
+    which cannot pass sockets to a child: checked here on POSIX too)."""
+    if request.param == "tcp":
+        monkeypatch.setattr(_isolation, "HANDS_OVER_LINKS", False)
+    elif not _isolation.HANDS_OVER_LINKS:
+        pytest.skip("this platform cannot hand sockets over to a child")
+    return str(request.param)
+
+
+def open_fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+def test_big_arrays_from_a_child_arrive_whole_and_writable(child_link: str) -> None:
+    fields = {"sim_start": START, "sim_seed": 5}
+    local = load_backend("sim", fields)
+    child = ChildTerminal("sim", settings=settings(backend="sim", sim_seed=5))
+    try:
+        assert child.initialize(), child.last_error()
+        assert local.initialize()  # type: ignore[attr-defined]
+        args = ("EURUSD", TICKS_FROM, 300_000, c.COPY_TICKS_ALL)
+        ticks = child.copy_ticks_from(*args)
+        expected = local.copy_ticks_from(*args)  # type: ignore[attr-defined]
+        assert ticks.nbytes > 8 << 20  # past an untrusted reader's first buffer
+        assert ticks.dtype == expected.dtype
+        assert ticks.tobytes() == expected.tobytes()
+        ticks["bid"][:10] = 0.0  # MetaTrader5's arrays are writable
+        bars = ("EURUSD", c.TIMEFRAME_M1, TICKS_FROM - 40 * 86400, TICKS_FROM)
+        rates = child.copy_rates_range(*bars)
+        assert len(rates) > 20_000
+        assert rates.tobytes() == local.copy_rates_range(*bars).tobytes()  # type: ignore[attr-defined]
+        # The arrays own their memory: the next call's reply does not overwrite them.
+        again = child.copy_ticks_from("EURUSD", TICKS_FROM + 3600, 1000, c.COPY_TICKS_ALL)
+        assert len(again) == 1000
+        assert ticks["bid"][10:].tobytes() == expected["bid"][10:].tobytes()
+    finally:
+        child.close()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_child_given_up_on_or_killed_leaves_no_descriptor_or_process(child_link: str) -> None:
+    before = open_fds()
+    child = ChildTerminal("sim", hard_limit=TIMEOUT, settings=settings(backend="sim"))
+    try:
+        assert child.initialize(), child.last_error()
+        first = child.pid
+        assert len(child.copy_ticks_from("EURUSD", TICKS_FROM, 100_000, c.COPY_TICKS_ALL)) > 0
+        # The parent gives up on a reply (hard limit): the child is killed, its link closed.
+        child.faults.hang("copy_ticks_from", seconds=None)
+        assert child.copy_ticks_from("EURUSD", TICKS_FROM, 100_000, c.COPY_TICKS_ALL) is None
+        assert child.last_error()[0] == -10002
+        assert child.pid is None
+        assert child.initialize(), child.last_error()
+        assert child.pid not in (None, first)
+        # The child dies while a call is in flight (the supervisor's restart, from a thread).
+        child.faults.hang("copy_rates_from_pos", seconds=None)
+        killer = threading.Timer(0.1, child.restart)
+        killer.start()
+        assert child.copy_rates_from_pos("EURUSD", c.TIMEFRAME_M1, 0, 99_999) is None
+        killer.join()
+        assert child.last_error()[0] == -10002
+        assert child.symbol_info_tick("EURUSD") is None  # the link is closed until initialize
+        assert child.last_error()[0] == -10004
+    finally:
+        child.close()
+    deadline = time.monotonic() + GUARD
+    while open_fds() != before and time.monotonic() < deadline:
+        time.sleep(TICK)  # the reaper threads close what they waited on
+    assert open_fds() == before
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_child_reached_by_handed_over_sockets_listens_on_no_port() -> None:
+    if not _isolation.HANDS_OVER_LINKS:
+        pytest.skip("this platform cannot hand sockets over to a child")
+    child = ChildTerminal("sim", settings=settings(backend="sim"))
+    try:
+        assert child.initialize(), child.last_error()
+        fds = Path(f"/proc/{child.pid}/fd")
+        inodes = {
+            target[len("socket:[") : -1]
+            for target in (os.readlink(fd) for fd in fds.iterdir())
+            if target.startswith("socket:[")
+        }
+        assert inodes  # its links and the socket they are handed over on
+        for table in ("tcp", "tcp6", "udp", "udp6"):
+            path = Path(f"/proc/{child.pid}/net/{table}")
+            if path.exists():
+                rows = path.read_text().splitlines()[1:]
+                assert not inodes & {row.split()[9] for row in rows}, table
     finally:
         child.close()

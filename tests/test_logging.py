@@ -72,8 +72,69 @@ def test_fields_named_like_logrecord_attributes_do_not_clash(collected: Collect)
 
 
 def test_values_with_spaces_are_quoted(collected: Collect) -> None:
-    get_logger("aiomt5.test").warning("aiomt5.test.q", message="Terminal: Not found")
-    assert collected.records[0].getMessage() == "aiomt5.test.q message='Terminal: Not found'"
+    get_logger("aiomt5.test").warning("aiomt5.test.q", detail="Terminal: Not found")
+    assert collected.records[0].getMessage() == "aiomt5.test.q detail='Terminal: Not found'"
+
+
+def test_library_events_use_no_field_a_stdlib_record_reserves() -> None:
+    """A field named like a LogRecord attribute (``message``, ``name``, ...) cannot travel as
+    ``extra``: stdlib refuses it, and ``Formatter.format`` overwrites ``record.message``. The shim
+    renames such a field (``message_``), which structlog's ``ProcessorFormatter`` + ``ExtraAdder``
+    then shows as ``message_=``; so the library's own events never use those names."""
+    import ast
+
+    from aiomt5._core._log import _RESERVED
+
+    source = Path(aiomt5.__file__).parent
+    offenders = []
+    for path in sorted(source.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+                continue
+            if node.func.attr not in {"debug", "info", "warning", "error", "exception"}:
+                continue
+            if not (node.args and isinstance(node.args[0], ast.Constant)):
+                continue
+            if not str(node.args[0].value).startswith("aiomt5."):
+                continue
+            offenders += [
+                f"{path.relative_to(source)}:{node.lineno} {kw.arg}="
+                for kw in node.keywords
+                if kw.arg in _RESERVED
+            ]
+    assert offenders == []
+
+
+def test_structlog_processor_formatter_shows_fields_by_their_names(collected: Collect) -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[structlog.stdlib.add_log_level, structlog.stdlib.ExtraAdder()],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.KeyValueRenderer(key_order=["event"]),
+            ],
+        )
+    )
+    logger = logging.getLogger("aiomt5")
+    logger.addHandler(handler)
+    try:
+        from aiomt5._backends._checked import check_failure
+        from aiomt5.sim import SimTerminal as _Sim
+
+        term = _Sim(seed=0)
+        term.initialize()
+        term.symbol_info("NOPE")
+        logging.getLogger("aiomt5.worker").setLevel(logging.DEBUG)
+        check_failure(term, "symbol_info", ("NOPE",))
+    finally:
+        logger.removeHandler(handler)
+        logging.getLogger("aiomt5.worker").setLevel(logging.NOTSET)
+    line = stream.getvalue().strip()
+    assert line.startswith("event='aiomt5.worker.call_failed'"), line
+    assert "detail=" in line, line
+    assert "message_" not in line, line
 
 
 def test_disabled_levels_build_nothing(collected: Collect) -> None:

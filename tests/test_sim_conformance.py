@@ -65,6 +65,15 @@ def test_module_metadata_matches(module) -> None:
     assert module.__author__ == "MetaQuotes Ltd."
 
 
+def test_functions_kept_as_class_attributes_do_not_bind_like_the_extensions_builtins(
+    module,
+) -> None:
+    """Real code stores the functions on a class and calls them through self (aiomql)."""
+    holder = type("Holder", (), {name: getattr(module, name) for name in FUNCTIONS})()
+    bound = [name for name in FUNCTIONS if getattr(holder, name) is not getattr(module, name)]
+    assert bound == []
+
+
 @pytest.mark.parametrize("name", sorted(SURFACE["structs"]))
 def test_struct_field_order_matches(module, name: str) -> None:
     struct = getattr(module, name)
@@ -77,6 +86,23 @@ def test_struct_field_order_matches(module, name: str) -> None:
     assert repr(instance).startswith(f"{name}({expected[0]}=0, ")
     assert not hasattr(instance, "_fields")
     assert not hasattr(instance, "_replace")
+
+
+@pytest.mark.parametrize("name", sorted(SURFACE["structs"]))
+def test_struct_types_support_match_like_every_cpython_struct_sequence(module, name: str) -> None:
+    """CPython 3.10+ sets ``__match_args__`` on every PyStructSequence type (``os.stat_result``
+    has it too); aiomql builds its order requests from ``TradeRequest.__match_args__``."""
+    import os
+
+    assert hasattr(os.stat_result, "__match_args__")  # the CPython behaviour we mirror
+    struct = getattr(module, name)
+    fields = tuple(SURFACE["structs"][name])
+    assert struct.__match_args__ == fields
+    match struct(tuple(range(len(fields)))):
+        case struct(first, second):  # type: ignore[misc]
+            assert (first, second) == (0, 1)
+        case _:
+            pytest.fail(f"{name} does not match positionally")
 
 
 def test_struct_asdict_is_shallow(term: SimTerminal) -> None:

@@ -133,6 +133,53 @@ def test_install_on_a_closed_market_warns_once_and_opens_it(
         aiomt5.sim.uninstall()
 
 
+def test_compat_install_on_the_simulator_opens_a_closed_market_like_sim_install(
+    wall, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A legacy script run through compat.install(backend="sim") on a Saturday trades Friday."""
+    import aiomt5.compat
+
+    wall(SATURDAY_NOON)
+    with caplog.at_level("WARNING", logger="aiomt5.sim"):
+        mt5 = aiomt5.compat.install(backend="sim", testing=True, health_check=False)
+    try:
+        assert [r.levelname for r in caplog.records] == ["WARNING"]
+        assert "MT5_SIM_START" in caplog.records[0].getMessage()
+        assert mt5.initialize(), mt5.last_error()
+        tick = mt5.symbol_info_tick("EURUSD")
+        assert datetime.fromtimestamp(tick.time, UTC).weekday() == 4  # Friday
+        result = mt5.order_send(
+            {
+                "action": mt5.TRADE_ACTION_DEAL,
+                "symbol": "EURUSD",
+                "volume": 0.1,
+                "type": mt5.ORDER_TYPE_BUY,
+                "price": tick.ask,
+                "type_filling": mt5.ORDER_FILLING_IOC,
+            }
+        )
+        assert result.retcode == mt5.TRADE_RETCODE_DONE, result
+    finally:
+        aiomt5.compat.uninstall()
+
+
+def test_compat_install_keeps_an_explicit_sim_start(wall, caplog: pytest.LogCaptureFixture) -> None:
+    import aiomt5.compat
+
+    wall(SATURDAY_NOON)
+    with caplog.at_level("WARNING", logger="aiomt5.sim"):
+        mt5 = aiomt5.compat.install(
+            backend="sim", sim_start=SATURDAY_NOON, testing=True, health_check=False
+        )
+    try:
+        assert caplog.records == []
+        assert mt5.initialize(), mt5.last_error()
+        tick = mt5.symbol_info_tick("EURUSD")
+        assert datetime.fromtimestamp(tick.time, UTC) < SATURDAY_NOON  # the market is closed
+    finally:
+        aiomt5.compat.uninstall()
+
+
 async def test_a_sped_up_simulator_streams_fx_ticks_within_a_second_of_wall_time() -> None:
     # MT5_SIM_START=<a Monday 10:00Z> MT5_SIM_SPEED=60: a stream yields at once, on any day.
     started = time.monotonic()

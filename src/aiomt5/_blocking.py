@@ -19,12 +19,13 @@ import functools
 import threading
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING, Any, ClassVar, Concatenate, Generic, ParamSpec, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, Self, TypeVar
 
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from ._connector import AsyncMT5Connector
-from ._core._errors import MT5ClosedError, MT5ConfigurationError
+from ._core._errors import MT5ClosedError
+from ._core._instance import process_instance
 from ._core._types import ConnectionState
 from ._settings import MT5Settings, settings_with
 
@@ -103,9 +104,6 @@ class MT5Connector:
     at interpreter exit, after a clean disconnect).
     """
 
-    _instance: ClassVar[MT5Connector | None] = None
-    _instance_lock: ClassVar[threading.Lock] = threading.Lock()
-
     def __init__(
         self,
         settings: MT5Settings | None = None,
@@ -126,26 +124,19 @@ class MT5Connector:
     def get_instance(cls, settings: MT5Settings | None = None) -> MT5Connector:
         """The process-wide blocking connector (MT5 allows one terminal per process).
 
+        The slot is shared with ``AsyncMT5Connector.get_instance()``: a process has one such
+        connector, of either kind.
+
         Raises:
-            MT5ConfigurationError: A live instance exists with different settings.
+            MT5ConfigurationError: A live instance exists with different settings, or the
+                process-wide connector is a live ``AsyncMT5Connector``.
         """
-        with cls._instance_lock:
-            instance = cls._instance
-            if instance is not None and instance.state is not ConnectionState.CLOSED:
-                if settings is not None and settings != instance.settings:
-                    raise MT5ConfigurationError(
-                        "get_instance() was asked for different settings while a connector is "
-                        "live; close it (connector.close()) or call reset_instance() first"
-                    )
-                return instance
-            instance = cls._instance = cls(settings)
-            return instance
+        return process_instance.get(cls, settings, "connector.close()")
 
     @classmethod
     def reset_instance(cls) -> None:
         """Close and forget the process-wide connector (tests, recovery)."""
-        with cls._instance_lock:
-            instance, cls._instance = cls._instance, None
+        instance = process_instance.take(cls)
         if instance is not None:
             instance.close()
 

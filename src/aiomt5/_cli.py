@@ -213,19 +213,40 @@ def _show(value: Any) -> str:
     return str(value)
 
 
-def _records_table(title: str, records: Any, columns: tuple[str, ...]) -> Table:
-    """A table whose time column is never cut: narrow terminals wrap the other columns."""
+def _records_table(
+    title: str, records: Any, columns: tuple[str, ...], width: int | None = None
+) -> Table:
+    """A table of records whose cells are never cut or wrapped.
+
+    Times show as ``YYYY-MM-DD HH:MM:SS[.mmm]`` in a ``(UTC)`` column; when the table is wider
+    than ``width`` the rightmost columns are left out (the first two always stay), and the
+    caption names them and says how to see everything.
+    """
+    cells = [[_cell(column, record[column]) for column in columns] for record in records]
+    headers = [f"{c} (UTC)" if c == "time" else c for c in columns]
+    widths = [
+        max([len(header)] + [len(row[index]) for row in cells])
+        for index, header in enumerate(headers)
+    ]
+    shown = len(columns)
+    while width is not None and shown > 2 and sum(widths[:shown]) + 3 * shown + 1 > width:
+        shown -= 1
     table = Table(title=title, title_justify="left")
-    cells = [[str(record[c]) for c in columns] for record in records]
-    for index, column in enumerate(columns):
-        if column.startswith("time"):
-            width = max((len(row[index]) for row in cells), default=len(column))
-            table.add_column(column, no_wrap=True, min_width=max(width, len(column)))
-        else:
-            table.add_column(column, overflow="fold")
+    for index in range(shown):
+        table.add_column(headers[index], no_wrap=True, min_width=widths[index])
     for row in cells:
-        table.add_row(*row)
+        table.add_row(*row[:shown])
+    if shown < len(columns):
+        table.caption = f"not shown: {', '.join(columns[shown:])} (widen the terminal, or --json)"
+        table.caption_justify = "left"
     return table
+
+
+def _cell(column: str, value: Any) -> str:
+    text = str(value)
+    if column.startswith("time") and text.endswith("+00:00"):
+        return text[: -len("+00:00")].replace("T", " ")
+    return text
 
 
 # ====================================================================== the demo
@@ -507,6 +528,7 @@ def _build_app() -> typer.Typer:
         max_reply_memory_mb: Annotated[
             float, typer.Option(help="Tick replies held at once, all clients, in MiB.")
         ] = 256.0,
+        as_json: _JsonOption = False,
     ) -> None:
         """Serve a terminal to aiomt5:// clients: token-authenticated, loopback by default."""
         from ._remote._server import run_serve  # imported here: the other commands never need it
@@ -518,6 +540,7 @@ def _build_app() -> typer.Typer:
                 tls_cert=tls_cert,
                 tls_key=tls_key,
                 sim_seed=sim_seed,
+                as_json=as_json or state["out"].as_json,
                 host=host,
                 port=port,
                 insecure=insecure,
@@ -618,7 +641,12 @@ async def _symbols(
     out.data(
         rows,
         lambda: out.console.print(
-            _records_table(f"{len(rows)} symbols", rows, ("name", "description", "digits", "path"))
+            _records_table(
+                f"{len(rows)} symbols",
+                rows,
+                ("name", "description", "digits", "path"),
+                out.console.width,
+            )
         ),
     )
 
@@ -659,6 +687,7 @@ async def _rates(
                 f"{len(rows)} {timeframe} bars of {name}",
                 rows,
                 ("time", "open", "high", "low", "close", "tick_volume", "spread"),
+                out.console.width,
             )
         ),
     )
@@ -703,7 +732,10 @@ async def _ticks(
         rows,
         lambda: out.console.print(
             _records_table(
-                f"{len(rows)} ticks of {name}", rows, ("time", "bid", "ask", "last", "flags")
+                f"{len(rows)} ticks of {name}",
+                rows,
+                ("time", "bid", "ask", "last", "flags"),
+                out.console.width,
             )
         ),
     )
@@ -754,7 +786,10 @@ async def _positions(out: _Output, settings: MT5Settings) -> None:
     rows = [p._asdict() for p in found]
     columns = ("ticket", "symbol", "type", "volume", "price_open", "price_current", "profit")
     out.data(
-        rows, lambda: out.console.print(_records_table(f"{len(rows)} positions", rows, columns))
+        rows,
+        lambda: out.console.print(
+            _records_table(f"{len(rows)} positions", rows, columns, out.console.width)
+        ),
     )
 
 

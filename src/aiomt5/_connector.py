@@ -17,13 +17,12 @@ the connect attempts and then owns the session: ``DEGRADED``, ``RECONNECTING`` a
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 import warnings
 import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, ClassVar, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from ._backends import BackendSlot
 from ._backends._checked import checked, health_job
@@ -31,12 +30,12 @@ from ._core._arguments import check_symbol
 from ._core._deadline import bounded, operation, seconds
 from ._core._errors import (
     MT5ClosedError,
-    MT5ConfigurationError,
     MT5Error,
     MT5InvalidArgumentError,
     MT5SymbolNotFoundError,
 )
 from ._core._events import ConnectorEvent, EventHook, EventStream
+from ._core._instance import process_instance
 from ._core._log import get_logger
 from ._core._session import LIVE, Session, Sessions
 from ._core._stats import CallRecorder, ConnectionStats, HealthReport
@@ -99,9 +98,6 @@ class AsyncMT5Connector(TradingMethods):
         ```
     """
 
-    _instance: ClassVar[AsyncMT5Connector | None] = None
-    _instance_lock: ClassVar[threading.Lock] = threading.Lock()
-
     def __init__(
         self,
         settings: MT5Settings | None = None,
@@ -130,23 +126,14 @@ class AsyncMT5Connector(TradingMethods):
     def get_instance(cls, settings: MT5Settings | None = None) -> AsyncMT5Connector:
         """The process-wide connector (MT5 allows one terminal connection per process).
 
-        Creates it on first use (and again after it was closed).
+        Creates it on first use (and again after it was closed). The slot is shared with
+        ``MT5Connector.get_instance()``: a process has one such connector, of either kind.
 
         Raises:
-            MT5ConfigurationError: A live instance exists with different settings.
+            MT5ConfigurationError: A live instance exists with different settings, or the
+                process-wide connector is a live ``MT5Connector``.
         """
-        with cls._instance_lock:
-            instance = cls._instance
-            if instance is not None and instance.state is not ConnectionState.CLOSED:
-                if settings is not None and settings != instance.settings:
-                    raise MT5ConfigurationError(
-                        "get_instance() was asked for different settings while a connector is "
-                        "live; close it (await connector.close()) or call reset_instance() first"
-                    )
-                return instance
-            instance = cls(settings)
-            cls._instance = instance
-            return instance
+        return process_instance.get(cls, settings, "await connector.close()")
 
     @classmethod
     def reset_instance(cls) -> None:
@@ -154,8 +141,7 @@ class AsyncMT5Connector(TradingMethods):
 
         Meant for tests and for recovery; queued calls fail with ``MT5ClosedError``.
         """
-        with cls._instance_lock:
-            instance, cls._instance = cls._instance, None
+        instance = process_instance.take(cls)
         if instance is not None:
             instance._abort("reset_instance()")
 

@@ -28,10 +28,12 @@ are (the script's own comments and checks stay untouched); use ``MT5Connector`` 
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 import types
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from ._core._errors import MT5Error
@@ -84,6 +86,28 @@ def _failure_value(function: str) -> Any:
     if function == "version":
         return (0, 0, "")
     return False if function in _FALSE_ON_FAILURE else None
+
+
+class _ModuleFunction:
+    """A function of the installed module that, like the C extension's, never binds as a method.
+
+    Real code keeps MetaTrader5's functions as class attributes and calls them through ``self``
+    (aiomql: ``_login = MetaTrader5.login``, then ``self._login(login, ...)``). The extension's
+    functions are builtins, which do not bind; a plain Python function there would receive the
+    instance as its first argument (``login(self, 5001234)``: ``Invalid "login" argument``).
+    """
+
+    __slots__ = ("__name__", "__qualname__", "_call")
+
+    def __init__(self, name: str, call: Callable[..., Any]) -> None:
+        self.__name__ = self.__qualname__ = name
+        self._call = call
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._call(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<built-in function {self.__name__}>"
 
 
 class _Bridge:
@@ -155,8 +179,7 @@ class _Bridge:
             self._last_error = _SUCCESS
             return result
 
-        call.__name__ = call.__qualname__ = name
-        return call
+        return _ModuleFunction(name, call)
 
 
 class _ModuleHelpers(MetaTrader5Helpers):
@@ -186,9 +209,8 @@ def _make_module(bridge: _Bridge) -> types.ModuleType:
     helpers = _ModuleHelpers(module)
     for name in HELPER_FUNCTIONS:
         setattr(module, name, getattr(helpers, name))
-    module.initialize = bridge.initialize  # type: ignore[attr-defined]
-    module.shutdown = bridge.shutdown  # type: ignore[attr-defined]
-    module.last_error = bridge.last_error  # type: ignore[attr-defined]
+    for name in ("initialize", "shutdown", "last_error"):
+        setattr(module, name, _ModuleFunction(name, getattr(bridge, name)))
     module.__version__ = "5.0.6231"  # type: ignore[attr-defined]
     module.__author__ = "MetaQuotes Ltd."  # type: ignore[attr-defined]
     module.aiomt5_bridge = bridge  # type: ignore[attr-defined]
@@ -202,6 +224,9 @@ def install(settings: MT5Settings | None = None, **overrides: Any) -> types.Modu
         settings: Base settings (default: ``MT5_*`` variables and ``.env``).
         **overrides: Setting fields, e.g. ``backend="sim"`` or ``call_timeout=5``.
             ``backend`` may also be an object (a ``SimTerminal``, the real module...).
+            With ``backend="sim"`` and no ``sim_start``, the simulator's market is open as
+            with ``aiomt5.sim.install()`` (a weekend starts at the latest open session, and a
+            warning says so).
 
     Returns:
         The module; ``import MetaTrader5`` returns it too until ``uninstall()``.
@@ -210,10 +235,29 @@ def install(settings: MT5Settings | None = None, **overrides: Any) -> types.Modu
     if backend is not None and isinstance(backend, str):
         overrides["backend"] = backend
         backend = None
-    bridge = _Bridge(settings_with(settings, overrides), backend)
+    chosen = settings_with(settings, overrides)
+    if backend is None and chosen.backend == "sim":
+        chosen = _open_market(chosen)
+    bridge = _Bridge(chosen, backend)
     module = _make_module(bridge)
     sys.modules[_MODULE_NAME] = module
     return module
+
+
+def _open_market(settings: MT5Settings) -> MT5Settings:
+    """The simulator's clock as ``aiomt5.sim.install()`` sets it: an open market by default.
+
+    Without ``sim_start``, a wall clock in a closed FX session (a weekend) starts at the same
+    hour of the latest open one, with one warning on ``aiomt5.sim``: a legacy script run through
+    ``install(backend="sim")`` on a Saturday trades Friday's market, not ``Market closed``.
+    """
+    from .sim._setup import sim_clock  # the simulator is imported only when it is used
+
+    choice = sim_clock(settings, open_market=True)
+    if choice.moved_to is None:
+        return settings
+    logging.getLogger("aiomt5.sim").warning("aiomt5.sim: %s", choice.note)
+    return settings.model_copy(update={"sim_start": datetime.fromtimestamp(choice.moved_to, UTC)})
 
 
 def uninstall() -> None:

@@ -185,7 +185,7 @@ def check_failure(
             "aiomt5.worker.call_failed",
             function=function,
             code=code,
-            message=message,
+            detail=message,
             error=type(error).__name__,
         )
     return error

@@ -48,7 +48,7 @@ def handshake(backend: Backend, settings: MT5Settings) -> Any:
         if settings.login is None:
             raise attach_error
         log.info(
-            "aiomt5.connector.attach_failed", code=attach_error.code, message=attach_error.message
+            "aiomt5.connector.attach_failed", code=attach_error.code, detail=attach_error.message
         )
     if not backend.initialize(*path, **_credentials(settings), **common):
         masked = {**_credentials(settings, masked=True), **common}

@@ -460,7 +460,7 @@ class Worker:
         log.warning(
             "aiomt5.worker.close_timed_out",
             function=current.function if current else None,
-            thread=self._thread.name if self._thread else None,
+            worker_thread=self._thread.name if self._thread else None,
         )
         self._cancel_queued()
         return False

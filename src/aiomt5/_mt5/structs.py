@@ -1,7 +1,8 @@
 """The result types of MetaTrader5: 11 struct sequences and the two packed array dtypes.
 
 The real types are CPython ``PyStructSequence`` types: tuple subclasses with attribute access,
-a ``Name(field=value, ...)`` repr, the ``n_fields`` class attributes and an extra ``_asdict()``
+a ``Name(field=value, ...)`` repr, the ``n_fields`` class attributes, ``__match_args__`` (the
+field names, as CPython 3.10+ sets on every struct sequence) and an extra ``_asdict()``
 returning a *shallow* dict in field order. They have no ``_fields`` or ``_replace`` (they are not
 namedtuples), and they are built from one sequence: ``TradePosition((1, 2, ...))``.
 """
@@ -73,6 +74,9 @@ def _make(name: str, fields: tuple[str, ...], doc: str) -> type[StructSequence]:
         "n_fields": len(fields),
         "n_sequence_fields": len(fields),
         "_field_names": fields,
+        # CPython (3.10+) gives every PyStructSequence type this: ``match`` patterns, and code
+        # that lists a struct's fields from it (aiomql builds its trade requests that way).
+        "__match_args__": fields,
     }
     for index, field in enumerate(fields):
         namespace[field] = property(operator.itemgetter(index), doc=f"{name}.{field}")

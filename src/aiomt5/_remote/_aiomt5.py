@@ -41,6 +41,7 @@ class ServeTransport:
         request_timeout: Seconds for a whole call, however slowly the reply trickles in
             (None: no limit).
         max_reply_bytes: Largest reply accepted (memory is taken as data arrives, up to this).
+        trusted: The server is our own child process (see ``FramedLink``).
     """
 
     def __init__(
@@ -53,6 +54,7 @@ class ServeTransport:
         connect_timeout: float = 10.0,
         request_timeout: float | None = None,
         max_reply_bytes: int = MAX_REPLY_BYTES,
+        trusted: bool = False,
     ) -> None:
         self._host = host
         self._port = port
@@ -61,6 +63,7 @@ class ServeTransport:
         self._connect_timeout = connect_timeout
         self._request_timeout = request_timeout
         self._max_reply_bytes = max_reply_bytes
+        self._trusted = trusted
         self._url = f"aiomt5://{host}:{port}"
         self._link: FramedLink | None = None
 
@@ -83,7 +86,9 @@ class ServeTransport:
         except (OSError, EOFError) as exc:  # ssl.SSLError and the handshake's errors included
             sock.close()
             raise self._handshake_failure(exc) from None
-        self._link = FramedLink(sock, self._url, self._request_timeout, self._max_reply_bytes)
+        self._link = FramedLink(
+            sock, self._url, self._request_timeout, self._max_reply_bytes, trusted=self._trusted
+        )
 
     def _secure(self, sock: socket.socket, deadline: float) -> socket.socket:
         if self._tls is None:

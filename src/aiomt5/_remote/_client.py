@@ -130,6 +130,9 @@ class FramedLink:
             the server trickles it (None: no limit).
         max_reply_bytes: Largest reply accepted; a bigger one drops the link before its
             memory is taken.
+        trusted: The peer is our own child process: a big array's memory is taken at once
+            for its announced size (a server could announce gigabytes and send nothing, so
+            its arrays' memory is only taken as their data arrives).
     """
 
     def __init__(
@@ -138,9 +141,14 @@ class FramedLink:
         url: str,
         request_timeout: float | None = None,
         max_reply_bytes: int = MAX_REPLY_BYTES,
+        *,
+        trusted: bool = False,
     ) -> None:
         self._sock = sock
-        self._reader = FrameReader(sock, BUSY_POLL)
+        if trusted:
+            self._reader = FrameReader(sock, BUSY_POLL, first_buffer=max_reply_bytes)
+        else:
+            self._reader = FrameReader(sock, BUSY_POLL)
         self._url = url
         self._timeout = request_timeout
         self._max_reply_bytes = max_reply_bytes

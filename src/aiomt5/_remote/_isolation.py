@@ -3,9 +3,17 @@
 The real MetaTrader5 extension holds the GIL for the whole of every call (it never calls
 ``PyEval_SaveThread``): in-process, a call waiting on the terminal stops every other thread,
 the event loop included, and a call that hangs can never be interrupted. ``ChildTerminal`` moves
-the backend into a child process, which serves it with ``aiomt5 serve`` on a loopback port with
-a fresh random token; this process talks to it over the ``aiomt5://`` client, whose waits are
-socket reads that release the GIL. A call that gets no reply within ``hard_limit`` seconds kills
+the backend into a child process, which answers the framed protocol of ``aiomt5 serve``
+(``_wire``); this process's waits for it are socket reads, which release the GIL.
+
+On POSIX each link is one end of a ``socketpair`` handed to the child over a private Unix
+socket (``socket.send_fds``): nothing listens, nobody else can connect, and a Unix socket
+does less work per byte than TCP loopback. Elsewhere (Windows: no fd
+passing) the child serves ``aiomt5 serve`` on a loopback port with a fresh random token and
+this process connects as an ``aiomt5://`` client. Either way the child is trusted: a big
+array's memory is taken at once for its size instead of growing as it arrives.
+
+A call that gets no reply within ``hard_limit`` seconds kills
 the child, and ``restart()`` (the supervisor, when a call is stuck) does the same at once: the
 call in flight fails like a broken pipe (``None`` + ``-10002``), later calls fail with
 ``-10004``, and the next ``initialize()`` (the supervisor's reconnect) starts a new child.
@@ -24,6 +32,7 @@ import importlib
 import json
 import os
 import secrets
+import socket
 import subprocess
 import sys
 import threading
@@ -34,9 +43,10 @@ from typing import TYPE_CHECKING, Any, Final, TextIO, TypeVar
 from aiomt5._core._worker import WRITE_FUNCTIONS
 
 from ._aiomt5 import ServeTransport
-from ._client import LinkError, RemoteTerminal
+from ._bounded import reply_too_large
+from ._client import FramedLink, LinkError, RemoteTerminal
 from ._server import TOKEN_ENV, RemoteServer, return_freed_memory
-from ._wire import MAX_REPLY_BYTES, SERVED_FUNCTIONS, WireError, encode
+from ._wire import MAX_REPLY_BYTES, SERVED_FUNCTIONS, WireError, encode, serve_frames
 
 if TYPE_CHECKING:
     from aiomt5._settings import MT5Settings
@@ -47,6 +57,14 @@ __all__ = ["ChildFaults", "ChildHang", "ChildTerminal", "child_main", "load_back
 _T = TypeVar("_T")
 
 _READY: Final = "aiomt5-child-ready "
+# The child's end of the private Unix socket its links are handed over on (POSIX).
+_LINKS_FD_ENV: Final = "AIOMT5_CHILD_LINKS_FD"
+# Buffers above this get their own mapping in the child, unmapped when freed (a 60 MB tick
+# array); below it they are reused from the heap. At glibc's 128 KiB a simulator building
+# 1M ticks (8 MB temporaries) took several times as long, each one a fresh mapping to fault in.
+_CHILD_MMAP_THRESHOLD: Final = 32 << 20
+HANDS_OVER_LINKS: Final = hasattr(socket, "send_fds") and hasattr(socket, "AF_UNIX")
+"""Whether links to a child are socketpairs handed over to it (POSIX) or TCP (Windows)."""
 # Answered without a round trip, or managing the link: never sent ahead.
 _LOCAL: Final = frozenset({"initialize", "shutdown", "last_error"})
 _CHILD_CODE: Final = (
@@ -109,8 +127,15 @@ def child_main(argv: Sequence[str]) -> int:
     settings = json.loads(argv[1]) if len(argv) > 1 else None
     # stdout is the parent's control channel: whatever the backend prints goes to stderr.
     control, sys.stdout = sys.stdout, sys.stderr
-    return_freed_memory()
+    return_freed_memory(_CHILD_MMAP_THRESHOLD)
     backend = load_backend(argv[0], settings)
+    faults = getattr(getattr(backend, "terminal", backend), "faults", None)
+    links_fd = os.environ.pop(_LINKS_FD_ENV, None)
+    if links_fd is not None:
+        links = socket.socket(fileno=int(links_fd))
+        _start_control(faults, control, 0)
+        _serve_handed_over(links, backend)
+        return 0
     # Its one client is the parent, on loopback with a fresh token: no idle timeout, and replies
     # as large as the client accepts (the limits guard a shared server, not this private one).
     server = RemoteServer(
@@ -121,14 +146,56 @@ def child_main(argv: Sequence[str]) -> int:
         max_reply_bytes=MAX_REPLY_BYTES,
         max_reply_memory=2 * MAX_REPLY_BYTES,
     )
-    control.write(f"{_READY}{server.port}\n")
+    _start_control(faults, control, server.port)
+    server.serve_forever()
+    return 0
+
+
+def _start_control(faults: Any, control: TextIO, port: int) -> None:
+    control.write(f"{_READY}{port}\n")
     control.flush()
-    faults = getattr(getattr(backend, "terminal", backend), "faults", None)
     threading.Thread(
         target=_control_loop, args=(faults, control), name="aiomt5-child-control", daemon=True
     ).start()
-    server.serve_forever()
-    return 0
+
+
+def _serve_handed_over(links: socket.socket, backend: object) -> None:
+    """Serve each socket the parent hands over on ``links``; return when the parent is gone.
+
+    Its one client, the parent, gets the backend as it is: no slicing of tick downloads nor a
+    memory budget shared between clients (``BoundedBackend``, what a shared ``aiomt5 serve``
+    needs). One lock still keeps the calls one at a time: a link the parent has dropped may
+    still be finishing one when the next link arrives.
+    """
+    lock = threading.Lock()
+    while True:
+        try:
+            message, fds, _flags, _address = socket.recv_fds(links, 1, 1)
+        except OSError:
+            return
+        if not message:
+            for fd in fds:
+                os.close(fd)
+            return  # the parent closed its end: it is gone, or it stopped us
+        for fd in fds:
+            link = socket.socket(fileno=fd)
+            threading.Thread(
+                target=_serve_link,
+                args=(link, backend, lock),
+                name="aiomt5-child-link",
+                daemon=True,
+            ).start()
+
+
+def _serve_link(link: socket.socket, backend: object, lock: threading.Lock) -> None:
+    with link, contextlib.suppress(OSError, WireError):
+        serve_frames(link, backend, lock, too_large=_too_large)
+
+
+def _too_large(size: int) -> tuple[Any, ...] | None:
+    if size <= MAX_REPLY_BYTES:
+        return None
+    return ("ok", None, reply_too_large(size, MAX_REPLY_BYTES))
 
 
 def _control_loop(faults: Any, control: TextIO) -> None:
@@ -181,12 +248,13 @@ class _Child:
     def __init__(
         self, spec: str, token: str, env: dict[str, str] | None, settings: str | None
     ) -> None:
-        self._spec = spec
+        self.spec = spec
         self._token = token
         self._env = env
         self._settings = settings
         self._control = threading.Lock()  # one fault script at a time on the pipes
         self.process: subprocess.Popen[str] | None = None
+        self.links: socket.socket | None = None  # where links are handed over (POSIX)
         self.port = 0
         self.starts = 0
 
@@ -196,13 +264,30 @@ class _Child:
         self.kill()
         env = dict(os.environ if self._env is None else self._env)
         env[TOKEN_ENV] = self._token
-        argv = [sys.executable, "-c", _CHILD_CODE, self._spec]
+        argv = [sys.executable, "-c", _CHILD_CODE, self.spec]
         if self._settings is not None:
             argv.append(self._settings)
-        process = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
-        )
+        links, theirs = socket.socketpair() if HANDS_OVER_LINKS else (None, None)
+        try:
+            if theirs is not None:
+                env[_LINKS_FD_ENV] = str(theirs.fileno())
+            process = subprocess.Popen(
+                argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+                env=env,
+                pass_fds=() if theirs is None else (theirs.fileno(),),
+            )
+        except BaseException:
+            if links is not None:
+                links.close()
+            raise
+        finally:
+            if theirs is not None:
+                theirs.close()  # the child has its own copy
         assert process.stdout is not None
+        self.links = links
         self.process = process  # restart() may kill it while it starts: its pipe then closes
         try:
             line = process.stdout.readline()
@@ -212,14 +297,36 @@ class _Child:
             if self.process is process:
                 self.kill()
             raise LinkError(
-                -10003, f"IPC initialize failed: the {self._spec!r} child process did not start"
+                -10003, f"IPC initialize failed: the {self.spec!r} child process did not start"
             )
         self.port = int(line[len(_READY) :])
         self.starts += 1
         return self.port
 
+    def connect(self) -> socket.socket:
+        """A new link to the running child: one end of a socketpair, the other handed over.
+
+        Raises:
+            LinkError: -10004, the child is gone.
+        """
+        links = self.links
+        gone = LinkError(-10004, f"No IPC connection: the {self.spec!r} child process went away")
+        if links is None:
+            raise gone
+        ours, theirs = socket.socketpair()
+        try:
+            with theirs:
+                socket.send_fds(links, [b"L"], [theirs.fileno()])
+        except OSError:
+            ours.close()
+            raise gone from None
+        return ours
+
     def kill(self) -> None:
         process, self.process = self.process, None
+        links, self.links = self.links, None
+        if links is not None:
+            links.close()
         if process is not None:
             _stop(process)
 
@@ -273,20 +380,30 @@ class _ChildTransport:
         self._child = child
         self._token = token
         self._hard_limit = hard_limit
-        self._link: ServeTransport | None = None
+        self._link: FramedLink | ServeTransport | None = None
         # Requests sent and not answered yet, oldest first: their replies come in this order.
         self._ahead: collections.deque[tuple[str, Any, Any]] = collections.deque()
 
     @property
     def is_open(self) -> bool:
-        return self._link is not None and self._link.is_open
+        return self._link is not None
 
     def open(self) -> None:
         port = self._child.ensure_running()
-        link = ServeTransport(
-            "127.0.0.1", port, token=self._token, request_timeout=self._hard_limit
-        )
-        link.open()
+        link: FramedLink | ServeTransport
+        if HANDS_OVER_LINKS:
+            sock = self._child.connect()
+            url = f"process({self._child.spec})"
+            link = FramedLink(sock, url, self._hard_limit, MAX_REPLY_BYTES, trusted=True)
+        else:
+            link = ServeTransport(
+                "127.0.0.1",
+                port,
+                token=self._token,
+                request_timeout=self._hard_limit,
+                trusted=True,
+            )
+            link.open()
         self._link = link
         self._ahead.clear()
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import json
 import os
 import socket
 import ssl
@@ -640,22 +641,22 @@ def _check_exposure(host: str, tls: ssl.SSLContext | None, *, insecure: bool) ->
         )
 
 
-def return_freed_memory() -> None:
+def return_freed_memory(threshold: int = 128 << 10) -> None:
     """Make this process give large freed buffers back to the system at once (glibc only).
 
     A server's replies are arrays of up to ``max_reply_bytes``. glibc raises its mmap
     threshold as such buffers are freed, after which the next ones come from the heap and
     stay in the process when freed: a few big replies would leave it 100 MB larger for good.
-    Pinning the threshold at glibc's initial 128 KiB keeps every large buffer in its own
-    mapping, unmapped when freed.
+    Pinning the threshold (glibc's initial 128 KiB by default) keeps every buffer larger than
+    ``threshold`` in its own mapping, unmapped when freed.
     Called by the ``aiomt5 serve`` program (not by ``RemoteServer``: a library does not tune
-    its host process); elsewhere it does nothing.
+    its host process) and by a ``ChildTerminal``'s child; elsewhere it does nothing.
     """
     if not sys.platform.startswith("linux"):
         return
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(None)
-        libc.mallopt(_M_MMAP_THRESHOLD, 128 << 10)
+        libc.mallopt(_M_MMAP_THRESHOLD, threshold)
 
 
 def serve(backend: object, **options: Any) -> None:
@@ -710,13 +711,16 @@ def run_serve(
     tls_cert: str | None = None,
     tls_key: str | None = None,
     sim_seed: int | None = None,
+    as_json: bool = False,
     **options: Any,
 ) -> int:
     """``aiomt5 serve``: build the server from the command line's options, serve until Ctrl-C.
 
     ``options`` are ``RemoteServer``'s. Prints one line ``aiomt5 serve: listening on
     aiomt5://HOST:PORT ...`` (stdout) once the socket listens; errors go to stderr with
-    status 2, and never contain the token.
+    status 2, and never contain the token. With ``as_json`` stdout is JSON Lines instead: one
+    ``{"event": "listening", "url": ...}`` object once the socket listens (a supervisor reads
+    the port chosen for ``--port 0`` from it) and one ``{"event": "stopped", ...}`` at the end.
     """
     return_freed_memory()
     try:
@@ -727,18 +731,36 @@ def run_serve(
     except (MT5Error, ValueError, OSError) as exc:  # MT5NotAvailableError, bad TLS files...
         sys.stderr.write(f"aiomt5 serve: {exc}\n")
         return 2
-    sys.stdout.write(
-        f"aiomt5 serve: listening on {server.url} (backend {backend}, "
-        f"{'TLS' if tls else 'no TLS'}, {'token' if token else 'NO TOKEN'})\n"
-    )
-    sys.stdout.flush()
-    try:
+    try:  # before the announcement: whoever read it may interrupt us at once
+        if as_json:
+            _json_line(
+                event="listening",
+                url=server.url,
+                host=server.host,
+                port=server.port,
+                backend=backend,
+                tls=tls is not None,
+                token=token is not None,
+            )
+        else:
+            sys.stdout.write(
+                f"aiomt5 serve: listening on {server.url} (backend {backend}, "
+                f"{'TLS' if tls else 'no TLS'}, {'token' if token else 'NO TOKEN'})\n"
+            )
+            sys.stdout.flush()
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
         server.close()
+        if as_json:
+            _json_line(event="stopped", url=server.url, refusals=server.refusals())
     return 0
+
+
+def _json_line(**fields: Any) -> None:
+    sys.stdout.write(json.dumps(fields) + "\n")
+    sys.stdout.flush()
 
 
 def serve_main(argv: Sequence[str] | None = None) -> int:

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json as _json
+import os as _os
 import select as _select
 import struct as _struct
 import time as _time
@@ -127,7 +128,9 @@ def encode(value: Any, buffers: list[Any] | None = None) -> Any:
         return _encode_datetime(value)
     if isinstance(value, tuple):
         if hasattr(kind, "n_fields") and hasattr(value, "_asdict"):
-            return ("s", kind.__name__, tuple([encode(item, buffers) for item in value]))
+            plain = _PLAIN  # a struct's fields mostly are: they skip the call
+            fields = [item if type(item) in plain else encode(item, buffers) for item in value]
+            return ("s", kind.__name__, tuple(fields))
         return ("t", tuple([encode(item, buffers) for item in value]))
     if isinstance(value, list):
         return ("l", tuple([encode(item, buffers) for item in value]))
@@ -216,8 +219,9 @@ def decode(
         structs: Struct type name -> constructor; None refuses structs (arguments never have
             them).
         arrays: Whether numpy arrays may appear (results only).
-        buffers: The out-of-band buffers that came with a framed message (``bytearray``s,
-            each used by at most one array, which then shares its memory).
+        buffers: The out-of-band buffers that came with a framed message (``bytearray``s
+            or ``FrameReader``'s uint8 arrays, each used by at most one array, which then
+            shares its memory).
         depth: Current nesting (callers leave it at 0).
 
     Raises:
@@ -298,8 +302,11 @@ def _decode_struct(
     make = structs.get(name) if type(name) is str else None
     if make is None:
         raise WireError(f"unknown remote struct type {name!r}")
+    plain = _PLAIN  # most fields are: they skip the call (a reply's fields are most of its work)
     values = [
-        decode(item, structs, arrays=arrays, buffers=buffers, depth=depth + 1)
+        item
+        if type(item) in plain
+        else decode(item, structs, arrays=arrays, buffers=buffers, depth=depth + 1)
         for item in _seq(fields)
     ]
     try:
@@ -317,8 +324,11 @@ def _array_data(data: Any, buffers: list[Any] | None) -> Any:
     return buffer
 
 
+_ARRAY_DATA = (bytes, bytearray, _np.ndarray)  # ndarray: a FrameReader buffer (uint8)
+
+
 def _decode_array(descr: Any, shape: Any, data: Any) -> Any:
-    if type(data) not in (bytes, bytearray) or type(shape) not in _SEQUENCES:
+    if type(data) not in _ARRAY_DATA or type(shape) not in _SEQUENCES:
         raise WireError("malformed remote array")
     if any(type(n) is not int or n < 0 for n in shape):
         raise WireError("malformed remote array shape")
@@ -341,9 +351,9 @@ def _decode_array(descr: Any, shape: Any, data: Any) -> Any:
     if count * dtype.itemsize != len(data):
         raise WireError("remote array size does not match its shape")
     array = _np.frombuffer(data, dtype=dtype, count=count).reshape(tuple(shape))
-    # MetaTrader5's arrays are writable: a bytearray's memory is (and is ours alone); bytes'
-    # is not, so those are copied.
-    return array if type(data) is bytearray else array.copy()
+    # MetaTrader5's arrays are writable: a received buffer's memory is (and is ours alone);
+    # bytes' is not, so those are copied.
+    return array.copy() if type(data) is bytes else array
 
 
 # --------------------------------------------------------------------------- serving
@@ -422,7 +432,10 @@ A thread woken from ``recv`` costs 20-25 us on an idle virtual machine (its CPU 
 on each side of a round trip: about 60 us of a 70 us loopback ping-pong. Checking for the
 reply (or, on a server, the next request) for a moment first costs that much CPU at most and
 brings the round trip down to about 10 us when the peer is quick, as in a loop of calls. A
-reader checks only while data keeps coming that quickly (see ``FrameReader``).
+reader checks only while data keeps coming that quickly (see ``FrameReader``), and yields the
+CPU between checks: on a machine with fewer free cores than busy threads (a worker, an event
+loop and a child process on 2 cores), a poller that kept its core could be keeping the very
+peer it waits for off it, and a round trip took 200-300 us instead of 40.
 """
 
 _QUICK = 10  # a wait up to this many busy_polls long: the next one may well be caught
@@ -430,7 +443,6 @@ _QUICK = 10  # a wait up to this many busy_polls long: the next one may well be 
 _HEADER = _struct.Struct("!IH")  # message bytes, buffer count; then "!Q" per buffer
 _RECV_SIZE = 65536
 _MAX_RECV = 1 << 20  # recv(n) allocates n bytes before any arrive: never ask for more at once
-_FIRST_BUFFER = 8 << 20  # a buffer starts at most this big and doubles as its data arrives
 _COALESCE = 65536  # buffers up to this size are copied into the message's write
 
 
@@ -497,14 +509,18 @@ class FrameReader:
     """Reads ``send_frame``'s frames from one socket, for as long as the connection lasts.
 
     Small reads are buffered (a reply usually arrives in one ``recv``); a big buffer is
-    received straight into its own ``bytearray``, which the decoded array then uses as is.
-    With ``busy_poll`` (seconds) it checks for data that long before sleeping in ``recv``
-    (see ``BUSY_POLL``), as long as the last wait was not much longer than that (a peer
-    that answers in a millisecond or more is not worth the CPU).
+    received straight into its own uint8 array (allocated, not zeroed), which the decoded
+    array then uses as is. With ``busy_poll`` (seconds) it checks for data that long before
+    sleeping in ``recv`` (see ``BUSY_POLL``), as long as the last wait was not much longer
+    than that (a peer that answers in a millisecond or more is not worth the CPU).
+    ``first_buffer`` bounds the memory taken for a buffer before its data arrives (it then
+    doubles as the data comes): a peer announcing gigabytes and sending nothing gets that
+    much at most. A trusted peer (our own child process) gets its announced size at once.
     """
 
-    def __init__(self, sock: Any, busy_poll: float = 0.0) -> None:
+    def __init__(self, sock: Any, busy_poll: float = 0.0, first_buffer: int = 8 << 20) -> None:
         self._sock = sock
+        self._first_buffer = first_buffer
         self._pending = bytearray()
         self._busy_poll = busy_poll
         self._readable = _readable_probe(sock) if busy_poll > 0 else None
@@ -569,7 +585,7 @@ class FrameReader:
         if self._quick and not self._tls_pending():
             deadline = start + self._busy_poll
             while not readable() and _time.perf_counter() < deadline:
-                pass
+                _yield_cpu()
         chunk: bytes = self._sock.recv(size)
         self._quick = _time.perf_counter() - start <= _QUICK * self._busy_poll
         return chunk
@@ -579,20 +595,21 @@ class FrameReader:
         pending = getattr(self._sock, "pending", None)
         return pending is not None and bool(pending())
 
-    def _read_buffer(self, size: int) -> bytearray:
-        # Received straight into the array's memory, which grows (doubling) as data arrives:
-        # a peer that announces gigabytes and sends nothing gets _FIRST_BUFFER at most.
+    def _read_buffer(self, size: int) -> Any:
+        # Received straight into the array's memory, which grows (doubling) as data arrives
+        # past first_buffer. np.empty, not bytearray: nothing is zeroed (60 MB of ticks would
+        # cost 30 ms of memset), and its pages are only taken as the data lands in them.
         pending = self._pending
         have = min(len(pending), size)
-        buffer = bytearray(min(size, max(have, _FIRST_BUFFER)))  # calloc: pages come as used
-        buffer[:have] = pending[:have]
+        buffer = _np.empty(min(size, max(have, self._first_buffer)), _np.uint8)
+        buffer[:have] = _np.frombuffer(pending, _np.uint8, have)
         del pending[:have]
         while have < size:
             if have == len(buffer):  # full: twice as big, what arrived copied once
-                buffer, old = bytearray(min(size, 2 * len(buffer))), buffer
+                buffer, old = _np.empty(min(size, 2 * len(buffer)), _np.uint8), buffer
                 buffer[:have] = old
                 del old
-            with memoryview(buffer) as view:
+            with buffer.data as view:
                 while have < len(buffer):
                     self._recv_timeout()
                     received = self._sock.recv_into(view[have:], len(buffer) - have)
@@ -600,6 +617,10 @@ class FrameReader:
                         raise EOFError("connection closed by peer")
                     have += received
         return buffer
+
+
+# Polling must not keep the peer off the CPU when both share one: it may be the one we poll for.
+_yield_cpu = getattr(_os, "sched_yield", None) or (lambda: _time.sleep(0))
 
 
 def _readable_probe(sock: Any) -> Callable[[], bool]:

@@ -38,6 +38,8 @@ class SimChoice:
 
     clock: SimClock
     note: str | None = None
+    #: Where the clock was moved to (epoch seconds), when ``note`` says it was.
+    moved_to: float | None = None
 
 
 def _stamp(epoch: float) -> str:
@@ -61,7 +63,7 @@ def sim_clock(settings: MT5Settings, *, open_market: bool = False) -> SimChoice:
                     f"{_stamp(start)}, the same hour of the latest open session, and runs at "
                     f"x{speed:g} (set MT5_SIM_START to choose)"
                 )
-                return SimChoice(SimClock.running(start, speed=speed), note)
+                return SimChoice(SimClock.running(start, speed=speed), note, start)
     if speed != 1.0:
         return SimChoice(SimClock.running(now, speed=speed))
     return SimChoice(SimClock.wall())
