@@ -583,3 +583,139 @@ async def test_a_read_given_up_while_queued_is_never_made_even_when_sent_ahead(
     assert backend.made == [("symbol_info", ("A",)), ("symbol_info", ("C",))]
     sent = ["A", "C"] if given_up == "before" else ["A", "B", "C"]
     assert backend.ahead == [[("symbol_info", (name,), None) for name in sent]]
+
+
+# ---------------------------------------------------------------- deadline queues (one timer)
+
+
+class FakeTime:
+    """The outbox's clock, far ahead of the loop's: its timer never fires by itself."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.now = loop.time() + 1e6
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@contextlib.contextmanager
+def counted_call_at(loop: asyncio.AbstractEventLoop) -> Iterator[list[float]]:
+    """Record every ``loop.call_at`` (the worker arms its deadline timer with it)."""
+    armed: list[float] = []
+    original = loop.call_at
+
+    def counting(when: float, *args: Any, **kwargs: Any) -> Any:
+        armed.append(when)
+        return original(when, *args, **kwargs)
+
+    loop.call_at = counting  # type: ignore[method-assign]
+    try:
+        yield armed
+    finally:
+        del loop.call_at
+
+
+async def held_worker(worker: Worker, gates: Callable[[], Gate]) -> tuple[Gate, FakeTime]:
+    """Hold the worker in a call, and give its outbox a clock the test moves."""
+    loop = asyncio.get_running_loop()
+    gate = gates()
+    worker.submit("terminal_info", gate.block, timeout=None)
+    await gate.wait_entered()
+    clock = FakeTime(loop)
+    worker._outbox_for(loop).time = clock
+    return gate, clock
+
+
+def fire(worker: Worker, clock: FakeTime, at: float) -> None:
+    """Move the clock and run what the shared deadline timer would run then."""
+    outbox = worker._outbox_for(asyncio.get_running_loop())
+    clock.now = at
+    worker._check_deadlines(outbox)
+
+
+async def test_deadlines_fire_in_deadline_order_not_submission_order(
+    worker: Worker, gates: Callable[[], Gate]
+) -> None:
+    gate, clock = await held_worker(worker, gates)
+    start = clock.now
+    failed: list[float] = []
+    ran: list[float] = []
+    calls = {}
+    for timeout in (5.0, 1.0, 3.0, 2.0, 4.0, 30.0):
+        call = worker.submit("terminal_info", ran.append, (timeout,), timeout=timeout)
+        call.add_done_callback(lambda f, t=timeout: failed.append(t) if f.exception() else None)
+        calls[timeout] = call
+    for step in (1.5, 2.5, 3.5, 4.5, 5.5):
+        fire(worker, clock, start + step)
+        await asyncio.sleep(0)  # done callbacks run
+        assert failed == [1.0, 2.0, 3.0, 4.0, 5.0][: int(step)]
+    for timeout in (1.0, 2.0, 3.0, 4.0, 5.0):
+        with pytest.raises(MT5TimeoutError, match="while queued"):
+            calls[timeout].result()
+    gate.release()
+    await calls[30.0]
+    assert ran == [30.0]  # the calls given up while queued never ran
+    assert worker.cancelled_before_start == 5
+
+
+async def test_cancelling_the_earliest_deadline_leaves_the_others_armed(
+    worker: Worker, gates: Callable[[], Gate]
+) -> None:
+    gate, clock = await held_worker(worker, gates)
+    start = clock.now
+    ran: list[str] = []
+    later = worker.submit("terminal_info", ran.append, ("later",), timeout=5.0)
+    earliest = worker.submit("terminal_info", ran.append, ("earliest",), timeout=1.0)
+    outbox = worker._outbox_for(asyncio.get_running_loop())
+    assert outbox.timer_at == start + 1.0  # one timer, for the earliest deadline
+    earliest.cancel()
+    fire(worker, clock, start + 2.0)  # the cancelled one's deadline: nothing to give up
+    assert not later.done()
+    assert outbox.timer is not None  # re-armed for the next deadline
+    assert outbox.timer_at == start + 5.0
+    fire(worker, clock, start + 6.0)
+    with pytest.raises(MT5TimeoutError):
+        later.result()
+    gate.release()
+    assert await worker.run("terminal_info", ok, timeout=None) == "ok"
+    assert ran == []
+    assert earliest.cancelled()
+    assert not outbox.early
+    assert not outbox.deadlines
+    assert outbox.timer is None
+
+
+async def test_a_flood_of_calls_with_mixed_timeouts_shares_one_timer(
+    worker: Worker, gates: Callable[[], Gate]
+) -> None:
+    loop = asyncio.get_running_loop()
+    gate, clock = await held_worker(worker, gates)
+    start = clock.now
+    timeouts = (None, 30.0, 1.0, 10.0, 0.5, 20.0, 2.0)
+    ran: list[int] = []
+    with counted_call_at(loop) as armed:
+        calls = [
+            worker.submit("symbol_info_tick", ran.append, (i,), timeout=timeouts[i % 7])
+            for i in range(1400)
+        ]
+        for i in range(0, 1400, 11):
+            calls[i].cancel()
+        fire(worker, clock, start + 5.0)  # the 0.5, 1 and 2 s calls are overdue
+    # A timer per new earliest deadline (30, 1, 0.5), then one re-arm for the next (10 s).
+    assert len(armed) <= 4
+    gate.release()
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    expected_ran = []
+    for i, (call, result) in enumerate(zip(calls, results, strict=True)):
+        timeout = timeouts[i % 7]
+        if i % 11 == 0:
+            assert call.cancelled()
+        elif timeout is not None and timeout < 5.0:
+            assert isinstance(result, MT5TimeoutError), (i, result)
+        else:
+            assert result is None  # list.append's result: it ran
+            expected_ran.append(i)
+    assert ran == expected_ran  # in submission order, each exactly once
+    outbox = worker._outbox_for(loop)
+    assert not outbox.early  # finished calls are not held
+    assert not outbox.deadlines

@@ -20,7 +20,7 @@ import asyncio
 import time
 import warnings
 import weakref
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
@@ -40,7 +40,7 @@ from ._core._log import get_logger
 from ._core._session import LIVE, Session, Sessions
 from ._core._stats import CallRecorder, ConnectionStats, HealthReport
 from ._core._supervisor import RETIRED_COUNTERS, Supervisor
-from ._core._types import USE_DEFAULT, ConnectionState, MT5Struct, TimeoutArg, UseDefault
+from ._core._types import USE_DEFAULT, ConnectionState, MT5Struct, TimeoutArg
 from ._core._worker import Worker
 from ._market._symbols import pick_symbol
 from ._market._timeframe import Timeframe, TimeframeLike
@@ -402,15 +402,15 @@ class AsyncMT5Connector(TradingMethods):
         args: tuple[Any, ...] = (),
         kwargs: dict[str, Any] | None = None,
         timeout: TimeoutArg = USE_DEFAULT,
-    ) -> Coroutine[Any, Any, Any]:
-        """The worker call, as a coroutine for the caller to await (no extra frame on the way)."""
+    ) -> Awaitable[Any]:
+        """The worker call, for the caller to await (the worker's future: no frame on the way)."""
         session = self._sessions.usable(function)
         seconds = bounded(
-            self._settings.call_timeout if isinstance(timeout, UseDefault) else timeout, function
+            self._settings.call_timeout if timeout is USE_DEFAULT else timeout, function
         )
         if session is None:
             return self._call_when_usable(function, fn, args, kwargs, seconds)
-        return session.worker.run(function, fn, args, kwargs, timeout=seconds)
+        return session.worker.submit(function, fn, args, kwargs, timeout=seconds)
 
     async def call(
         self, function: str, /, *args: Any, timeout: TimeoutArg = USE_DEFAULT, **kwargs: Any
@@ -440,11 +440,11 @@ class AsyncMT5Connector(TradingMethods):
         session = self._sessions.usable(function)
         invoker = self._invokers.get(function) or self._invoker(function)
         seconds = bounded(
-            self._settings.call_timeout if isinstance(timeout, UseDefault) else timeout, function
+            self._settings.call_timeout if timeout is USE_DEFAULT else timeout, function
         )
         if session is None:
             return await self._call_when_usable(function, invoker, args, kwargs or None, seconds)
-        return await session.worker.run(function, invoker, args, kwargs or None, timeout=seconds)
+        return await session.worker.submit(function, invoker, args, kwargs or None, timeout=seconds)
 
     # ------------------------------------------------------------------ typed API
 

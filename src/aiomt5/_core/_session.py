@@ -146,7 +146,11 @@ class Sessions:
             MT5Error: Why the supervisor gave up.
         """
         session = self.current
-        if session is not None and self.state in LIVE:
+        state = self.state
+        # Identity tests: hashing an enum member for `in LIVE` is a Python-level call.
+        if session is not None and (
+            state is ConnectionState.CONNECTED or state is ConnectionState.DEGRADED
+        ):
             return session
         self._unusable(function, wait=self.wait_for_reconnect)
         return None

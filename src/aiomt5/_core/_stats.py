@@ -84,7 +84,7 @@ class HealthReport:
 
 
 class CallRecorder:
-    """Counts calls and keeps recent latencies; loop-thread only, O(1) per call."""
+    """Counts calls and keeps recent latencies; loop-thread only, O(1) per call (in bulk)."""
 
     __slots__ = (
         "calls",
@@ -105,10 +105,10 @@ class CallRecorder:
         self.last_error: str | None = None
         self.last_error_at: datetime | None = None
 
-    def succeeded(self, seconds: float) -> None:
-        """Record a call that returned."""
-        self.calls += 1
-        self.latencies.append(seconds)
+    def succeeded_many(self, latencies: list[float]) -> None:
+        """Record a batch of calls that returned (one delivery of the worker)."""
+        self.calls += len(latencies)
+        self.latencies.extend(latencies)
 
     def failed(self, error: BaseException, seconds: float) -> None:
         """Record a call that raised (cancellations are not recorded at all)."""

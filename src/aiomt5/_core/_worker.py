@@ -19,11 +19,13 @@ WEDGED: new calls fail at once with ``MT5WorkerBusyError`` instead of piling up 
 queue is also bounded (``max_queued``).
 
 Performance: results travel back in batches. The thread appends finished jobs to a per-loop outbox
-and wakes the loop with one ``call_soon_threadsafe`` per batch (not per call); the loop side
-resolves plain ``asyncio`` futures, with no ``concurrent.futures`` → ``wrap_future`` chaining,
-and all deadlines of a loop share one timer. An idle thread polls for the next call for
-``idle_spin`` seconds (yielding the CPU and the GIL) before it sleeps, which saves the kernel
-wake-up that dominates the latency of back-to-back calls.
+and wakes the loop with one ``call_soon_threadsafe`` per batch (not per call). The job is itself
+the ``asyncio`` future its caller awaits (no ``concurrent.futures`` → ``wrap_future`` chaining, no
+coroutine around the wait: ``submit`` returns it), all deadlines of a loop wait in a queue and a
+heap under one timer (no ``call_later`` handle per call), and statistics are recorded per
+batch. An idle thread polls for the next call for ``idle_spin`` seconds (yielding the CPU and
+the GIL) before it sleeps, which saves the kernel wake-up that dominates the latency of
+back-to-back calls.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import contextlib
 import contextvars
 import enum
 import functools
+import heapq
 import itertools
 import logging
 import os
@@ -43,6 +46,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from time import perf_counter as _perf_counter
 from typing import Any, Final, TypeVar
 
 from ._errors import (
@@ -151,28 +155,71 @@ class InFlightCall:
     overdue_for: float | None
 
 
+_future_init: Final = asyncio.Future.__init__
+_base_time: Final = asyncio.BaseEventLoop.time
+
+
 class _Outbox:
     """Per event loop: finished jobs waiting to be handed back, and pending deadlines.
 
-    Deadlines: calls complete in FIFO order, and most share the default timeout, so their
-    deadlines grow in submission order. They wait in ``deadlines`` (oldest first) under ONE
-    loop timer for the oldest; finished calls leave from the front as batches are delivered.
-    That replaces a ``call_later`` + ``cancel`` per call. A call whose deadline would come
-    before the newest one (a shorter per-call timeout) gets its own timer instead.
+    Deadlines wait here under ONE loop timer, set for the earliest of them; no call has a
+    ``call_later`` handle of its own. Calls complete in FIFO order, and most share the default
+    timeout, so their deadlines grow in submission order: those wait in ``deadlines`` (oldest
+    first; an append), and finished calls leave from its front as batches are delivered. A
+    call whose deadline comes before the newest one there (a shorter per-call timeout) waits
+    in the heap ``early`` instead. Finished calls are dropped lazily, from the front of either.
     """
 
-    __slots__ = ("deadlines", "items", "loop", "scheduled", "timer", "timer_at")
+    __slots__ = (
+        "deadlines",
+        "early",
+        "items",
+        "loop",
+        "scheduled",
+        "seq",
+        "time",
+        "timer",
+        "timer_at",
+        "worker",
+    )
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, worker: Worker) -> None:
         self.loop = loop
+        # asyncio's own loops read time.monotonic(): call it directly (loop.time is Python).
+        self.time = time.monotonic if type(loop).time is _base_time else loop.time
+        self.worker = worker
         self.items: list[_Job] = []
         self.scheduled = False
         self.deadlines: collections.deque[_Job] = collections.deque()
+        self.early: list[tuple[float, int, _Job]] = []
+        self.seq = itertools.count()
         self.timer: asyncio.TimerHandle | None = None
         self.timer_at = 0.0
 
+    def next_deadline(self) -> float | None:
+        """The earliest deadline still waiting (finished calls may hold it)."""
+        deadlines, early = self.deadlines, self.early
+        if deadlines:
+            first = deadlines[0].deadline
+            return min(first, early[0][0]) if early else first
+        return early[0][0] if early else None
 
-class _Job:
+    def prune(self) -> None:
+        """Drop finished calls from the front of both deadline queues."""
+        deadlines, early = self.deadlines, self.early
+        while deadlines and deadlines[0].done():
+            deadlines.popleft()
+        while early and early[0][2].done():
+            heapq.heappop(early)
+
+
+class _Job(asyncio.Future[Any]):
+    """One call: what to run, its state, and (being the future its caller awaits) its outcome.
+
+    The caller awaits the job itself: no coroutine wraps the wait, and a cancellation of the
+    awaiting task reaches ``cancel`` directly (the caller gives up).
+    """
+
     __slots__ = (
         "args",
         "context",
@@ -180,15 +227,14 @@ class _Job:
         "error",
         "fn",
         "function",
-        "future",
         "gave_up_at",
         "kwargs",
         "outbox",
-        "result",
         "started",
         "state",
+        "submitted",
         "timeout",
-        "timer",
+        "value",
         "write",
     )
 
@@ -199,26 +245,32 @@ class _Job:
         args: tuple[Any, ...],
         kwargs: Mapping[str, Any] | None,
         write: bool,
-        future: asyncio.Future[Any],
         outbox: _Outbox,
     ) -> None:
+        _future_init(self, loop=outbox.loop)
         self.function = function
         self.fn = fn
         self.args = args
         self.kwargs = kwargs
         self.write = write
-        self.future = future
         self.outbox = outbox
         # Worker-side logs and contextvars-based instrumentation see the caller's context.
         self.context = contextvars.copy_context()
         self.state = _PENDING
-        self.result: Any = None
+        self.value: Any = None
         self.error: BaseException | None = None
         self.started = 0.0
+        self.submitted = _perf_counter()
         self.gave_up_at: float | None = None
         self.timeout: float | None = None
         self.deadline = 0.0
-        self.timer: asyncio.TimerHandle | None = None
+
+    def cancel(self, msg: Any | None = None) -> bool:
+        """The caller gave up (its task was cancelled): a queued call will never run."""
+        if not super().cancel(msg):
+            return False
+        self.outbox.worker._give_up(self, None)
+        return True
 
     def summary(self) -> str:
         return summarize_call(self.function, self.args, self.kwargs or {})
@@ -468,7 +520,7 @@ class Worker:
                 function=job.function,
                 args_summary=job.summary(),
             )
-            _call_on_loop(job.outbox.loop, _fail_future, job.future, error)
+            _call_on_loop(job.outbox.loop, self._fail, job, error)
         if stop_seen:
             self._queue.put(_STOP)
 
@@ -555,95 +607,40 @@ class Worker:
             MT5WorkerBusyError: The worker is wedged, or the queue is full.
             MT5ClosedError: The worker is closed.
         """
+        result: T = await self.submit(function, fn, args, kwargs, timeout=timeout, write=write)
+        return result
+
+    def submit(
+        self,
+        function: str,
+        fn: Callable[..., T],
+        args: tuple[Any, ...] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        timeout: float | None,
+        write: bool | None = None,
+    ) -> asyncio.Future[T]:
+        """Queue the call and return the future its caller awaits (``run`` without a frame).
+
+        The same call as ``run`` (same arguments, same errors, raised here at once when the
+        call cannot be queued). Cancelling the returned future is the caller giving up: a
+        queued call never runs; a running one is abandoned (a read) or reported later (a
+        write). Must be called on the event loop thread.
+        """
         if timeout is not None and timeout <= 0:
             raise MT5TimeoutError(
                 f"timeout={timeout!r} leaves no time to run; it was not sent",
                 function=function,
                 args_summary=summarize_call(function, args, kwargs or {}),
             )
-        loop = asyncio.get_running_loop()
-        if getattr(loop, "inline_backend_calls", False):
-            return await self._run_inline(function, fn, args, kwargs)
-        job = self._submit(loop, function, fn, args, kwargs, write, timeout)
-        future = job.future
-        recorder = self._recorder
-        started = time.perf_counter()
-        try:
-            result: T = await future
-        except asyncio.CancelledError:
-            if future.cancelled():
-                self._give_up(job, None)
-            elif future.done():
-                future.exception()  # a timeout raced the cancellation: mark it retrieved
-            raise
-        except Exception as exc:
-            if recorder is not None:
-                recorder.failed(exc, time.perf_counter() - started)
-            if self._on_failure is not None:
-                self._on_failure(exc)
-            raise
-        finally:
-            if job.timer is not None:
-                job.timer.cancel()
-        self.answered += 1
-        if recorder is not None:
-            recorder.succeeded(time.perf_counter() - started)
-        return result
-
-    async def _run_inline(
-        self,
-        function: str,
-        fn: Callable[..., T],
-        args: tuple[Any, ...],
-        kwargs: Mapping[str, Any] | None,
-    ) -> T:
-        """The call on the loop's own thread, for a loop that asks for it.
-
-        A virtual-time loop (``aiomt5.replay``) does: its clock stands still during a call
-        either way, so no deadline can fire, and the simulator's calls are quick; the thread
-        hop is then pure cost (more than half of a replay's time). Every few calls the caller
-        yields to the loop, so a bot calling in a loop without sleeping still lets other tasks
-        (and timers) run.
-        """
-        if self._closed or self._thread is None:
-            state = "closed" if self._closed else "not started"
-            raise MT5ClosedError(f"the worker is {state}; connect first", function=function)
-        self._inline_calls += 1
-        if not self._inline_calls % _INLINE_YIELD_EVERY:
-            await asyncio.sleep(0)
-        recorder = self._recorder
-        started = time.perf_counter()
-        try:
-            result: T = fn(*args, **kwargs) if kwargs else fn(*args)
-        except Exception as exc:
-            if recorder is not None:
-                recorder.failed(exc, time.perf_counter() - started)
-            if self._on_failure is not None:
-                self._on_failure(exc)
-            raise
-        self.answered += 1
-        self.completed += 1
-        if recorder is not None:
-            recorder.succeeded(time.perf_counter() - started)
-        return result
-
-    def _submit(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        function: str,
-        fn: Callable[..., Any],
-        args: tuple[Any, ...],
-        kwargs: Mapping[str, Any] | None,
-        write: bool | None,
-        timeout: float | None,
-    ) -> _Job:
         if self._closed or self._thread is None:
             state = "closed" if self._closed else "not started"
             raise MT5ClosedError(f"the worker is {state}; connect first", function=function)
         current = self._current
-        if current is not None and self._is_wedged(current):
+        if current is not None and current.gave_up_at is not None and self._is_wedged(current):
             self._reject_wedged(current, function, args, kwargs)
-        if self._queue.qsize() >= self._max_queued:
+        calls = self._queue
+        if calls.qsize() >= self._max_queued:
             self.rejected_busy += 1
             raise MT5WorkerBusyError(
                 f"{self._max_queued} calls are already waiting for the terminal; slow down or "
@@ -651,6 +648,9 @@ class Worker:
                 function=function,
                 args_summary=summarize_call(function, args, kwargs or {}),
             )
+        loop = asyncio.get_running_loop()
+        if getattr(loop, "inline_backend_calls", False):
+            return self._run_inline(loop, fn, args, kwargs)
         outbox = self._outbox
         if outbox is None or outbox.loop is not loop:
             outbox = self._outbox_for(loop)
@@ -660,28 +660,61 @@ class Worker:
             args,
             kwargs,
             function in WRITE_FUNCTIONS if write is None else write,
-            loop.create_future(),
             outbox,
         )
         if timeout is not None:
-            self._arm_deadline(loop, outbox, job, timeout)
+            # Inline (the hot path): the deadline joins the loop's queues under its one timer.
+            job.timeout = timeout
+            job.deadline = deadline = outbox.time() + timeout
+            deadlines = outbox.deadlines
+            if deadlines and deadline < deadlines[-1].deadline:
+                heapq.heappush(outbox.early, (deadline, next(outbox.seq), job))
+            else:
+                deadlines.append(job)
+            # The timer may still be set for a later deadline of a call that already finished.
+            if outbox.timer is None or deadline < outbox.timer_at:
+                self._arm_timer(outbox, deadline)
         self._submitted += 1
-        self._queue.put(job)
+        calls.put(job)
         return job
 
-    def _arm_deadline(
-        self, loop: asyncio.AbstractEventLoop, outbox: _Outbox, job: _Job, timeout: float
-    ) -> None:
-        job.timeout = timeout
-        job.deadline = deadline = loop.time() + timeout
-        deadlines = outbox.deadlines
-        if deadlines and deadline < deadlines[-1].deadline:
-            job.timer = loop.call_at(deadline, self._give_up, job, timeout)
-            return
-        deadlines.append(job)
-        # The timer may still be set for a longer deadline of a call that already finished.
-        if outbox.timer is None or deadline < outbox.timer_at:
-            self._arm_timer(outbox, deadline)
+    def _run_inline(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        fn: Callable[..., T],
+        args: tuple[Any, ...],
+        kwargs: Mapping[str, Any] | None,
+    ) -> asyncio.Future[T]:
+        """The call on the loop's own thread, for a loop that asks for it (``submit``).
+
+        A virtual-time loop (``aiomt5.replay``) does: its clock stands still during a call
+        either way, so no deadline can fire, and the simulator's calls are quick; the thread
+        hop is then pure cost (more than half of a replay's time). The future comes back done,
+        except every few calls, when it is resolved on the loop's next turn: the caller then
+        yields, so a bot calling in a loop without sleeping still lets other tasks (and timers)
+        run.
+        """
+        future: asyncio.Future[T] = loop.create_future()
+        started = _perf_counter()
+        try:
+            value = fn(*args, **kwargs) if kwargs else fn(*args)
+        except Exception as exc:  # noqa: BLE001  # the caller gets every failure
+            future.set_exception(exc)
+            if self._recorder is not None:
+                self._recorder.failed(exc, _perf_counter() - started)
+            if self._on_failure is not None:
+                self._on_failure(exc)
+            return future
+        self.answered += 1
+        self.completed += 1
+        if self._recorder is not None:
+            self._recorder.succeeded_many([_perf_counter() - started])
+        self._inline_calls += 1
+        if self._inline_calls % _INLINE_YIELD_EVERY:
+            future.set_result(value)
+        else:
+            loop.call_soon(_settle, future, value)
+        return future
 
     def _arm_timer(self, outbox: _Outbox, when: float) -> None:
         if outbox.timer is not None:
@@ -692,18 +725,21 @@ class Worker:
     def _check_deadlines(self, outbox: _Outbox) -> None:
         """The shared deadline timer fired: give up on overdue calls, re-arm for the next."""
         outbox.timer = None
-        deadlines = outbox.deadlines
-        now = outbox.loop.time()
-        while deadlines:
-            job = deadlines[0]
-            if job.future.done():
-                deadlines.popleft()
-            elif job.deadline <= now:
-                deadlines.popleft()
-                self._give_up(job, job.timeout)
+        now = outbox.time()
+        deadlines, early = outbox.deadlines, outbox.early
+        while True:
+            outbox.prune()
+            first = outbox.next_deadline()
+            if first is None:
+                return
+            if first > now:
+                self._arm_timer(outbox, first)
+                return
+            if deadlines and deadlines[0].deadline == first:
+                job = deadlines.popleft()
             else:
-                self._arm_timer(outbox, job.deadline)
-                break
+                job = heapq.heappop(early)[2]
+            self._give_up(job, job.timeout)
 
     def _outbox_for(self, loop: asyncio.AbstractEventLoop) -> _Outbox:
         outbox = self._outboxes.get(loop)
@@ -711,7 +747,7 @@ class Worker:
             # Drop outboxes of closed loops (pytest runs each test in a fresh loop).
             for old in [old for old in self._outboxes if old.is_closed()]:
                 del self._outboxes[old]
-            outbox = self._outboxes[loop] = _Outbox(loop)
+            outbox = self._outboxes[loop] = _Outbox(loop, self)
         self._outbox = outbox
         return outbox
 
@@ -776,7 +812,7 @@ class Worker:
                 job.gave_up_at = self._clock()
         if state == _PENDING:
             self.cancelled_before_start += 1
-            if timeout is not None and not job.future.done():
+            if timeout is not None and not job.done():
                 log.warning(
                     "aiomt5.worker.call_timed_out",
                     function=job.function,
@@ -784,12 +820,13 @@ class Worker:
                     timeout=timeout,
                     queued=self._queue.qsize(),
                 )
-                job.future.set_exception(
+                self._fail(
+                    job,
                     MT5TimeoutError(
                         f"timed out after {timeout}s while queued behind other calls; it never ran",
                         function=job.function,
                         args_summary=job.summary(),
-                    )
+                    ),
                 )
             return
         if state != _RUNNING:
@@ -826,8 +863,8 @@ class Worker:
                 function=job.function,
                 args_summary=summary,
             )
-        if timeout is not None and not job.future.done():
-            job.future.set_exception(error)
+        if timeout is not None:
+            self._fail(job, error)
 
     # ------------------------------------------------------------------ worker thread
 
@@ -927,9 +964,9 @@ class Worker:
             self._current = job
         try:
             if job.kwargs:
-                job.result = job.context.run(job.fn, *job.args, **job.kwargs)
+                job.value = job.context.run(job.fn, *job.args, **job.kwargs)
             else:
-                job.result = job.context.run(job.fn, *job.args)
+                job.value = job.context.run(job.fn, *job.args)
         except BaseException as exc:  # noqa: BLE001  # every outcome goes to the caller
             job.error = exc
         with lock:
@@ -982,14 +1019,14 @@ class Worker:
             function=job.function,
             call=summary,
             outcome="error" if job.error is not None else "returned",
-            result=_short(job.error if job.error is not None else job.result),
+            result=_short(job.error if job.error is not None else job.value),
             duration=round(duration, 3),
             overdue=round(overdue, 3),
         )
         event = LateResult(
             function=job.function,
             args_summary=summary,
-            result=job.result,
+            result=job.value,
             error=job.error,
             duration=duration,
             overdue=overdue,
@@ -1003,26 +1040,51 @@ class Worker:
     # ------------------------------------------------------------------ loop side delivery
 
     def _deliver(self, outbox: _Outbox) -> None:
-        """Resolve a batch of finished calls (event loop thread; one wake-up per batch)."""
+        """Resolve a batch of finished calls (event loop thread; one wake-up per batch).
+
+        Their statistics are recorded here in bulk: latency runs from the submission to this
+        delivery (the caller resumes right after).
+        """
         with self._lock:
             items, outbox.items = outbox.items, []
             outbox.scheduled = False
         self.completed += len(items)
-        deadlines = outbox.deadlines
+        now = _perf_counter()
+        latencies = []
         for job in items:
-            future = job.future
-            if future.done():
+            if job.done():
                 # Cancelled after it finished but before this batch arrived: for a write the
                 # caller never saw the outcome, so report it like any late result.
-                if job.write and future.cancelled():
+                if job.write and job.cancelled():
                     self._report_late(job, 0.0)
                 continue
             if job.error is None:
-                future.set_result(job.result)
+                job.set_result(job.value)
+                latencies.append(now - job.submitted)
             else:
-                _fail_future(future, job.error)
-        while deadlines and deadlines[0].future.done():
-            deadlines.popleft()
+                self._fail(job, job.error, now)
+        if latencies:
+            self.answered += len(latencies)
+            if self._recorder is not None:
+                self._recorder.succeeded_many(latencies)
+        outbox.prune()
+
+    def _fail(self, job: _Job, error: BaseException, now: float | None = None) -> None:
+        """Fail the call with ``error`` and record it, unless its caller gave up (loop thread)."""
+        if job.done():
+            return
+        if isinstance(error, StopIteration | KeyboardInterrupt | SystemExit):
+            # Futures refuse StopIteration, and process-level exits belong to the main thread.
+            wrapped = RuntimeError(f"worker call raised {type(error).__name__}")
+            wrapped.__cause__ = error
+            error = wrapped
+        job.set_exception(error)
+        if not isinstance(error, Exception):
+            return  # a cancellation raised by the call itself: not a failure to count
+        if self._recorder is not None:
+            self._recorder.failed(error, (now or _perf_counter()) - job.submitted)
+        if self._on_failure is not None:
+            self._on_failure(error)
 
     def _emit(self, event: ConnectorEvent) -> None:
         if self._on_event is not None:
@@ -1045,17 +1107,11 @@ def _call_on_loop(
     return True
 
 
-def _resolve_future(future: asyncio.Future[None], value: None) -> None:
-    if not future.done():
+def _settle(future: asyncio.Future[Any], value: Any) -> None:
+    if not future.done():  # its caller may have given up meanwhile
         future.set_result(value)
 
 
-def _fail_future(future: asyncio.Future[Any], error: BaseException) -> None:
-    if future.done():
-        return
-    if isinstance(error, StopIteration | KeyboardInterrupt | SystemExit):
-        # Futures refuse StopIteration, and process-level exits belong to the main thread.
-        wrapped = RuntimeError(f"worker call raised {type(error).__name__}")
-        wrapped.__cause__ = error
-        error = wrapped
-    future.set_exception(error)
+def _resolve_future(future: asyncio.Future[None], value: None) -> None:
+    if not future.done():
+        future.set_result(value)
