@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import numpy as np
@@ -214,7 +214,8 @@ async def test_stats_count_every_call_of_a_batch(mt5: AsyncMT5Connector) -> None
     # 40 + (1 + 2 failed) + (1 + 1 failed: it stops at the first)
     assert after.calls - before.calls == 40 + 3 + 2
     assert after.failures - before.failures == 3
-    assert after.last_error is not None and "NOPE" in after.last_error
+    assert after.last_error is not None
+    assert "NOPE" in after.last_error
 
 
 async def test_a_broken_pipe_in_a_batch_reconnects_and_batches_wait_for_it(
@@ -349,8 +350,8 @@ class Backend:
 
 
 @pytest.fixture
-def lock() -> Iterator[Any]:
-    yield threading.Lock()
+def lock() -> Any:
+    return threading.Lock()
 
 
 def test_serve_batch_refuses_a_malformed_or_oversized_batch(lock: Any) -> None:
