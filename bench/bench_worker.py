@@ -233,20 +233,20 @@ async def main(args: argparse.Namespace) -> None:
     )
     print(f"direct call (floor): {floor * us:7.1f} us/call\n")
     print("latency, one task, back-to-back calls")
-    print(f"  {'mode':18} {'us/call':>9} {'added us':>9} {'p50 us':>8} {'p99 us':>8}")
+    print(f"  {'mode':21} {'us/call':>9} {'added us':>9} {'p50 us':>8} {'p99 us':>8}")
     for name, s in seq.items():
         print(
-            f"  {name:18} {s.per_call * us:9.1f} {(s.per_call - floor) * us:9.1f} "
+            f"  {name:21} {s.per_call * us:9.1f} {(s.per_call - floor) * us:9.1f} "
             f"{s.p50 * us:8.1f} {s.p99 * us:8.1f}"
         )
     print(f"\nthroughput, {args.tasks} concurrent tasks x {args.per_task} calls")
     print(
-        f"  {'mode':18} {'calls/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'cpu us/call':>12} "
+        f"  {'mode':21} {'calls/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'cpu us/call':>12} "
         f"{'loop cpu us':>12}"
     )
     for name, s in par.items():
         print(
-            f"  {name:18} {1 / s.per_call:9.0f} {s.p50 * 1e3:8.2f} {s.p99 * 1e3:8.2f} "
+            f"  {name:21} {1 / s.per_call:9.0f} {s.p50 * 1e3:8.2f} {s.p99 * 1e3:8.2f} "
             f"{s.cpu * us:12.1f} {s.loop_cpu * us:12.1f}"
         )
 

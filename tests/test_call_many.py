@@ -460,3 +460,39 @@ async def test_one_reply_for_a_batch_fails_every_call_with_its_error(term: SimTe
         assert (await mt5.call("symbol_info_tick", "EURUSD")).bid > 0
     finally:
         await mt5.close()
+
+
+# ---------------------------------------------------------------- the library's own scans
+
+
+async def test_a_tick_stream_polls_its_symbols_as_one_batch(
+    mt5: AsyncMT5Connector, term: SimTerminal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batches: list[int] = []
+    singles: list[str] = []
+    call_many, call = mt5.call_many, mt5.call
+
+    async def counted_many(function: str, arguments: Any, **kwargs: Any) -> Any:
+        arguments = list(arguments)
+        batches.append(len(arguments))
+        return await call_many(function, arguments, **kwargs)
+
+    async def counted(function: str, *args: Any, **kwargs: Any) -> Any:
+        singles.append(function)
+        return await call(function, *args, **kwargs)
+
+    monkeypatch.setattr(mt5, "call_many", counted_many)
+    monkeypatch.setattr(mt5, "call", counted)
+
+    async def sleep(seconds: float) -> None:
+        term.clock.advance(seconds)
+
+    seen = 0
+    async with mt5.stream_ticks(*SYMBOLS, poll_interval=1.0, sleep=sleep) as stream:
+        async for _tick in stream:
+            seen += 1
+            if seen == 50:
+                break
+    assert batches
+    assert set(batches) == {len(SYMBOLS)}  # every poll: one batch of all four symbols
+    assert "copy_ticks_from" not in singles
