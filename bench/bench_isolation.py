@@ -8,7 +8,9 @@ bot sees:
 
 * latency: one task, back-to-back calls, each timed: ``version()`` (trivial) and
   ``symbol_info_tick``; mean, p50 and p99 over every call of every round;
-* throughput: 100 tasks calling ``symbol_info_tick`` at once;
+* throughput: 100 tasks calling ``symbol_info_tick`` at once; and the same 2000 calls made
+  by one task as 20 ``call_many`` batches of 100 (one worker job, and one round trip to the
+  child, per batch), with the batched child against the thread's per-call and batched rates;
 * 100k bars: ``copy_rates_from_pos`` of 99,999 M1 bars (6 MB), the most a default terminal
   (``maxbars`` 100,000) returns;
 * 1M ticks: ``copy_ticks_from`` of 1,000,000 ticks (60 MB).
@@ -98,6 +100,19 @@ def concurrent(tasks: int, calls: int) -> Operation:
     return run
 
 
+def batched(batches: int, size: int) -> Operation:
+    symbols = ["EURUSD"] * size
+
+    async def run(mt5: AsyncMT5Connector) -> list[float]:
+        await mt5.call_many("symbol_info_tick", symbols)
+        start = time.perf_counter()
+        for _ in range(batches):
+            await mt5.call_many("symbol_info_tick", symbols)
+        return [batches * size / (time.perf_counter() - start)]  # calls per second
+
+    return run
+
+
 def array(function: str, *args: object, count: int, calls: int) -> Operation:
     async def run(mt5: AsyncMT5Connector) -> list[float]:
         await mt5.call(function, *args)
@@ -124,6 +139,8 @@ CASES = [
     Case("symbol_info_tick", "µs", back_to_back("symbol_info_tick", "EURUSD", calls=300),
          per_call=True),
     Case("100 tasks x 20 symbol_info_tick", "calls/s", concurrent(100, 20),
+         higher_is_better=True),
+    Case("20 call_many x 100 symbol_info_tick", "calls/s", batched(20, 100),
          higher_is_better=True),
     Case("copy_rates_from_pos 99,999 bars", "ms", array(
         "copy_rates_from_pos", "EURUSD", TIMEFRAME_M1, 0, 99_999, count=99_999, calls=3
@@ -175,6 +192,19 @@ async def main(rounds: int) -> None:
                 f"{case.label + ', ' + stat:44} {at_thread:>10.1f} {at_child:>10.1f} "
                 f"{case.unit:8} {at_child / at_thread:>13.2f}x{note}"
             )
+    per_call = {
+        name: statistics.median(results["100 tasks x 20 symbol_info_tick", name])
+        for name in contenders
+    }
+    many = {
+        name: statistics.median(results["20 call_many x 100 symbol_info_tick", name])
+        for name in contenders
+    }
+    print(
+        f"child call_many ÷ thread call: {many['child'] / per_call['thread']:.2f}x, "
+        f"÷ thread call_many: {many['child'] / many['thread']:.2f}x, "
+        f"÷ child call: {many['child'] / per_call['child']:.2f}x (throughput)"
+    )
 
 
 def child_alone(rounds: int) -> None:

@@ -8,7 +8,9 @@ frozen clock) is made:
 * with ``anyio.to_thread.run_sync``;
 * through ``AsyncMT5Connector.call`` (dedicated worker thread, default timeout armed);
 * through a bare dedicated thread (a queue, a batched wake-up, nothing else: no timeout, no
-  cancellation, no statistics): the floor of any one-thread design on this interpreter and loop.
+  cancellation, no statistics): the floor of any one-thread design on this interpreter and loop;
+* through ``AsyncMT5Connector.call_many`` in batches of ``--batch`` calls (throughput only):
+  one worker job per batch, so the loop's per-call cost is paid once per batch.
 
 Two measurements, every mode in the same run, rounds interleaved, medians reported:
 
@@ -17,12 +19,14 @@ Two measurements, every mode in the same run, rounds interleaved, medians report
 2. **throughput**: 1000 concurrent tasks. Goals: connector >= 3x to_thread and >= 0.75 of the
    single-thread ceiling (1 ÷ the direct call's cost); the event loop's CPU per call (the loop
    thread's own CPU time, what the strategy loses) <= 1/3 of to_thread's. Per-call p50/p99
-   latency as the callers see it, and the process CPU (all threads) per call.
+   latency as the callers see it, and the process CPU (all threads) per call. The batched row
+   makes the same number of calls with ``tasks / batch`` tasks each awaiting ``call_many``
+   batches (its p50/p99 are per batch).
 
 Usage::
 
     .venv/bin/python bench/bench_worker.py [--calls N] [--tasks N] [--per-task N] [--rounds N]
-        [--uvloop]
+        [--batch N] [--uvloop]
 """
 
 from __future__ import annotations
@@ -110,6 +114,37 @@ async def concurrent(call: Call, tasks: int, per_task: int) -> Sample:
     )
 
 
+async def concurrent_batched(
+    mt5: AsyncMT5Connector, tasks: int, per_task: int, batch: int
+) -> Sample:
+    """The same calls as ``concurrent``, ``batch`` at a time through ``call_many``."""
+    groups = max(1, tasks // batch)
+    symbols = [SYMBOL] * batch
+    latencies: list[float] = []
+
+    async def client() -> None:
+        for _ in range(per_task):
+            t0 = time.perf_counter()
+            await mt5.call_many("symbol_info_tick", symbols)
+            latencies.append(time.perf_counter() - t0)
+
+    start, cpu, loop_cpu = time.perf_counter(), time.process_time(), time.thread_time()
+    async with asyncio.TaskGroup() as group:
+        for _ in range(groups):
+            group.create_task(client())
+    total, cpu = time.perf_counter() - start, time.process_time() - cpu
+    loop_cpu = time.thread_time() - loop_cpu
+    latencies.sort()
+    calls = groups * per_task * batch
+    return Sample(
+        total / calls,
+        percentile(latencies, 0.5),
+        percentile(latencies, 0.99),
+        cpu / calls,
+        loop_cpu / calls,
+    )
+
+
 class BareThread:
     """The least a dedicated thread can do: FIFO queue, results handed back in batches."""
 
@@ -172,12 +207,18 @@ async def main(args: argparse.Namespace) -> None:
         floors: list[float] = []
         latency: dict[str, list[Sample]] = {name: [] for name in modes}
         throughput: dict[str, list[Sample]] = {name: [] for name in modes}
+        batched = f"call_many ({args.batch}/batch)"
+        throughput[batched] = []
+        await concurrent_batched(mt5, args.tasks, 2, args.batch)  # warm-up
         for _ in range(args.rounds):
             floors.append(direct_floor(terminal, args.calls))
             for name, call in modes.items():
                 latency[name].append(await sequential(call, args.calls))
             for name, call in modes.items():
                 throughput[name].append(await concurrent(call, args.tasks, args.per_task))
+            throughput[batched].append(
+                await concurrent_batched(mt5, args.tasks, args.per_task, args.batch)
+            )
         bare.close()
 
     floor = statistics.median(floors)
@@ -192,20 +233,20 @@ async def main(args: argparse.Namespace) -> None:
     )
     print(f"direct call (floor): {floor * us:7.1f} us/call\n")
     print("latency, one task, back-to-back calls")
-    print(f"  {'mode':18} {'us/call':>9} {'added us':>9} {'p50 us':>8} {'p99 us':>8}")
+    print(f"  {'mode':21} {'us/call':>9} {'added us':>9} {'p50 us':>8} {'p99 us':>8}")
     for name, s in seq.items():
         print(
-            f"  {name:18} {s.per_call * us:9.1f} {(s.per_call - floor) * us:9.1f} "
+            f"  {name:21} {s.per_call * us:9.1f} {(s.per_call - floor) * us:9.1f} "
             f"{s.p50 * us:8.1f} {s.p99 * us:8.1f}"
         )
     print(f"\nthroughput, {args.tasks} concurrent tasks x {args.per_task} calls")
     print(
-        f"  {'mode':18} {'calls/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'cpu us/call':>12} "
+        f"  {'mode':21} {'calls/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'cpu us/call':>12} "
         f"{'loop cpu us':>12}"
     )
     for name, s in par.items():
         print(
-            f"  {name:18} {1 / s.per_call:9.0f} {s.p50 * 1e3:8.2f} {s.p99 * 1e3:8.2f} "
+            f"  {name:21} {1 / s.per_call:9.0f} {s.p50 * 1e3:8.2f} {s.p99 * 1e3:8.2f} "
             f"{s.cpu * us:12.1f} {s.loop_cpu * us:12.1f}"
         )
 
@@ -233,6 +274,16 @@ async def main(args: argparse.Namespace) -> None:
     print(
         f"  throughput bare thread / ceiling    : {floor / par['bare thread'].per_call:5.2f}  "
         "(the floor of any one-thread design)"
+    )
+    batch_ceiling = floor / par[batched].per_call
+    batch_speedup = par["asyncio.to_thread"].per_call / par[batched].per_call
+    print(
+        f"  throughput call_many / ceiling      : {batch_ceiling:5.2f}  (batches of {args.batch})"
+    )
+    print(f"  throughput call_many / to_thread    : {batch_speedup:5.2f}x")
+    print(
+        f"  throughput call_many / connector    : "
+        f"{par['connector'].per_call / par[batched].per_call:5.2f}x"
     )
     loop_ratio = par["connector"].loop_cpu / par["asyncio.to_thread"].loop_cpu
     print(f"  loop CPU per call connector/to_thread: {loop_ratio:5.2f}  (goal <= 0.33)")
@@ -305,6 +356,9 @@ async def main(args: argparse.Namespace) -> None:
             "bare_ceiling": floor / par["bare thread"].per_call,
             "loop_ratio": loop_ratio,
             "connector_us": seq["connector"].per_call * us,
+            "batch_ceiling": batch_ceiling,
+            "batch_speedup": batch_speedup,
+            "batch_vs_call": par["connector"].per_call / par[batched].per_call,
             "to_thread_us": seq["asyncio.to_thread"].per_call * us,
         },
     )
@@ -316,6 +370,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--tasks", type=int, default=1000, help="concurrent tasks")
     parser.add_argument("--per-task", type=int, default=10, help="calls per concurrent task")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (median)")
+    parser.add_argument("--batch", type=int, default=100, help="calls per call_many batch")
     _results.add_option(parser)
     parser.add_argument(
         "--uvloop", action="store_true", help="run on uvloop (pip install uvloop; not on Windows)"

@@ -66,6 +66,8 @@ from aiomt5._remote._mt5linux import helper_source
 from aiomt5._remote._pool import MT5Pool
 from aiomt5._remote._server import _Throttle
 from aiomt5._remote._wire import (
+    BATCH,
+    MAX_BATCH_CALLS,
     MAX_REPLY_BUFFERS,
     MAX_REPLY_BYTES,
     FrameReader,
@@ -458,6 +460,43 @@ def test_aiomt5_large_array_arrives_whole(remote: RemoteTerminal, local: Any) ->
     assert_same(got, local.copy_rates_from_pos("EURUSD", 1, 0, 150_000))
     got["close"] = 0.0  # the caller owns it
     assert remote.copy_rates_from_pos("EURUSD", 1, 0, 3)["close"].all()
+
+
+def test_aiomt5_batch_is_one_request_with_each_calls_result_and_last_error(
+    remote: RemoteTerminal, local: Any
+) -> None:
+    sent: list[str] = []
+    transport = remote._transport
+    call = transport.call
+
+    def counted(name: str, args: Any, kwargs: Any) -> Any:
+        sent.append(name)
+        return call(name, args, kwargs)
+
+    transport.call = counted  # type: ignore[method-assign]
+    calls = [(args, None) for _, args in ARRAY_CALLS if _ == "copy_rates_from_pos"] * 3
+    calls += [(("NOPE", 16385, 0, 10), None), (("GBPUSD", 16385, 0, 7), None)]
+    steps = remote.call_many("copy_rates_from_pos", calls)
+    assert steps is not None
+    assert sent == [BATCH]
+    for (args, _), step in zip(calls, steps, strict=True):
+        expected = local.copy_rates_from_pos(*args)
+        assert_same(step(), expected)
+        assert remote.last_error() == local.last_error()  # each call's own, replayed in order
+
+
+def test_serve_answers_a_hostile_batch_without_dropping_the_client(server: RemoteServer) -> None:
+    call = [["t", ["EURUSD"]], ["d", []]]
+    too_many = raw_call(server, [BATCH, "symbol_info", [call] * (MAX_BATCH_CALLS + 1)])
+    assert too_many[:2] == ["raise", "ValueError"]
+    assert raw_call(server, [BATCH, "symbol_info", "nonsense"])[:2] == ["raise", "ValueError"]
+    reply = raw_call(server, [BATCH, "symbol_info", [call, ["x"], [["zz", 1], ["d", []]]]])
+    assert reply[0] == "many"
+    assert [answer[0] for answer in reply[1]] == ["ok", "raise", "raise"]
+    assert raw_call(server, [BATCH, "not_a_function", [call]])[1][0][:2] == [
+        "raise",
+        "AttributeError",
+    ]
 
 
 @pytest.mark.parametrize(("name", "args"), ARRAY_CALLS)

@@ -317,6 +317,29 @@ def test_backend_calls_never_time_out_in_virtual_time(recording: Recording) -> N
     )
 
 
+def test_call_many_runs_inline_in_virtual_time_like_single_calls(recording: Recording) -> None:
+    """A batch on the virtual-time loop: the same results as single calls, every call counted,
+    and a failure typed as call() types it."""
+    seen: dict[str, Any] = {}
+
+    async def scan(mt5: aiomt5.AsyncMT5Connector) -> None:
+        one = await mt5.call("symbol_info_tick", "EURUSD")
+        many = await mt5.call_many("symbol_info_tick", ["EURUSD", "EURUSD"])
+        before = mt5.get_connection_stats().calls
+        mixed = await mt5.call_many("symbol_info", ["EURUSD", "NOPE"], return_exceptions=True)
+        seen.update(
+            one=one, many=many, mixed=mixed, counted=mt5.get_connection_stats().calls - before
+        )
+        with pytest.raises(aiomt5.MT5SymbolNotFoundError):
+            await mt5.call_many("symbol_info", ["NOPE"])
+
+    replay.run(scan, recording=recording, start=REPLAY_FROM)
+    assert seen["many"] == [seen["one"], seen["one"]]  # virtual time stood still between them
+    assert seen["mixed"][0].name == "EURUSD"
+    assert isinstance(seen["mixed"][1], aiomt5.MT5SymbolNotFoundError)
+    assert seen["counted"] == 2
+
+
 # ====================================================================== the runner
 
 

@@ -449,6 +449,9 @@ class GrowingTicks:
     async def find_symbol(self, name: str, **_: Any) -> str:
         return name
 
+    async def call_many(self, function: str, arguments: list[Any], **_: Any) -> list[Any]:
+        return [await self.call(function, *args) for args in arguments]
+
     async def call(self, function: str, *args: Any, **_: Any) -> Any:
         shown = self.ticks[: self.visible]
         if function == "symbol_select":

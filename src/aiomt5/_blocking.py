@@ -239,6 +239,7 @@ class MT5Connector:
     # ------------------------------------------------------------------ reads
 
     call = _blocking(AsyncMT5Connector.call)
+    call_many = _blocking(AsyncMT5Connector.call_many)
     find_symbol = _blocking(AsyncMT5Connector.find_symbol)
     get_available_symbols = _blocking(AsyncMT5Connector.get_available_symbols)
     get_symbol_info = _blocking(AsyncMT5Connector.get_symbol_info)

@@ -17,6 +17,7 @@ the connect attempts and then owns the session: ``DEGRADED``, ``RECONNECTING`` a
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 import warnings
 import weakref
@@ -25,14 +26,15 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from ._backends import BackendSlot
-from ._backends._checked import checked, health_job
-from ._core._arguments import check_symbol
+from ._backends._checked import checked, checked_many, health_job
+from ._core._arguments import batch_calls, check_symbol
 from ._core._deadline import bounded, operation, seconds
 from ._core._errors import (
     MT5ClosedError,
     MT5Error,
     MT5InvalidArgumentError,
     MT5SymbolNotFoundError,
+    summarize_call,
 )
 from ._core._events import ConnectorEvent, EventHook, EventStream
 from ._core._instance import process_instance
@@ -41,7 +43,7 @@ from ._core._session import LIVE, Session, Sessions
 from ._core._stats import CallRecorder, ConnectionStats, HealthReport
 from ._core._supervisor import RETIRED_COUNTERS, Supervisor
 from ._core._types import USE_DEFAULT, ConnectionState, MT5Struct, TimeoutArg
-from ._core._worker import Worker
+from ._core._worker import WRITE_FUNCTIONS, Batch, Worker
 from ._market._symbols import pick_symbol
 from ._market._timeframe import Timeframe, TimeframeLike
 from ._settings import MT5Settings
@@ -115,6 +117,7 @@ class AsyncMT5Connector(TradingMethods):
         self._lifecycle = asyncio.Lock()
         self._connecting: asyncio.Task[Any] | None = None
         self._invokers: dict[str, Callable[..., Any]] = {}
+        self._batch_runners: dict[str, Callable[..., Any]] = {}
         self._recorder = CallRecorder()
         self._supervisor: Supervisor | None = None
         # Counters of workers and supervisors from earlier connections: stats survive them.
@@ -445,6 +448,83 @@ class AsyncMT5Connector(TradingMethods):
         if session is None:
             return await self._call_when_usable(function, invoker, args, kwargs or None, seconds)
         return await session.worker.submit(function, invoker, args, kwargs or None, timeout=seconds)
+
+    async def call_many(
+        self,
+        function: str,
+        arguments: Iterable[Any],
+        /,
+        *,
+        timeout: TimeoutArg = USE_DEFAULT,
+        return_exceptions: bool = False,
+    ) -> list[Any]:
+        """Make many calls of one read function as ONE worker job: results in order.
+
+        The calls run back to back on the worker thread, each checked exactly like ``call()``
+        (same results, same typed errors), so the event loop pays its per-call cost once for the
+        batch, and a child process (``isolation="process"``) or an ``aiomt5://`` server answers
+        it in one round trip. For scanning many symbols:
+        ``await connector.call_many("symbol_info_tick", ["EURUSD", "GBPUSD"])``.
+
+        Args:
+            function: A MetaTrader5 read function (``"symbol_info_tick"``,
+                ``"copy_rates_from_pos"``...).
+            arguments: One item per call: a tuple is its positional arguments (``("EURUSD",
+                TIMEFRAME_M1, 0, 100)``), a mapping its keyword arguments, anything else its
+                one argument (``"EURUSD"``).
+            timeout: Seconds for the whole batch; ``None`` waits forever; default
+                ``settings.call_timeout``.
+            return_exceptions: Failed calls' errors take their place in the list (like
+                ``asyncio.gather``) instead of being raised.
+
+        Returns:
+            The results, in the order of ``arguments`` (``[]`` for no calls).
+
+        Raises:
+            MT5InvalidArgumentError: ``function`` changes the terminal (``order_send``,
+                ``symbol_select``...: use ``call()`` or the trading API, one call at a time),
+                or ``arguments`` is not an iterable of calls.
+            MT5Error: Without ``return_exceptions``, the first call that failed (the calls
+                after it are not made, or their results are discarded); ``MT5TimeoutError``
+                when the batch did not finish in time (a batch that started is abandoned:
+                its results are dropped), ``MT5NotConnectedError``...
+        """
+        if function in _LIFECYCLE_FUNCTIONS:
+            raise MT5InvalidArgumentError(
+                f"{function}() is managed by the connector: use connect()/disconnect()",
+                function=function,
+            )
+        if function in WRITE_FUNCTIONS:
+            raise MT5InvalidArgumentError(
+                f"call_many() makes read calls only: {function}() changes the terminal, and each "
+                "such call must stay on its own to keep its exactly-once outcome. Send orders "
+                "with the trading API (place_order...) or call() one at a time",
+                function=function,
+            )
+        calls = batch_calls(function, arguments)
+        if not calls:
+            return []
+        seconds = bounded(
+            self._settings.call_timeout if timeout is USE_DEFAULT else timeout, function
+        )
+        session = self._sessions.usable(function)
+        if session is None:
+            started = time.monotonic()
+            session = await self._sessions.wait_usable(function, seconds)
+            if seconds is not None:
+                seconds -= time.monotonic() - started
+        run = self._batch_runners.get(function)
+        if run is None:
+            run = self._batch_runners[function] = checked_many(self._backend().module, function)
+        first = summarize_call(function, calls[0][0], calls[0][1] or {})
+        batch = Batch(
+            len(calls), not return_exceptions, f"{len(calls)} x {function} (first: {first})"
+        )
+        job: Callable[[], Any] = functools.partial(run, calls, not return_exceptions)
+        results: list[Any] = await session.worker.submit(
+            function, job, timeout=seconds, batch=batch
+        )
+        return results
 
     # ------------------------------------------------------------------ typed API
 

@@ -42,7 +42,17 @@ from aiomt5._core._worker import plain_call
 
 from . import Backend, backend_function
 
-__all__ = ["check_failure", "checked", "error_from_last_error", "health_job"]
+__all__ = [
+    "BatchCall",
+    "check_failure",
+    "checked",
+    "checked_many",
+    "error_from_last_error",
+    "health_job",
+]
+
+BatchCall = tuple[tuple[Any, ...], dict[str, Any] | None]
+"""One call of a batch: its positional and keyword arguments."""
 
 log = get_logger("aiomt5.worker")
 
@@ -191,12 +201,7 @@ def check_failure(
     return error
 
 
-def checked(backend: Backend, function: str) -> Callable[..., Any]:
-    """``backend.<function>``, raising the matching ``MT5Error`` instead of returning failure.
-
-    Raises:
-        MT5InvalidArgumentError: The backend has no such function (with close matches).
-    """
+def _method(backend: Backend, function: str) -> Callable[..., Any]:
     method = backend_function(backend, function)
     if method is None:
         known = [n for n in dir(backend) if not n.startswith("_")]
@@ -205,6 +210,16 @@ def checked(backend: Backend, function: str) -> Callable[..., Any]:
         raise MT5InvalidArgumentError(
             f"the backend has no function {function!r}{hint}", function=function
         )
+    return method
+
+
+def checked(backend: Backend, function: str) -> Callable[..., Any]:
+    """``backend.<function>``, raising the matching ``MT5Error`` instead of returning failure.
+
+    Raises:
+        MT5InvalidArgumentError: The backend has no such function (with close matches).
+    """
+    method = _method(backend, function)
     if function in _NEVER_FAILS:
         return method
     failed = _version_failed if function == "version" else _failed
@@ -217,6 +232,54 @@ def checked(backend: Backend, function: str) -> Callable[..., Any]:
         return result
 
     return plain_call(invoke)  # the backend function as named: a read may be sent ahead
+
+
+def checked_many(
+    backend: Backend, function: str
+) -> Callable[[list[BatchCall], bool], tuple[list[Any], list[int]]]:
+    """A worker job making ``function`` calls back to back, each checked as by ``checked``.
+
+    The job ``run(calls, stop_at_first)`` returns ``(results, failed)``: per call, in order, its
+    result or the exception it raised (an ``MT5Error`` for MT5's failure value, read from
+    ``last_error()`` right after that call), and the indices of the failed ones. With
+    ``stop_at_first`` it stops at the first failure (the calls after it are not made). A backend
+    with ``call_many`` (a remote terminal, a child process) makes the whole batch in one round
+    trip and replays each call's result and ``last_error()`` here, in order.
+
+    Raises:
+        MT5InvalidArgumentError: The backend has no such function (with close matches).
+    """
+    method = _method(backend, function)
+    failed = _version_failed if function == "version" else _failed
+    never_fails = function in _NEVER_FAILS
+    many = getattr(backend, "call_many", None)
+
+    def run(calls: list[BatchCall], stop_at_first: bool) -> tuple[list[Any], list[int]]:
+        steps = many(function, calls) if many is not None else None
+        results: list[Any] = []
+        errors: list[int] = []
+        for index, (args, kwargs) in enumerate(calls):
+            try:
+                if steps is not None:
+                    result = steps[index]()
+                elif kwargs:
+                    result = method(*args, **kwargs)
+                else:
+                    result = method(*args)
+            except Exception as exc:  # noqa: BLE001  # each call's outcome goes to the caller
+                result = exc
+            else:
+                if never_fails or not failed(result):
+                    results.append(result)
+                    continue
+                result = check_failure(backend, function, args, kwargs)
+            results.append(result)
+            errors.append(index)
+            if stop_at_first:
+                break
+        return results, errors
+
+    return run
 
 
 def health_job(backend: Backend) -> Callable[[], tuple[Any, Any]]:

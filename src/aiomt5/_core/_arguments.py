@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
 from ._errors import MT5InvalidArgumentError
 
-__all__ = ["check_symbol", "positive_int", "utc_timestamp"]
+__all__ = ["batch_calls", "check_symbol", "positive_int", "utc_timestamp"]
 
 _INT32_MAX: Final = 2**31 - 1
 
@@ -44,3 +45,32 @@ def check_symbol(symbol: object) -> str:
     if not isinstance(symbol, str) or not symbol.strip():
         raise MT5InvalidArgumentError(f"symbol must be a non-empty str, got {symbol!r}")
     return symbol
+
+
+def batch_calls(
+    function: str, arguments: Iterable[Any]
+) -> list[tuple[tuple[Any, ...], dict[str, Any] | None]]:
+    """``call_many``'s ``arguments`` as ``(args, kwargs)`` per call.
+
+    Each item is one call: a tuple is its positional arguments, a mapping its keyword
+    arguments, anything else its one argument (``"EURUSD"`` is ``("EURUSD",)``).
+
+    Raises:
+        MT5InvalidArgumentError: ``arguments`` is a string, a mapping or not iterable.
+    """
+    if isinstance(arguments, str | bytes | Mapping) or not isinstance(arguments, Iterable):
+        raise MT5InvalidArgumentError(
+            f"call_many({function!r}, arguments): arguments must be an iterable of calls (a "
+            f"list of symbols, or of argument tuples), got {type(arguments).__name__}; e.g. "
+            f'call_many("{function}", ["EURUSD", "GBPUSD"])',
+            function=function,
+        )
+    calls: list[tuple[tuple[Any, ...], dict[str, Any] | None]] = []
+    for item in arguments:
+        if isinstance(item, tuple):
+            calls.append((item, None))
+        elif isinstance(item, Mapping):
+            calls.append(((), dict(item)))
+        else:
+            calls.append(((item,), None))
+    return calls

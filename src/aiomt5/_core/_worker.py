@@ -62,6 +62,7 @@ from ._stats import CallRecorder
 
 __all__ = [
     "WRITE_FUNCTIONS",
+    "Batch",
     "InFlightCall",
     "Worker",
     "WorkerState",
@@ -153,6 +154,24 @@ class InFlightCall:
     function: str
     running_for: float
     overdue_for: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """What makes a job a batch of calls (``Worker.submit(batch=...)``).
+
+    The job's ``fn`` returns ``(results, failed)``: per call, its result or its exception,
+    and the indices of the failed ones (``_backends._checked.checked_many``).
+
+    Attributes:
+        size: Calls in the batch (statistics count each one).
+        raise_first: The caller gets the first failure raised instead of the list.
+        summary: How errors and logs show the batch.
+    """
+
+    size: int
+    raise_first: bool
+    summary: str
 
 
 _future_init: Final = asyncio.Future.__init__
@@ -272,8 +291,20 @@ class _Job(asyncio.Future[Any]):
         self.outbox.worker._give_up(self, None)
         return True
 
+    batch: Batch | None = None  # a class attribute: only batch jobs set it (_BatchJob)
+
     def summary(self) -> str:
         return summarize_call(self.function, self.args, self.kwargs or {})
+
+
+class _BatchJob(_Job):
+    """A job making a batch of calls back to back (``Worker.submit(batch=...)``)."""
+
+    __slots__ = ("batch",)
+
+    def summary(self) -> str:
+        assert self.batch is not None
+        return self.batch.summary
 
 
 _STOP: Final = object()
@@ -619,6 +650,7 @@ class Worker:
         *,
         timeout: float | None,
         write: bool | None = None,
+        batch: Batch | None = None,
     ) -> asyncio.Future[T]:
         """Queue the call and return the future its caller awaits (``run`` without a frame).
 
@@ -626,6 +658,11 @@ class Worker:
         call cannot be queued). Cancelling the returned future is the caller giving up: a
         queued call never runs; a running one is abandoned (a read) or reported later (a
         write). Must be called on the event loop thread.
+
+        With ``batch``, the job is a batch of calls (see ``Batch``): one place in the queue,
+        one timeout for all of them; the future's result is the list of their results (or
+        their first failure, raised, with ``batch.raise_first``), and statistics count every
+        call of it.
         """
         if timeout is not None and timeout <= 0:
             raise MT5TimeoutError(
@@ -650,11 +687,11 @@ class Worker:
             )
         loop = asyncio.get_running_loop()
         if getattr(loop, "inline_backend_calls", False):
-            return self._run_inline(loop, fn, args, kwargs)
+            return self._run_inline(loop, fn, args, kwargs, batch)
         outbox = self._outbox
         if outbox is None or outbox.loop is not loop:
             outbox = self._outbox_for(loop)
-        job = _Job(
+        job = (_Job if batch is None else _BatchJob)(
             function,
             fn,
             args,
@@ -662,6 +699,8 @@ class Worker:
             function in WRITE_FUNCTIONS if write is None else write,
             outbox,
         )
+        if batch is not None:
+            job.batch = batch
         if timeout is not None:
             # Inline (the hot path): the deadline joins the loop's queues under its one timer.
             job.timeout = timeout
@@ -684,6 +723,7 @@ class Worker:
         fn: Callable[..., T],
         args: tuple[Any, ...],
         kwargs: Mapping[str, Any] | None,
+        batch: Batch | None = None,
     ) -> asyncio.Future[T]:
         """The call on the loop's own thread, for a loop that asks for it (``submit``).
 
@@ -705,10 +745,26 @@ class Worker:
             if self._on_failure is not None:
                 self._on_failure(exc)
             return future
-        self.answered += 1
-        self.completed += 1
-        if self._recorder is not None:
-            self._recorder.succeeded_many([_perf_counter() - started])
+        latency = _perf_counter() - started
+        if batch is not None:  # as _deliver_batch: every call of it counts
+            outcome: tuple[list[Any], list[int]] = value  # type: ignore[assignment]
+            results, failed = outcome
+            for index in failed:
+                self._record_failure(results[index], latency)
+            succeeded = len(results) - len(failed)
+            self.answered += succeeded
+            self.completed += len(results)
+            if self._recorder is not None and succeeded:
+                self._recorder.succeeded_many([latency] * succeeded)
+            if failed and batch.raise_first:
+                future.set_exception(results[failed[0]])
+                return future
+            value = results  # type: ignore[assignment]
+        else:
+            self.answered += 1
+            self.completed += 1
+            if self._recorder is not None:
+                self._recorder.succeeded_many([latency])
         self._inline_calls += 1
         if self._inline_calls % _INLINE_YIELD_EVERY:
             future.set_result(value)
@@ -1050,7 +1106,7 @@ class Worker:
             outbox.scheduled = False
         self.completed += len(items)
         now = _perf_counter()
-        latencies = []
+        latencies: list[float] = []
         for job in items:
             if job.done():
                 # Cancelled after it finished but before this batch arrived: for a write the
@@ -1059,6 +1115,9 @@ class Worker:
                     self._report_late(job, 0.0)
                 continue
             if job.error is None:
+                if job.batch is not None:
+                    self._deliver_batch(job, job.batch, now, latencies)
+                    continue
                 job.set_result(job.value)
                 latencies.append(now - job.submitted)
             else:
@@ -1068,6 +1127,19 @@ class Worker:
             if self._recorder is not None:
                 self._recorder.succeeded_many(latencies)
         outbox.prune()
+
+    def _deliver_batch(self, job: _Job, batch: Batch, now: float, latencies: list[float]) -> None:
+        """Resolve a finished batch: every call of it counts, with the batch's latency."""
+        results, failed = job.value
+        latency = now - job.submitted
+        self.completed += len(results) - 1
+        latencies.extend(itertools.repeat(latency, len(results) - len(failed)))
+        for index in failed:
+            self._record_failure(results[index], latency)
+        if failed and batch.raise_first:
+            job.set_exception(results[failed[0]])
+        else:
+            job.set_result(results)
 
     def _fail(self, job: _Job, error: BaseException, now: float | None = None) -> None:
         """Fail the call with ``error`` and record it, unless its caller gave up (loop thread)."""
@@ -1081,8 +1153,11 @@ class Worker:
         job.set_exception(error)
         if not isinstance(error, Exception):
             return  # a cancellation raised by the call itself: not a failure to count
+        self._record_failure(error, (now or _perf_counter()) - job.submitted)
+
+    def _record_failure(self, error: Exception, latency: float) -> None:
         if self._recorder is not None:
-            self._recorder.failed(error, (now or _perf_counter()) - job.submitted)
+            self._recorder.failed(error, latency)
         if self._on_failure is not None:
             self._on_failure(error)
 

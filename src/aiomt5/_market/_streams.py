@@ -1,10 +1,10 @@
 """Live data as async iterators: ticks of several symbols, and closed bars, by polling the terminal.
 
-MetaTrader5 has no push API, so streams poll through the connector: each poll is one
-``connector.call`` per symbol, queued on the worker like any other call, so streams share the
-terminal fairly with the rest of the program. A poll queues at most ``_READS_IN_FLIGHT`` reads
-at once: the worker answers them back to back and the loop wakes up once per batch, not once
-per symbol, while other callers wait behind one batch at most.
+MetaTrader5 has no push API, so streams poll through the connector: each poll reads every
+symbol with ``connector.call_many``, in batches of ``_READS_IN_FLIGHT`` reads, each batch one
+job on the worker like any other call, so streams share the terminal fairly with the rest of
+the program: the worker makes a batch's reads back to back and the loop pays for the batch
+once, not once per symbol, while other callers wait behind one batch at most.
 
 **Exactly once, by cursor.** A tick stream remembers, per symbol, the ``time_msc`` of the last
 tick it handed out and how many ticks with that same ``time_msc`` it handed out (several ticks
@@ -332,28 +332,26 @@ class TickStream(_Polling):
         self._queue(fresh, horizon)
 
     async def _read_all(self) -> list[tuple[str, npt.NDArray[np.void], bool]]:
-        """Every symbol's ``_read``, up to ``_READS_IN_FLIGHT`` queued on the worker at once.
+        """Every symbol's first page, ``_READS_IN_FLIGHT`` reads per ``call_many`` batch.
 
-        The worker answers a queued batch back to back, so the loop wakes up about once per
-        batch instead of once per symbol; a bounded batch keeps other callers' waits short.
+        A batch is one worker job: the loop pays for it once instead of once per symbol (and a
+        child process or ``aiomt5://`` server answers it in one round trip), while other
+        callers wait behind one batch at most. A symbol whose page is all already-seen ticks
+        of one second reads a larger page of it (``_read``).
         """
         symbols = self._requested
-        if len(symbols) == 1:
-            rows, full = await self._read(symbols[0])
-            return [(symbols[0], rows, full)]
         fresh: list[tuple[str, npt.NDArray[np.void], bool]] = []
         for start in range(0, len(symbols), _READS_IN_FLIGHT):
             batch = symbols[start : start + _READS_IN_FLIGHT]
-            reads = [asyncio.ensure_future(self._read(symbol)) for symbol in batch]
-            try:
-                for symbol, read in zip(batch, reads, strict=True):
-                    rows, full = await read
-                    fresh.append((symbol, rows, full))
-            finally:
-                for read in reads:
-                    if not read.done():
-                        read.cancel()  # an error or a cancel ends the poll: drop the rest
-                    read.add_done_callback(_retrieve)
+            pages = await self._connector.call_many(
+                "copy_ticks_from",
+                [self._request(symbol, self._share) for symbol in batch],
+            )
+            for symbol, rows in zip(batch, pages, strict=True):
+                page = self._new_ticks(symbol, rows, self._share)
+                if page is None:
+                    page = await self._read(symbol, 2 * self._share)
+                fresh.append((symbol, *page))
         return fresh
 
     def _note_sessions(self, fresh: list[tuple[str, npt.NDArray[np.void], bool]]) -> None:
@@ -376,25 +374,39 @@ class TickStream(_Polling):
                     "aiomt5.streams.market_closed", symbol=symbol, opens_at=opens_at.isoformat()
                 )
 
-    async def _read(self, symbol: str) -> tuple[npt.NDArray[np.void], bool]:
-        """Ticks of ``symbol`` after its cursor (at most its share), and whether more may wait."""
-        last, seen = self._cursors[symbol]
-        limit = self._share
+    def _request(self, symbol: str, limit: int) -> tuple[Any, ...]:
+        """The ``copy_ticks_from`` arguments reading ``symbol`` from its cursor's second."""
+        return (self._broker[symbol], self._cursors[symbol][0] // 1000, limit, self._flags)
+
+    async def _read(self, symbol: str, limit: int) -> tuple[npt.NDArray[np.void], bool]:
+        """Ticks of ``symbol`` after its cursor (pages of ``limit`` or larger), and whether more
+        may wait."""
         while True:
-            rows = await self._connector.call(
-                "copy_ticks_from", self._broker[symbol], last // 1000, limit, self._flags
-            )
-            full = len(rows) >= limit
-            if not len(rows):
-                return rows, full
-            times = rows["time_msc"]
-            before = int(times.searchsorted(last, "left"))
-            through = int(times.searchsorted(last, "right"))
-            new = rows[min(before + seen, through) :]
-            if len(new) or not full:
-                return new, full
+            rows = await self._connector.call("copy_ticks_from", *self._request(symbol, limit))
+            page = self._new_ticks(symbol, rows, limit)
+            if page is not None:
+                return page
             # One second holds more ticks than the share: read a larger page of it.
             limit *= 2
+
+    def _new_ticks(
+        self, symbol: str, rows: npt.NDArray[np.void], limit: int
+    ) -> tuple[npt.NDArray[np.void], bool] | None:
+        """Of a page read with ``limit``: the ticks past the cursor, and whether more may wait.
+
+        None: the page holds only ticks the cursor covers, all in one second; read a larger one.
+        """
+        last, seen = self._cursors[symbol]
+        full = len(rows) >= limit
+        if not len(rows):
+            return rows, full
+        times = rows["time_msc"]
+        before = int(times.searchsorted(last, "left"))
+        through = int(times.searchsorted(last, "right"))
+        new = rows[min(before + seen, through) :]
+        if len(new) or not full:
+            return new, full
+        return None
 
     def _queue(
         self, fresh: list[tuple[str, npt.NDArray[np.void], bool]], horizon: int | None
@@ -421,12 +433,6 @@ class TickStream(_Polling):
         # that order, so a stable sort on time alone keeps it).
         order = np.argsort(times, kind="stable")
         self._pending.extend(StreamTick(names[i], *rows[i]) for i in order.tolist())
-
-
-def _retrieve(task: asyncio.Future[Any]) -> None:
-    """Mark a dropped read's outcome as seen (no "exception was never retrieved" warning)."""
-    if not task.cancelled():
-        task.exception()
 
 
 class BarStream(_Polling):

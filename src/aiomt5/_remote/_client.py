@@ -31,7 +31,9 @@ from aiomt5._mt5.constants import CONSTANTS
 from aiomt5._mt5.structs import STRUCT_TYPES
 
 from ._wire import (
+    BATCH,
     BUSY_POLL,
+    MAX_BATCH_CALLS,
     MAX_REPLY_BUFFERS,
     MAX_REPLY_BYTES,
     RAISABLE,
@@ -57,6 +59,8 @@ __all__ = [
 ]
 
 NO_CONNECTION: Final = (-10004, "No IPC connection")
+# Answered locally or managing the link: never batched.
+_UNBATCHED: Final = frozenset({"initialize", "shutdown", "last_error"})
 _SUCCESS: Final = (1, "Success")
 
 FAILURE_VALUES: Final[Mapping[str, Any]] = {
@@ -249,6 +253,7 @@ class RemoteTerminal:
         self._description = description
         self._last_error: tuple[int, str] = _SUCCESS
         self._lock = threading.Lock()
+        self._batches = True  # until a server says it does not know them
         self.__dict__.update(CONSTANTS)
         self.__dict__.update(STRUCT_TYPES)
         for name in SERVED_FUNCTIONS - {"initialize", "shutdown", "last_error"}:
@@ -313,9 +318,87 @@ class RemoteTerminal:
             raise _EXCEPTIONS[result[0]](result[1])
         return result
 
+    def call_many(
+        self, name: str, calls: Sequence[tuple[tuple[Any, ...], Mapping[str, Any] | None]]
+    ) -> list[Callable[[], Any]] | None:
+        """Make ``calls`` of ``name`` in one round trip (one per ``MAX_BATCH_CALLS`` calls).
+
+        The server runs them back to back (``_wire.serve_batch``). Returns one step per call,
+        in order, to run in order on the caller's thread: each sets ``last_error()`` to what the
+        server read after that call, then returns the call's result (or raises its exception),
+        exactly as calling ``name`` would have. A link failure fails every call not answered
+        yet the way a single call would (the failure value and ``-10002``...). Returns None
+        when the calls must be made one by one instead: ``name`` is not batched, an argument
+        cannot be sent, or the server predates batches.
+        """
+        if not self._batches or name not in SERVED_FUNCTIONS or name in _UNBATCHED:
+            return None
+        try:
+            encoded = [(encode(args), encode(dict(kwargs or {}))) for args, kwargs in calls]
+        except WireError:
+            return None  # each call reports its own argument
+        steps: list[Callable[[], Any]] = []
+        with self._lock:
+            while len(steps) < len(encoded):
+                if not self._transport.is_open:
+                    failure = self._step("ok", FAILURE_VALUES.get(name), NO_CONNECTION)
+                    steps.extend([failure] * (len(encoded) - len(steps)))
+                    break
+                chunk = encoded[len(steps) : len(steps) + MAX_BATCH_CALLS]
+                try:
+                    reply, buffers = self._transport.call(BATCH, name, chunk)
+                    answers = _parse_batch(reply, buffers, len(chunk))
+                    if answers is None:  # one reply standing for the whole request
+                        status, result, error = _parse_reply(reply, buffers)
+                        if status == "raise" and result[0] == "AttributeError" and not steps:
+                            self._batches = False  # a server without batches: one by one
+                            return None
+                        answers = [(status, result, error)] * len(chunk)
+                except WireError as exc:  # JSON cannot carry it: nothing was sent
+                    failure = self._step(
+                        "raise", ("TypeError", f"{name}(): {exc}"), self._last_error
+                    )
+                    steps.extend([failure] * (len(encoded) - len(steps)))
+                    break
+                except LinkError as exc:
+                    self._transport.close()
+                    self._last_error = (exc.code, exc.text)
+                    failure = self._step("ok", FAILURE_VALUES.get(name), self._last_error)
+                    steps.extend([failure] * (len(encoded) - len(steps)))
+                    break
+                steps.extend(self._step(*answer) for answer in answers)
+                self._last_error = answers[-1][2]
+        return steps
+
+    def _step(self, status: str, result: Any, error: tuple[int, str]) -> Callable[[], Any]:
+        """One call of a batch, replayed: it sets ``last_error``, then returns or raises."""
+
+        def step() -> Any:
+            self._last_error = error
+            if status == "raise":
+                raise _EXCEPTIONS[result[0]](result[1])
+            return result
+
+        return step
+
     def __repr__(self) -> str:
         state = "open" if self._transport.is_open else "closed"
         return f"<RemoteTerminal {self._description} {state}>"
+
+
+def _parse_batch(
+    reply: Any, buffers: list[Any] | None, sent: int
+) -> list[tuple[str, Any, tuple[int, str]]] | None:
+    """The answers of a ``serve_batch`` reply (None: one ``serve_call`` reply for them all).
+
+    Raises:
+        LinkError: ``REMOTE_PROTOCOL``, the reply is malformed (or answers more calls than sent).
+    """
+    if type(reply) not in (tuple, list) or not reply or reply[0] != "many":
+        return None
+    if len(reply) != 2 or type(reply[1]) not in (tuple, list) or not 0 < len(reply[1]) <= sent:
+        raise protocol_error("the server", "malformed batch reply")
+    return [_parse_reply(answer, buffers) for answer in reply[1]]
 
 
 def _parse_reply(reply: Any, buffers: list[Any] | None) -> tuple[str, Any, tuple[int, str]]:

@@ -81,6 +81,14 @@ SERVED_FUNCTIONS = frozenset(
 """The MetaTrader5 functions a remote terminal answers: the C API, without the pure-Python
 ``Buy``/``Sell``/``Close``/``_RawOrder`` helpers (they are built on ``order_send``)."""
 
+BATCH = "*many"
+"""First item of a batched request ``[BATCH, name, [[args, kwargs], ...]]`` (``serve_batch``).
+
+Not a function name: a server that predates batches answers it with an ``AttributeError``."""
+
+MAX_BATCH_CALLS = 1000
+"""Calls one batched request may hold; a client sends a longer batch in several requests."""
+
 RAISABLE = ("TypeError", "ValueError", "OverflowError", "AttributeError", "RuntimeError")
 """Exception types a remote call may report; anything else arrives as ``RuntimeError``."""
 
@@ -401,6 +409,55 @@ def serve_call(
         return ("raise", "RuntimeError", f"{name} returned {exc}", error)
 
 
+def serve_batch(
+    backend: Any,
+    lock: Any,
+    name: Any,
+    calls: Any,
+    buffers: list[Any],
+    too_large: Any = None,
+) -> tuple[Any, ...]:
+    """Run a batch of calls of ``name`` back to back, under ``lock``, for one reply.
+
+    Args:
+        backend: As for ``serve_call``.
+        lock: Held for the whole batch (the calls run back to back).
+        name: The function, one of ``SERVED_FUNCTIONS``.
+        calls: ``[[args, kwargs], ...]``, encoded as for ``serve_call``; 1 to
+            ``MAX_BATCH_CALLS`` of them.
+        buffers: Where the results' arrays put their data (shared by all the replies).
+        too_large: ``too_large(size)`` as for ``serve_frames``: the batch stops before a reply
+            whose arrays would make it too large.
+
+    Returns:
+        ``("many", [serve_call reply, ...])``, one reply per call, in order. It may answer only
+        the first calls (at least one) when their arrays reach ``MAX_REPLY_BUFFERS`` or
+        ``too_large``: the client asks again for the rest. A malformed batch gets one
+        ``serve_call``-style ``"raise"`` reply instead, which stands for every call.
+    """
+    if type(calls) not in _SEQUENCES or not 0 < len(calls) <= MAX_BATCH_CALLS:
+        message = f"a batch is a list of 1 to {MAX_BATCH_CALLS} [args, kwargs] pairs"
+        return ("raise", "ValueError", message, _SUCCESS)
+    replies = []
+    size = 0
+    with lock:
+        for call in calls:
+            if type(call) not in _SEQUENCES or len(call) != 2:
+                replies.append(("raise", "TypeError", "a batched call is [args, kwargs]", _SUCCESS))
+                continue
+            mark = len(buffers)
+            reply = serve_call(backend, name, call[0], call[1], buffers)
+            size += sum(buffer.nbytes for buffer in buffers[mark:])
+            if replies and (
+                len(buffers) > MAX_REPLY_BUFFERS
+                or (too_large is not None and too_large(size) is not None)
+            ):
+                del buffers[mark:]  # a read: it is asked for again in the next request
+                break
+            replies.append(reply)
+    return ("many", replies)
+
+
 def _decode_arguments(args: Any, kwargs: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
     call_args = decode(args)
     call_kwargs = decode(kwargs)
@@ -643,6 +700,9 @@ def serve_frames(
 ) -> None:
     """Answer framed requests ``[name, args, kwargs]`` on ``sock`` until the peer leaves.
 
+    A request ``[BATCH, name, calls]`` is a batch of calls, answered in one reply
+    (``serve_batch``).
+
     The server loop of ``aiomt5 serve``; ``lock`` serializes calls from all connections (the
     terminal has one pipe anyway). Each reply is ``serve_call``'s tuple with arrays out of
     band. Between requests it checks for the next one for ``busy_poll`` seconds before
@@ -671,8 +731,11 @@ def serve_frames(
         if type(request) is not list or len(request) != 3:
             raise WireError("a request is [name, args, kwargs]")
         buffers: list[Any] = []
-        with lock:
-            reply = serve_call(backend, request[0], request[1], request[2], buffers)
+        if request[0] == BATCH:
+            reply = serve_batch(backend, lock, request[1], request[2], buffers, too_large)
+        else:
+            with lock:
+                reply = serve_call(backend, request[0], request[1], request[2], buffers)
         data = dump_message(reply)
         if too_large is not None:
             refusal = too_large(len(data) + sum(buffer.nbytes for buffer in buffers))
