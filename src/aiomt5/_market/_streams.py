@@ -45,6 +45,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import collections
+import math
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, NamedTuple, Self
@@ -63,7 +64,7 @@ from aiomt5._core._errors import (
 from aiomt5._core._log import Outage, get_logger
 from aiomt5._core._session import LIVE
 
-from ._forming import drop_forming
+from ._forming import drop_forming, period_end
 from ._history import (
     TickFlagsLike,
     fetch_rates,
@@ -71,7 +72,7 @@ from ._history import (
     terminal_maxbars,
     tick_flags,
 )
-from ._market_hours import market_opens_at
+from ._market_hours import market_opens_at, server_time
 from ._timeframe import Timeframe, TimeframeLike
 
 if TYPE_CHECKING:
@@ -465,6 +466,10 @@ class BarStream(_Polling):
         self._cursor: int | None = None if since is None else utc_timestamp("since", since)
         self._started = since is not None
         self._pending: collections.deque[StreamBar] = collections.deque()
+        # Where the backend knows its clock exactly (a replay): the earliest server time at
+        # which a poll could find a closed bar, and the next sleep (see _plan_wait).
+        self._wake_at: float | None = None
+        self._wait = self._poll_interval
 
     @property
     def cursor(self) -> int | None:
@@ -499,13 +504,56 @@ class BarStream(_Polling):
             if self._closed:
                 raise StopAsyncIteration
             if self._started:
-                await self._sleep(self._poll_interval)
+                await self._sleep(self._wait)
                 if self._closed:
                     raise StopAsyncIteration
+            began = server_time(self._connector.backend)
+            recoveries = self.recoveries
             await self._resilient(self._poll)
+            self._plan_wait(began, recoveries)
         bar = self._pending.popleft()
         self._cursor = bar.time
         return bar
+
+    def _plan_wait(self, began: float | None, recoveries: int) -> None:
+        """The next sleep: ``poll_interval``, or longer where the backend's clock says the
+        polls in between cannot find a closed bar.
+
+        Only with a backend that knows its clock exactly (``server_time``: the simulator in a
+        replay, where a stream's sleep moves that clock as far). The stream then skips each
+        poll that would end before ``_wake_at``, keeping the rest on the schedule polling
+        every ``poll_interval`` would follow (each poll lasting as long as this one took), so
+        it polls at the same instants and finds each bar when it would have. With the
+        MetaTrader5 module (no such clock) every sleep is ``poll_interval``.
+        """
+        self._wait = self._poll_interval
+        wake = self._wake_at
+        if wake is None or began is None or self.recoveries != recoveries or self._pending:
+            return
+        ended = server_time(self._connector.backend)
+        if ended is None or ended < began:
+            return
+        # To the microsecond: epoch floats near 1.8e9 are only that exact, and the error of
+        # one poll's length must not add up over the skipped ones.
+        step = self._poll_interval + round(ended - began, 6)
+        skip = math.ceil((wake - ended) / step) - 1  # polls j >= 1 ending before wake
+        if skip > 0:
+            self._wait = self._poll_interval + skip * step
+
+    def _next_possible(self, rows: npt.NDArray[np.void], closed: int) -> float | None:
+        """The earliest server time a later poll could find a closed bar (None: any time).
+
+        A forming bar closes at its period's end at the earliest (a tick at or after it must
+        exist); while the market is closed, not before it opens again.
+        """
+        if server_time(self._connector.backend) is None:
+            return None
+        opens_at = market_opens_at(self._connector.backend, self._broker)
+        reopens = None if opens_at is None else opens_at.timestamp()
+        if closed < len(rows):
+            end = float(period_end(self._timeframe, int(rows["time"][-1])))
+            return end if reopens is None else max(end, reopens)
+        return reopens
 
     async def _poll(self) -> None:
         rows = await self._latest(_BAR_DEPTH)
@@ -525,6 +573,7 @@ class BarStream(_Polling):
                 newer = np.concatenate([gap, newer])
             rows = newer
         closed = await self._closed_bars(rows)
+        self._wake_at = None if len(closed) else self._next_possible(rows, len(closed))
         self._pending.extend(StreamBar(self._symbol, *row) for row in closed.tolist())
 
 

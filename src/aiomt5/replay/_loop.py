@@ -38,6 +38,18 @@ _THREAD_POLL: Final = 0.05
 _THREAD_PATIENCE: Final = 10.0
 
 
+# Virtual time is kept on a grid of this many steps per second. Sums of float seconds drift (a
+# thousand polls of 1.001 s do not add up to 1001.0 exactly), and a drift across a millisecond
+# moves a simulated tick read: on the grid, one instant reached by different sums (one long sleep
+# or many short ones) is the same float.
+_GRID: Final = 1_000_000
+
+
+def on_grid(seconds: float) -> float:
+    """``seconds`` rounded to the nearest microsecond of the virtual-time grid."""
+    return round(seconds * _GRID) / _GRID
+
+
 class VirtualClock:
     """Virtual seconds shared by the loops of one replay (and what the simulated clock follows).
 
@@ -58,6 +70,7 @@ class VirtualClock:
     def advance_to(self, when: float) -> None:
         """Jump forward to ``when`` (never back); ``on_advance`` sees the jump first."""
         old = self.now
+        when = on_grid(when)
         if when <= old:
             return
         hook = self.on_advance
@@ -99,6 +112,12 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
 
     def time(self) -> float:
         return self.clock.now
+
+    def call_at(  # type: ignore[override]  # same behaviour, looser types
+        self, when: float, callback: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> asyncio.TimerHandle:
+        # Timers on the clock's grid (``call_later`` comes here too): the jump lands on them.
+        return super().call_at(on_grid(when), callback, *args, **kwargs)
 
     def run_in_executor(  # type: ignore[override]  # same behaviour, looser types
         self, executor: Any, func: Callable[..., Any], *args: Any

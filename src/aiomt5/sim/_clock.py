@@ -64,6 +64,7 @@ class SimClock:
         self._speed = 1.0
         self._anchor: float | None = None
         self._source: Callable[[], float] = time.monotonic
+        self._follows = False  # made by ``following``: moves exactly as its source moves
 
     @classmethod
     def wall(cls) -> SimClock:
@@ -102,7 +103,14 @@ class SimClock:
         clock._frozen = False
         clock._source = source
         clock._anchor = source()
+        clock._follows = True
         return clock
+
+    @property
+    def follows_source(self) -> bool:
+        """True for a ``following`` clock (not set to a fixed time since): it moves one to one
+        with its source, so waiting ``x`` seconds of the source moves it ``x`` seconds."""
+        return self._follows
 
     @property
     def frozen(self) -> bool:
@@ -150,6 +158,7 @@ class SimClock:
         with self._lock:
             self._frozen = True
             self._anchor = None
+            self._follows = False
             self._now = value
 
     def __repr__(self) -> str:

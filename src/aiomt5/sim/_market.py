@@ -755,6 +755,10 @@ class MarketModel:
         """Whether the instrument trades during the minute containing ``epoch_s``."""
         return self._minute_open(epoch_s // 60)
 
+    def opens_at(self, epoch: float) -> float | None:
+        """The first instant at or after ``epoch`` when the market is open (None: never)."""
+        return self.spec.hours.opens_at(epoch)
+
     # Where the market comes from (a subclass serving a recording overrides these three and
     # ``_m1_parts``): which minutes and days trade, and how many ticks make each M1 bar.
     def _minute_open(self, minute: int) -> bool:

@@ -252,6 +252,18 @@ class RecordedMarket(MarketModel):
     def _day_trades(self, day: int) -> bool:
         return self._member(self._days, day)
 
+    def opens_at(self, epoch: float) -> float | None:
+        """The first instant at or after ``epoch`` in a recorded minute (None: after the last).
+
+        Between recorded minutes (a weekend, a night, a quiet minute) the market is closed.
+        """
+        minute = int(epoch // 60)
+        k = int(np.searchsorted(self._minutes, minute, "left"))
+        if k == len(self._minutes):
+            return None
+        first = int(self._minutes[k])
+        return epoch if first == minute else float(first * 60)
+
     def _trading_days(self, first: int, last: int) -> I64:
         lo = int(np.searchsorted(self._days, first, "left"))
         hi = int(np.searchsorted(self._days, last, "right"))

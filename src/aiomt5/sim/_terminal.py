@@ -328,12 +328,21 @@ class SimTerminal(MetaTrader5Helpers):
         None while it is open, and for an unknown symbol or one that never trades. The connector
         uses it to say when a closed market reopens (``MT5MarketClosedError``, stream logs).
         """
-        spec = self._specs.get(symbol)
-        if spec is None:
+        if symbol not in self._specs:
             return None
         now = self.clock.now()
-        when = spec.hours.opens_at(now)
+        when = self._market(symbol).opens_at(now)
         return datetime.fromtimestamp(when, UTC) if when is not None and when > now else None
+
+    def server_time(self) -> float | None:
+        """Not in MetaTrader5: the simulated now (epoch seconds), where it is exact and moves one
+        to one with the event loop's clock (a replay's virtual time: ``SimClock.following``).
+
+        None otherwise (a fixed, running or wall clock). A bar stream uses it to sleep through
+        polls that cannot find a closed bar (see ``aiomt5._market._streams``).
+        """
+        clock = self.clock
+        return clock.now() if clock.follows_source else None
 
     def is_selected(self, symbol: str) -> bool:
         """Whether ``symbol`` is in the Market Watch (MarketView)."""
