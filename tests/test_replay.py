@@ -395,6 +395,51 @@ def test_the_same_seed_gives_identical_deals(
     assert np.array_equal(again.equity_rows, bot_run.equity_rows)
 
 
+def test_skipping_idle_polls_changes_no_deal(
+    store: HistoryStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bar stream sleeps through polls that cannot find a closed bar (``server_time``):
+    the bot sees the same bars at the same instants, so it makes the same deals, bit for bit,
+    as when it polls every second. (Health checks off: a probe in an idle gap costs pipe time.)
+    """
+    monkeypatch.setenv("MT5_HEALTH_CHECK", "false")
+    runs = {}
+    for skipping in (True, False):
+        if not skipping:  # the stream cannot see the clock: it polls every second
+            monkeypatch.setattr(SimTerminal, "server_time", lambda self: None)
+        runs[skipping] = replay.run(BOT, store=store.root, start=REPLAY_FROM, end=REPLAY_TO,
+                                    seed=3, args=["--bars", "100000"])  # fmt: skip
+    assert len(runs[True].deal_rows) > 4
+    assert np.array_equal(runs[True].deal_rows, runs[False].deal_rows)
+    assert np.array_equal(runs[True].equity_rows, runs[False].equity_rows)
+    # Far fewer clock jumps: about one per bar, not one per second.
+    assert runs[True].jumps * 10 < runs[False].jumps
+
+
+def test_server_time_only_where_the_clock_follows_the_loop(recording: Recording) -> None:
+    fixed = _terminal(recording)
+    assert fixed.server_time() is None  # a test's fixed clock: streams poll as before
+    vclock = [100.0]
+    terminal = recording.terminal(clock=SimClock.following(lambda: vclock[0], recording.first))
+    assert terminal.server_time() == recording.first
+    vclock[0] += 2.5
+    assert terminal.server_time() == recording.first + 2.5
+    terminal.clock.set(recording.first)  # fixed from now on
+    assert terminal.server_time() is None
+
+
+def test_a_recorded_market_says_when_it_opens_again(recording: Recording) -> None:
+    first = recording.first
+    # 2026-03-02 is a Monday: the recording has the weekend before it closed.
+    terminal = recording.terminal(clock=SimClock.fixed(first - 3600))
+    assert terminal.initialize()
+    assert terminal.market_opens_at("EURUSD") == datetime.fromtimestamp(first, UTC)
+    terminal.clock.set(first + 30)
+    assert terminal.market_opens_at("EURUSD") is None  # open now
+    terminal.clock.set(recording.last + 120)
+    assert terminal.market_opens_at("EURUSD") is None  # never again
+
+
 def test_deals_fill_at_replayed_prices(bot_run: replay.ReplayResult) -> None:
     assert bot_run.recording is not None
     terminal = _terminal(bot_run.recording, seed=3)

@@ -38,6 +38,12 @@ symbol, a refused argument) end the iteration by raising.
 out of ``async for``, cancelling the consuming task, or ``await stream.aclose()`` stops it with
 nothing left running. Sleeps go through the ``sleep`` argument (default ``asyncio.sleep``), so
 tests drive them with a simulated clock.
+
+**Idle polls (bars).** A bar stream polls every ``poll_interval``. Where the backend knows its
+own clock exactly and that clock moves as the stream's sleeps do (``server_time``: the simulator
+in a fast replay), it sleeps through the polls that cannot find a closed bar: those ending
+before the forming bar's period ends, or before a closed market opens again. The polls it does
+make stay on the every-``poll_interval`` schedule, so it finds each bar at the same instant.
 """
 
 from __future__ import annotations
