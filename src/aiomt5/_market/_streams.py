@@ -473,9 +473,9 @@ class BarStream(_Polling):
         self._started = since is not None
         self._pending: collections.deque[StreamBar] = collections.deque()
         # Where the backend knows its clock exactly (a replay): the earliest server time at
-        # which a poll could find a closed bar, and the next sleep (see _plan_wait).
+        # which a poll could find a closed bar, and how long the last poll took (see _wait).
         self._wake_at: float | None = None
-        self._wait = self._poll_interval
+        self._poll_cost: float | None = None
 
     @property
     def cursor(self) -> int | None:
@@ -510,41 +510,44 @@ class BarStream(_Polling):
             if self._closed:
                 raise StopAsyncIteration
             if self._started:
-                await self._sleep(self._wait)
+                await self._sleep(self._wait())
                 if self._closed:
                     raise StopAsyncIteration
             began = server_time(self._connector.backend)
             recoveries = self.recoveries
             await self._resilient(self._poll)
-            self._plan_wait(began, recoveries)
+            ended = server_time(self._connector.backend)
+            self._poll_cost = None
+            if began is not None and ended is not None and self.recoveries == recoveries:
+                # To the microsecond: epoch floats near 1.8e9 are only that exact, and the
+                # error of one poll's length must not add up over the skipped ones.
+                self._poll_cost = max(round(ended - began, 6), 0.0)
         bar = self._pending.popleft()
         self._cursor = bar.time
         return bar
 
-    def _plan_wait(self, began: float | None, recoveries: int) -> None:
+    def _wait(self) -> float:
         """The next sleep: ``poll_interval``, or longer where the backend's clock says the
         polls in between cannot find a closed bar.
 
         Only with a backend that knows its clock exactly (``server_time``: the simulator in a
         replay, where a stream's sleep moves that clock as far). The stream then skips each
         poll that would end before ``_wake_at``, keeping the rest on the schedule polling
-        every ``poll_interval`` would follow (each poll lasting as long as this one took), so
-        it polls at the same instants and finds each bar when it would have. With the
+        every ``poll_interval`` would follow (each poll lasting as long as the last one took),
+        so it polls at the same instants and finds each bar when it would have. With the
         MetaTrader5 module (no such clock) every sleep is ``poll_interval``.
         """
-        self._wait = self._poll_interval
-        wake = self._wake_at
-        if wake is None or began is None or self.recoveries != recoveries or self._pending:
-            return
-        ended = server_time(self._connector.backend)
-        if ended is None or ended < began:
-            return
-        # To the microsecond: epoch floats near 1.8e9 are only that exact, and the error of
-        # one poll's length must not add up over the skipped ones.
-        step = self._poll_interval + round(ended - began, 6)
-        skip = math.ceil((wake - ended) / step) - 1  # polls j >= 1 ending before wake
-        if skip > 0:
-            self._wait = self._poll_interval + skip * step
+        interval = self._poll_interval
+        wake, cost = self._wake_at, self._poll_cost
+        if wake is None or cost is None:
+            return interval
+        now = server_time(self._connector.backend)
+        if now is None:
+            return interval
+        step = interval + cost
+        # Poll j >= 1 would start at now + interval + (j - 1) * step and end at now + j * step.
+        skip = math.ceil((wake - now) / step) - 1  # the polls ending before wake
+        return interval + skip * step if skip > 0 else interval
 
     def _next_possible(self, rows: npt.NDArray[np.void], closed: int) -> float | None:
         """The earliest server time a later poll could find a closed bar (None: any time).
@@ -579,7 +582,7 @@ class BarStream(_Polling):
                 newer = np.concatenate([gap, newer])
             rows = newer
         closed = await self._closed_bars(rows)
-        self._wake_at = None if len(closed) else self._next_possible(rows, len(closed))
+        self._wake_at = self._next_possible(rows, len(closed))
         self._pending.extend(StreamBar(self._symbol, *row) for row in closed.tolist())
 
 
