@@ -416,6 +416,37 @@ def test_skipping_idle_polls_changes_no_deal(
     assert runs[True].jumps * 10 < runs[False].jumps
 
 
+def test_a_stream_skipping_polls_gets_each_bar_at_the_same_instant_across_a_gap(
+    recorded: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A recording with a two-hour hole (market closed): the stream sleeps to the reopening,
+    yet yields the same bars at the same simulated instants as polling every second."""
+    monkeypatch.setenv("MT5_HEALTH_CHECK", "false")
+    hole = (recorded["time"] >= MONDAY.timestamp() + 10 * 3600) & (
+        recorded["time"] < MONDAY.timestamp() + 12 * 3600
+    )
+    market = Recording([RecordedSeries("EURUSD", recorded[~hole])])
+    seen: dict[bool, list[tuple[int, float]]] = {}
+    for skipping in (True, False):
+        if not skipping:
+            monkeypatch.setattr(SimTerminal, "server_time", lambda self: None)
+        got: list[tuple[int, float]] = []
+
+        async def bot(mt5: aiomt5.AsyncMT5Connector, got: list[tuple[int, float]] = got) -> None:
+            async with mt5.stream_bars("EURUSD", "M1") as stream:
+                async for bar in stream:  # the replay's end cancels the bot: append each
+                    got.append((bar.time, mt5.backend.clock.now()))  # noqa: PERF401
+
+        replay.run(bot, recording=market, start=MONDAY.timestamp() + 9.5 * 3600,
+                   end=MONDAY.timestamp() + 12.5 * 3600, seed=5)  # fmt: skip
+        seen[skipping] = got
+    times = [t for t, _ in seen[True]]
+    assert times == sorted(set(times))
+    assert len(times) > 50
+    assert not any(10 * 3600 <= t - MONDAY.timestamp() < 12 * 3600 - 60 for t in times)
+    assert seen[True] == seen[False]
+
+
 def test_server_time_only_where_the_clock_follows_the_loop(recording: Recording) -> None:
     fixed = _terminal(recording)
     assert fixed.server_time() is None  # a test's fixed clock: streams poll as before
