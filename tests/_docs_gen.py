@@ -253,15 +253,29 @@ def write_all(write: Callable[[pathlib.Path, str], Any] | None = None) -> list[p
 UNLINKED_PAGES = frozenset({"changelog.md", "api.md"})
 """Pages whose names stay unlinked: the changelog (history), the old reference's pointer page."""
 
-_PUBLIC_MODULES = ("aiomt5", "aiomt5.sim", "aiomt5.testing", "aiomt5.logging", "aiomt5.compat")
-_TOO_GENERIC = frozenset({"install", "uninstall", "configure", "Check", "Gap", "Hang", "CATALOGUE"})
+PUBLIC_MODULES = (
+    "aiomt5",
+    "aiomt5.sim",
+    "aiomt5.testing",
+    "aiomt5.replay",
+    "aiomt5.logging",
+    "aiomt5.compat",
+)
+"""Modules whose ``__all__`` the reference documents name by name (``::: module.name``) and the
+guides link to; ``aiomt5.constants`` has its generated table instead. In this order a bare name
+links to the first module that has it (``aiomt5``'s own wins)."""
+UNLISTED_MODULES = frozenset({"aiomt5.constants"})
+"""Public modules documented another way than name by name (the constants' generated table)."""
+_TOO_GENERIC = frozenset(
+    {"install", "uninstall", "configure", "Check", "Gap", "Hang", "CATALOGUE", "run"}
+)
 _MENTION = re.compile(r"(?<!\[)`(?P<name>[A-Za-z_][\w.]*)`(?!\]|\()")
 
 
 def reference_targets() -> dict[str, str]:
     """How a guide may write a public name (``Name`` or its full path) and its reference id."""
     targets: dict[str, str] = {}
-    for module_name in _PUBLIC_MODULES:
+    for module_name in PUBLIC_MODULES:
         module = importlib.import_module(module_name)
         for name in module.__all__:
             full = f"{module_name}.{name}"
