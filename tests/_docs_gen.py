@@ -140,6 +140,31 @@ def constants_table() -> str:
     return "\n".join(lines)
 
 
+# --------------------------------------------------------------------------- blocking facade
+
+
+def blocking_methods_table() -> str:
+    """``MT5Connector``'s blocking twins of the async methods, each linked to its async entry.
+
+    The twins are made by ``_blocking()`` (``functools.update_wrapper``: ``__wrapped__`` is the
+    async method), so the reference's static reading of ``MT5Connector`` does not show them.
+    """
+    from aiomt5 import AsyncMT5Connector, MT5Connector
+
+    lines = ["| Blocking method | Does what the async method does |", "|---|---|"]
+    for name, member in vars(MT5Connector).items():
+        wrapped = getattr(member, "__wrapped__", None)
+        if wrapped is None or getattr(AsyncMT5Connector, name, None) is not wrapped:
+            continue
+        summary = (inspect.getdoc(wrapped) or "").split("\n\n")[0].replace("\n", " ")
+        summary = summary.replace("|", "\\|")
+        lines.append(
+            f"| `mt5.{name}(...)` | [`AsyncMT5Connector.{name}`]"
+            f"[aiomt5.AsyncMT5Connector.{name}]: {summary} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 # --------------------------------------------------------------------------- benchmarks
 
 
@@ -204,6 +229,7 @@ def generated() -> dict[pathlib.Path, str]:
         GENERATED / "settings.md": settings_table(),
         GENERATED / "errors.md": error_tree(),
         GENERATED / "constants.md": constants_table(),
+        GENERATED / "blocking-methods.md": blocking_methods_table(),
     }
     for name, text in bench_tables():
         files[GENERATED / name] = text

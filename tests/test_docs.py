@@ -80,6 +80,22 @@ def test_documented_defaults_are_the_codes() -> None:
     assert MT5Settings.model_fields["call_timeout"].default == 30.0
 
 
+def test_the_blocking_page_lists_every_blocking_twin() -> None:
+    from aiomt5 import AsyncMT5Connector, MT5Connector
+
+    table = gen.blocking_methods_table()
+    twins = [
+        name
+        for name, member in vars(MT5Connector).items()
+        if getattr(member, "__wrapped__", None) is getattr(AsyncMT5Connector, name, 0)
+    ]
+    assert {"call_many", "buy", "get_rates", "stream_bars", "disconnect"} <= set(twins)
+    for name in twins:
+        assert f"| `mt5.{name}(...)` | [`AsyncMT5Connector.{name}`]" in table, name
+    page = (REFERENCE / "blocking.md").read_text()
+    assert '--8<-- "docs/.generated/blocking-methods.md"' in page
+
+
 def test_the_error_tree_has_every_error_and_its_bases() -> None:
     import aiomt5
 
