@@ -28,7 +28,8 @@ socketpair into a fresh array (what the child does), against a ``multiprocessing
 segment the sender creates and fills and the receiver maps and unlinks (no copy on its side).
 Either way the receiver ends with every page of the array in hand (one byte per page read).
 
-Run: ``.venv/bin/python bench/bench_isolation.py [--rounds N]``.
+Run: ``.venv/bin/python bench/bench_isolation.py [--rounds N] [--json PATH]`` (``--json
+docs/assets/bench/isolation.json``: the docs' table, chart and quoted figures).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import argparse
 import asyncio
 import datetime as dt
 import multiprocessing
+import pathlib
 import random
 import socket
 import statistics
@@ -48,6 +50,7 @@ from multiprocessing.connection import Connection
 
 import numpy as np
 
+import _results
 from aiomt5 import AsyncMT5Connector, MT5Settings
 from aiomt5._remote._isolation import ChildTerminal
 
@@ -167,7 +170,7 @@ def summaries(case: Case, samples: list[float]) -> list[tuple[str, float]]:
     return [("median", statistics.median(samples))]
 
 
-async def main(rounds: int) -> None:
+async def main(rounds: int) -> dict[tuple[str, str], list[float]]:
     rng = random.Random(1)
     async with (
         AsyncMT5Connector(settings("thread")) as thread,
@@ -205,9 +208,10 @@ async def main(rounds: int) -> None:
         f"÷ thread call_many: {many['child'] / many['thread']:.2f}x, "
         f"÷ child call: {many['child'] / per_call['child']:.2f}x (throughput)"
     )
+    return results
 
 
-def child_alone(rounds: int) -> None:
+def child_alone(rounds: int) -> dict[str, float]:
     child = ChildTerminal("sim", settings=settings("process"))
     assert child.initialize()
     tick = ("symbol_info_tick", ("EURUSD",), None)
@@ -240,6 +244,7 @@ def child_alone(rounds: int) -> None:
         f"32 sent ahead {medians['sent ahead']:.0f} calls/s "
         f"({medians['sent ahead'] / medians['one by one']:.1f}x)"
     )
+    return medians
 
 
 TRANSFER_BYTES = 60_000_000  # 1M ticks
@@ -285,7 +290,7 @@ def receive_by_shared_memory(
     return array, segment.close  # closed once the array is gone
 
 
-def transfer(rounds: int) -> None:
+def transfer(rounds: int) -> dict[str, float]:
     context = multiprocessing.get_context("spawn")
     ours, theirs = socket.socketpair()
     control, their_control = context.Pipe()
@@ -315,12 +320,109 @@ def transfer(rounds: int) -> None:
         f"shared memory {medians['shared memory']:.1f} ms "
         f"(shared memory ÷ socket {medians['shared memory'] / medians['unix socketpair']:.2f}x)"
     )
+    return medians
+
+
+CASE_KEYS = {
+    "version()": "version",
+    "symbol_info_tick": "tick",
+    "100 tasks x 20 symbol_info_tick": "tasks",
+    "20 call_many x 100 symbol_info_tick": "many",
+    "copy_rates_from_pos 99,999 bars": "bars",
+    "copy_ticks_from 1,000,000 ticks": "ticks",
+}
+"""Each case's short name in the figures: ``<case>_<stat>_thread``, ``_child``, ``_ratio``."""
+
+
+def write_json(
+    path: pathlib.Path | None,
+    results: dict[tuple[str, str], list[float]],
+    alone: dict[str, float],
+    moved: dict[str, float],
+) -> None:
+    """The results as ``docs/assets/bench/isolation.json`` (``--json``; nothing without it)."""
+    rows: list[dict[str, object]] = []
+    figures: dict[str, float] = {}
+    for case in CASES:
+        thread_stats = summaries(case, results[case.label, "thread"])
+        child_stats = summaries(case, results[case.label, "child"])
+        for (stat, at_thread), (_, at_child) in zip(thread_stats, child_stats, strict=True):
+            key = f"{CASE_KEYS[case.label]}_{stat}"
+            rows.append(
+                {
+                    "case": case.label,
+                    "stat": stat,
+                    "unit": case.unit,
+                    "thread": at_thread,
+                    "child": at_child,
+                    "ratio": at_child / at_thread,
+                    "better": "higher" if case.higher_is_better else "lower",
+                }
+            )
+            figures |= {f"{key}_thread": at_thread, f"{key}_child": at_child}
+            figures[f"{key}_ratio"] = at_child / at_thread
+    figures["tick_p50_added"] = figures["tick_p50_child"] - figures["tick_p50_thread"]
+    figures["version_p50_added"] = figures["version_p50_child"] - figures["version_p50_thread"]
+    figures["many_vs_thread_call"] = figures["many_median_child"] / figures["tasks_median_thread"]
+    figures["many_vs_child_call"] = figures["many_median_child"] / figures["tasks_median_child"]
+    figures |= {
+        "alone_one_by_one": alone["one by one"],
+        "alone_sent_ahead": alone["sent ahead"],
+        "alone_ratio": alone["sent ahead"] / alone["one by one"],
+        "transfer_socket": moved["unix socketpair"],
+        "transfer_shm": moved["shared memory"],
+        "transfer_ratio": moved["shared memory"] / moved["unix socketpair"],
+    }
+    _results.write(
+        path,
+        tables={
+            "calls": _results.table(
+                [
+                    ("case", "Case"),
+                    ("stat", "statistic"),
+                    ("unit", "unit"),
+                    ("thread", "thread"),
+                    ("child", "child"),
+                    ("ratio", "child ÷ thread"),
+                    ("better", "better"),
+                ],
+                rows,
+            ),
+            "other": _results.table(
+                [
+                    ("case", "Without the connector"),
+                    ("a", "first"),
+                    ("b", "second"),
+                    ("ratio", "second ÷ first"),
+                ],
+                [
+                    {
+                        "case": "ChildTerminal, symbol_info_tick: one by one, then 32 sent ahead "
+                        "(calls/s)",
+                        "a": alone["one by one"],
+                        "b": alone["sent ahead"],
+                        "ratio": figures["alone_ratio"],
+                    },
+                    {
+                        "case": "60 MB to the parent: unix socketpair, then shared memory (ms)",
+                        "a": moved["unix socketpair"],
+                        "b": moved["shared memory"],
+                        "ratio": figures["transfer_ratio"],
+                    },
+                ],
+            ),
+        },
+        figures=figures,
+        notes="latencies over every call of every round; the rest the median of the rounds",
+    )
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=9)
+    _results.add_option(parser)
     options = parser.parse_args()
-    asyncio.run(main(options.rounds))
-    child_alone(options.rounds)
-    transfer(options.rounds)
+    results = asyncio.run(main(options.rounds))
+    alone = child_alone(options.rounds)
+    moved = transfer(options.rounds)
+    write_json(options.json, results, alone, moved)

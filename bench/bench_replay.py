@@ -14,7 +14,8 @@ For comparison, ``--minute-bot`` also replays (in process, ``aiomt5.replay.run``
 sleeps until each minute's bar has closed and then reads the last 64 bars and the tick once: the
 same reads as ``examples/bot.py`` per bar, 60 times fewer polls.
 
-Run: ``.venv/bin/python bench/bench_replay.py [--days N] [--rounds N]``
+Run: ``.venv/bin/python bench/bench_replay.py [--days N] [--rounds N] [--minute-bot] [--json PATH]``
+(``--json docs/assets/bench/replay.json``: a table and figures the docs can quote).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import _results
 import aiomt5
 from aiomt5 import HistoryStore
 from aiomt5.sim import SimClock, SimTerminal
@@ -75,13 +77,15 @@ def main() -> None:
     parser.add_argument("--days", type=float, default=30.0, help="days recorded and replayed")
     parser.add_argument("--rounds", type=int, default=1, help="replays (the median is shown)")
     parser.add_argument("--minute-bot", action="store_true", help="also the once-a-minute bot")
+    _results.add_option(parser)
     options = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder) / "store"
         began = time.perf_counter()
         bars = asyncio.run(record(root, options.days))
+        recorded = time.perf_counter() - began
         print(f"recorded {bars} M1 bars ({options.days:g} days) in "
-              f"{time.perf_counter() - began:.1f} s")  # fmt: skip
+              f"{recorded:.1f} s")  # fmt: skip
         walls = []
         for n in range(options.rounds):
             wall, stdout = replay(root, Path(folder) / f"report{n}.html")
@@ -90,6 +94,13 @@ def main() -> None:
             if n == 0:
                 print(stdout.rstrip())
         wall = statistics.median(walls)
+        days, polls = options.days, round(options.days * 86400)
+        rows = [{"bot": "examples/bot.py, polls every second", "days": days, "bars": bars,
+                 "polls": polls, "wall": wall, "per_day": wall / days}]  # fmt: skip
+        figures: dict[str, float] = {"days": days, "bars": bars, "record_s": recorded,
+                                     "polls": polls, "wall_s": wall, "per_day_s": wall / days,
+                                     "sim_per_s": days * 86400 / wall,
+                                     "per_poll_us": wall / polls * 1e6}  # fmt: skip
         print(f"replay of {options.days:g} days: {wall:.1f} s wall (median of {len(walls)}), "
               f"{wall / options.days:.2f} s per simulated day, "
               f"{options.days * 86400 / wall:.0f} simulated s per s")  # fmt: skip
@@ -101,6 +112,20 @@ def main() -> None:
             wall = time.perf_counter() - began
             print(f"once-a-minute bot, {options.days:g} days: {wall:.1f} s wall, "
                   f"{result.jumps} clock jumps")  # fmt: skip
+            rows.append({"bot": "reads bars once per closed bar (--minute-bot)", "days": days,
+                         "bars": bars, "polls": round(days * 1440), "wall": wall,
+                         "per_day": wall / days})  # fmt: skip
+            figures |= {"minute_bot_s": wall, "minute_bot_jumps": result.jumps}
+        columns = [("bot", "bot"), ("days", "days replayed"), ("bars", "M1 bars"),
+                   ("polls", "polls"), ("wall", "wall time, s"),
+                   ("per_day", "s per day")]  # fmt: skip
+        _results.write(
+            options.json,
+            tables={"replay": _results.table(columns, rows)},
+            figures=figures,
+            notes="examples/bot.py: `aiomt5 replay --fast` in a subprocess, startup included; "
+            "--minute-bot: aiomt5.replay.run in process",
+        )
 
 
 if __name__ == "__main__":

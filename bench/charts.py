@@ -205,10 +205,43 @@ def frames_chart() -> str:
     )
 
 
+def isolation_chart() -> str:
+    """The in-process thread against the child process: time per call, on a log scale."""
+    data = _load("isolation")
+    rows = {(row["case"], row["stat"]): row for row in _rows(data, "calls")}
+
+    def per_call(row: dict[str, Any], side: str) -> float:
+        value = float(row[side])
+        unit = row["unit"]
+        return 1e6 / value if unit == "calls/s" else value * (1e3 if unit == "ms" else 1.0)
+
+    cases = [
+        ("version(): p50", ("version()", "p50")),
+        ("symbol_info_tick: p50", ("symbol_info_tick", "p50")),
+        ("symbol_info_tick: p99", ("symbol_info_tick", "p99")),
+        ("100 tasks: per call", ("100 tasks x 20 symbol_info_tick", "median")),
+        ("call_many x 100: per call", ("20 call_many x 100 symbol_info_tick", "median")),
+        ("99,999 M1 bars", ("copy_rates_from_pos 99,999 bars", "median")),
+        ("1,000,000 ticks", ("copy_ticks_from 1,000,000 ticks", "median")),
+    ]
+    return bar_chart(
+        "The child process against the in-process thread (lower is better)",
+        [
+            (label, [(side, per_call(rows[key], side)) for side in ("thread", "child")])
+            for label, key in cases
+        ],
+        unit="µs per call",
+        log=True,
+        note=_source(data),
+        ours=["child"],
+    )
+
+
 CHARTS: dict[str, Callable[[], str]] = {
     "worker.svg": worker_chart,
     "remote.svg": remote_chart,
     "frames.svg": frames_chart,
+    "isolation.svg": isolation_chart,
 }
 """Each chart's file (in ``docs/assets/bench``) and the function that draws it."""
 

@@ -140,6 +140,31 @@ def constants_table() -> str:
     return "\n".join(lines)
 
 
+# --------------------------------------------------------------------------- blocking facade
+
+
+def blocking_methods_table() -> str:
+    """``MT5Connector``'s blocking twins of the async methods, each linked to its async entry.
+
+    The twins are made by ``_blocking()`` (``functools.update_wrapper``: ``__wrapped__`` is the
+    async method), so the reference's static reading of ``MT5Connector`` does not show them.
+    """
+    from aiomt5 import AsyncMT5Connector, MT5Connector
+
+    lines = ["| Blocking method | Does what the async method does |", "|---|---|"]
+    for name, member in vars(MT5Connector).items():
+        wrapped = getattr(member, "__wrapped__", None)
+        if wrapped is None or getattr(AsyncMT5Connector, name, None) is not wrapped:
+            continue
+        summary = (inspect.getdoc(wrapped) or "").split("\n\n")[0].replace("\n", " ")
+        summary = summary.replace("|", "\\|")
+        lines.append(
+            f"| `mt5.{name}(...)` | [`AsyncMT5Connector.{name}`]"
+            f"[aiomt5.AsyncMT5Connector.{name}]: {summary} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 # --------------------------------------------------------------------------- benchmarks
 
 
@@ -204,6 +229,7 @@ def generated() -> dict[pathlib.Path, str]:
         GENERATED / "settings.md": settings_table(),
         GENERATED / "errors.md": error_tree(),
         GENERATED / "constants.md": constants_table(),
+        GENERATED / "blocking-methods.md": blocking_methods_table(),
     }
     for name, text in bench_tables():
         files[GENERATED / name] = text
@@ -253,15 +279,29 @@ def write_all(write: Callable[[pathlib.Path, str], Any] | None = None) -> list[p
 UNLINKED_PAGES = frozenset({"changelog.md", "api.md"})
 """Pages whose names stay unlinked: the changelog (history), the old reference's pointer page."""
 
-_PUBLIC_MODULES = ("aiomt5", "aiomt5.sim", "aiomt5.testing", "aiomt5.logging", "aiomt5.compat")
-_TOO_GENERIC = frozenset({"install", "uninstall", "configure", "Check", "Gap", "Hang", "CATALOGUE"})
+PUBLIC_MODULES = (
+    "aiomt5",
+    "aiomt5.sim",
+    "aiomt5.testing",
+    "aiomt5.replay",
+    "aiomt5.logging",
+    "aiomt5.compat",
+)
+"""Modules whose ``__all__`` the reference documents name by name (``::: module.name``) and the
+guides link to; ``aiomt5.constants`` has its generated table instead. In this order a bare name
+links to the first module that has it (``aiomt5``'s own wins)."""
+UNLISTED_MODULES = frozenset({"aiomt5.constants"})
+"""Public modules documented another way than name by name (the constants' generated table)."""
+_TOO_GENERIC = frozenset(
+    {"install", "uninstall", "configure", "Check", "Gap", "Hang", "CATALOGUE", "run"}
+)
 _MENTION = re.compile(r"(?<!\[)`(?P<name>[A-Za-z_][\w.]*)`(?!\]|\()")
 
 
 def reference_targets() -> dict[str, str]:
     """How a guide may write a public name (``Name`` or its full path) and its reference id."""
     targets: dict[str, str] = {}
-    for module_name in _PUBLIC_MODULES:
+    for module_name in PUBLIC_MODULES:
         module = importlib.import_module(module_name)
         for name in module.__all__:
             full = f"{module_name}.{name}"

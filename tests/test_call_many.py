@@ -176,7 +176,7 @@ async def test_a_hung_call_times_the_whole_batch_out_like_call(
 ) -> None:
     hang = term.faults.hang("symbol_info_tick")
     with pytest.raises(MT5TimeoutError, match="abandoned") as info:
-        await mt5.call_many("symbol_info_tick", SYMBOLS, timeout=0.01)
+        await mt5.call_many("symbol_info_tick", SYMBOLS, timeout=0.2)
     assert "4 x symbol_info_tick" in info.value.args_summary
     hang.release()
     stats = mt5.get_connection_stats()
@@ -193,7 +193,7 @@ async def test_a_batch_given_up_while_queued_never_runs(
     before = term.calls["symbol_info_tick"]
     cancelled = asyncio.create_task(mt5.call_many("symbol_info_tick", SYMBOLS))
     with pytest.raises(MT5TimeoutError, match="never ran"):
-        await mt5.call_many("symbol_info_tick", SYMBOLS, timeout=0.01)
+        await mt5.call_many("symbol_info_tick", SYMBOLS, timeout=0.2)
     await asyncio.sleep(0)
     cancelled.cancel()
     with pytest.raises(asyncio.CancelledError):

@@ -370,7 +370,7 @@ async def test_after_a_timeout_the_connector_still_works(
 ) -> None:
     hang = term.faults.hang("symbol_info_tick")
     with pytest.raises(MT5TimeoutError, match="abandoned"):
-        await mt5.call("symbol_info_tick", "EURUSD", timeout=0.01)
+        await mt5.call("symbol_info_tick", "EURUSD", timeout=0.2)
     hang.release()
     assert (await mt5.get_terminal_info()).connected
     stats = mt5.get_connection_stats()
@@ -441,7 +441,7 @@ async def test_write_timing_out_mid_call_reports_outcome_unknown_then_the_late_r
 ) -> None:
     hang = term.faults.hang("symbol_select")
     with pytest.raises(MT5OutcomeUnknownError, match="may have taken effect"):
-        await mt5.call("symbol_select", "EURJPY", True, timeout=0.01)
+        await mt5.call("symbol_select", "EURJPY", True, timeout=0.2)
     assert recorder.of(LateResult) == []
     hang.release()
     late = await recorder.wait_for(LateResult)
@@ -458,7 +458,7 @@ async def test_wedged_connector_fails_fast_until_the_stuck_call_returns(
     async with AsyncMT5Connector(settings, backend=term, event_hooks=[recorder]) as mt5:
         hang = term.faults.hang("symbol_select")
         with pytest.raises(MT5OutcomeUnknownError):
-            await mt5.call("symbol_select", "EURUSD", True, timeout=0.01)
+            await mt5.call("symbol_select", "EURUSD", True, timeout=0.2)
         with pytest.raises(MT5WorkerBusyError, match="symbol_select"):
             await mt5.get_terminal_info()
         stats = mt5.get_connection_stats()

@@ -14,6 +14,7 @@ import importlib.util
 import json
 import os
 import pathlib
+import pkgutil
 import re
 import shutil
 import subprocess
@@ -31,8 +32,7 @@ import _docs_gen as gen  # the generators live next to this file
 ROOT = gen.ROOT
 DOCS = gen.DOCS
 REFERENCE = DOCS / "reference"
-PUBLIC_MODULES = ("aiomt5", "aiomt5.sim", "aiomt5.testing", "aiomt5.compat", "aiomt5.logging")
-"""Modules whose ``__all__`` the reference documents name by name (``::: module.name``)."""
+PUBLIC_MODULES = gen.PUBLIC_MODULES
 
 
 # --------------------------------------------------------------------------- generated parts
@@ -78,6 +78,22 @@ def test_documented_defaults_are_the_codes() -> None:
     table = gen.settings_table()
     assert "| `call_timeout`<br>`MT5_CALL_TIMEOUT` | `30.0` |" in table
     assert MT5Settings.model_fields["call_timeout"].default == 30.0
+
+
+def test_the_blocking_page_lists_every_blocking_twin() -> None:
+    from aiomt5 import AsyncMT5Connector, MT5Connector
+
+    table = gen.blocking_methods_table()
+    twins = [
+        name
+        for name, member in vars(MT5Connector).items()
+        if getattr(member, "__wrapped__", None) is getattr(AsyncMT5Connector, name, 0)
+    ]
+    assert {"call_many", "buy", "get_rates", "stream_bars", "disconnect"} <= set(twins)
+    for name in twins:
+        assert f"| `mt5.{name}(...)` | [`AsyncMT5Connector.{name}`]" in table, name
+    page = (REFERENCE / "blocking.md").read_text()
+    assert '--8<-- "docs/.generated/blocking-methods.md"' in page
 
 
 def test_the_error_tree_has_every_error_and_its_bases() -> None:
@@ -164,6 +180,25 @@ def test_a_missing_public_name_is_noticed() -> None:
     targets = documented()
     targets.discard("aiomt5.TradingSessions")
     assert missing_from_reference(targets) == ["aiomt5.TradingSessions"]
+
+
+def test_a_missing_replay_name_is_noticed() -> None:
+    targets = documented()
+    targets.discard("aiomt5.replay.VirtualTimeLoop")
+    assert missing_from_reference(targets) == ["aiomt5.replay.VirtualTimeLoop"]
+
+
+def test_every_public_module_is_in_the_reference() -> None:
+    import aiomt5
+
+    public = {
+        f"aiomt5.{info.name}"
+        for info in pkgutil.iter_modules(aiomt5.__path__)
+        if not info.name.startswith("_")
+    }
+    assert "aiomt5.replay" in public
+    unlisted = sorted(public - set(PUBLIC_MODULES) - gen.UNLISTED_MODULES)
+    assert unlisted == [], f"add {unlisted} to PUBLIC_MODULES in tests/_docs_gen.py"
 
 
 def test_every_constant_is_in_the_reference() -> None:

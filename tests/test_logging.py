@@ -171,14 +171,14 @@ async def test_connector_events_are_namespaced(collected: Collect) -> None:
     async with aiomt5.AsyncMT5Connector(sim_settings(), backend=term) as mt5:
         hang = term.faults.hang("order_check")
         with pytest.raises(aiomt5.MT5OutcomeUnknownError):
-            await mt5.call("order_check", {"action": 1}, timeout=0.01)
+            await mt5.call("order_check", {"action": 1}, timeout=0.2)
         late = asyncio.Event()
         mt5.add_event_hook(lambda event: late.set())
         hang.release()
         await late.wait()
         hang = term.faults.hang("symbol_info_tick")
         with pytest.raises(aiomt5.MT5TimeoutError):
-            await mt5.call("symbol_info_tick", "EURUSD", timeout=0.01)
+            await mt5.call("symbol_info_tick", "EURUSD", timeout=0.2)
         hang.release()
     events = {r.__dict__["event"] for r in collected.records}
     assert {

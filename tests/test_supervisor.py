@@ -27,6 +27,9 @@ from aiomt5.sim import SimClock, SimTerminal
 
 SIM_START = "2026-03-02T10:00:00Z"
 GUARD = 30.0  # a bound against a hung test, never a wait for time to pass
+# A timeout the worker starts the call within even on a loaded machine: 1 ms did not (the call was
+# then cancelled while still queued and never hung, so there was nothing to wedge).
+STARTS_WITHIN = 0.2
 
 
 def settings(**overrides: Any) -> MT5Settings:
@@ -366,7 +369,8 @@ async def test_a_wedged_worker_degrades_until_its_call_returns(
     async with AsyncMT5Connector(watched, backend=term, event_hooks=[events]) as mt5:
         hang = term.faults.hang("symbol_info_tick")
         with pytest.raises(MT5TimeoutError):  # a read, abandoned
-            await mt5.call("symbol_info_tick", "EURUSD", timeout=0.001)
+            await mt5.call("symbol_info_tick", "EURUSD", timeout=STARTS_WITHIN)
+        assert hang.entered.is_set()  # it ran: not cancelled while still queued
         await events.wait_state(ConnectionState.DEGRADED)
         assert "stuck in symbol_info_tick" in events.of(HealthFailed)[0].reason
         assert events.of(Reconnected) == []
@@ -460,7 +464,8 @@ async def test_a_reconnect_waits_for_a_stuck_call_instead_of_starting_a_second_t
     async with AsyncMT5Connector(wedging, backend=term, event_hooks=[events]) as mt5:
         hang = term.faults.hang("symbol_info_tick")
         with pytest.raises(MT5TimeoutError):
-            await mt5.call("symbol_info_tick", "EURUSD", timeout=0.001)
+            await mt5.call("symbol_info_tick", "EURUSD", timeout=STARTS_WITHIN)
+        assert hang.entered.is_set()
         stuck = worker_threads()
         reconnecting = asyncio.create_task(mt5.reconnect())
         await events.wait_state(ConnectionState.RECONNECTING)
