@@ -395,14 +395,31 @@ def test_the_same_seed_gives_identical_deals(
     assert np.array_equal(again.equity_rows, bot_run.equity_rows)
 
 
+def test_a_replay_runs_without_health_checks_unless_asked(
+    recording: Recording, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[bool] = []
+
+    async def bot(mt5: aiomt5.AsyncMT5Connector) -> None:
+        seen.append(mt5.settings.health_check)
+
+    monkeypatch.delenv("MT5_HEALTH_CHECK", raising=False)
+    replay.run(bot, recording=recording, start=REPLAY_FROM)
+    monkeypatch.setenv("MT5_HEALTH_CHECK", "true")
+    replay.run(bot, recording=recording, start=REPLAY_FROM)
+    assert seen == [False, True]
+    assert os.environ["MT5_HEALTH_CHECK"] == "true"  # the caller's environment is restored
+
+
 def test_skipping_idle_polls_changes_no_deal(
     store: HistoryStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The bar stream sleeps through polls that cannot find a closed bar (``server_time``):
     the bot sees the same bars at the same instants, so it makes the same deals, bit for bit,
-    as when it polls every second. (Health checks off: a probe in an idle gap costs pipe time.)
+    as when it polls every second. (With the replay's defaults: health checks off, since a
+    probe in an idle gap would cost pipe time.)
     """
-    monkeypatch.setenv("MT5_HEALTH_CHECK", "false")
+    monkeypatch.delenv("MT5_HEALTH_CHECK", raising=False)
     runs = {}
     for skipping in (True, False):
         if not skipping:  # the stream cannot see the clock: it polls every second
@@ -421,7 +438,7 @@ def test_a_stream_skipping_polls_gets_each_bar_at_the_same_instant_across_a_gap(
 ) -> None:
     """A recording with a two-hour hole (market closed): the stream sleeps to the reopening,
     yet yields the same bars at the same simulated instants as polling every second."""
-    monkeypatch.setenv("MT5_HEALTH_CHECK", "false")
+    monkeypatch.delenv("MT5_HEALTH_CHECK", raising=False)
     hole = (recorded["time"] >= MONDAY.timestamp() + 10 * 3600) & (
         recorded["time"] < MONDAY.timestamp() + 12 * 3600
     )

@@ -39,6 +39,7 @@ Progress = Callable[[float, float, float], None]
 
 # Settings a bot could read that would point it away from the replay's terminal.
 _HIDDEN_ENV: Final = ("MT5_LOGIN", "MT5_PASSWORD", "MT5_SERVER", "MT5_PATH", "MT5_SIM_START")
+_HEALTH_ENV: Final = "MT5_HEALTH_CHECK"
 # Equity samples: one per simulated minute.
 _SAMPLE_EVERY: Final = 60
 # Real seconds between progress reports.
@@ -134,11 +135,18 @@ def _accounts(balance: float) -> tuple[SimAccount, ...]:
 
 @contextlib.contextmanager
 def _environment() -> Iterator[None]:
-    """``MT5_BACKEND=sim`` for the bot, without settings that would point it elsewhere."""
-    saved = {name: os.environ.get(name) for name in (*_HIDDEN_ENV, "MT5_BACKEND")}
+    """``MT5_BACKEND=sim`` for the bot, without settings that would point it elsewhere.
+
+    Health checks are off unless ``MT5_HEALTH_CHECK`` says otherwise: a recording has no terminal
+    to lose, and each ping would take its ``call_cost`` of simulated time whenever the bot is
+    idle, so a replay whose stream skips idle polls would drift (by a millisecond here and there)
+    from the same replay polling every second.
+    """
+    saved = {name: os.environ.get(name) for name in (*_HIDDEN_ENV, "MT5_BACKEND", _HEALTH_ENV)}
     for name in _HIDDEN_ENV:
         os.environ.pop(name, None)
     os.environ["MT5_BACKEND"] = "sim"
+    os.environ.setdefault(_HEALTH_ENV, "false")
     try:
         yield
     finally:
