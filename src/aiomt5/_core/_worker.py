@@ -746,18 +746,14 @@ class Worker:
                 self._on_failure(exc)
             return future
         latency = _perf_counter() - started
-        if batch is not None:  # as _deliver_batch: every call of it counts
-            outcome: tuple[list[Any], list[int]] = value  # type: ignore[assignment]
-            results, failed = outcome
-            for index in failed:
-                self._record_failure(results[index], latency)
-            succeeded = len(results) - len(failed)
+        if batch is not None:  # every call of it counts, as in _deliver_batch
+            results, error, succeeded = self._settle_batch(value, batch, latency)
             self.answered += succeeded
             self.completed += len(results)
             if self._recorder is not None and succeeded:
                 self._recorder.succeeded_many([latency] * succeeded)
-            if failed and batch.raise_first:
-                future.set_exception(results[failed[0]])
+            if error is not None:
+                future.set_exception(error)
                 return future
             value = results  # type: ignore[assignment]
         else:
@@ -1130,16 +1126,25 @@ class Worker:
 
     def _deliver_batch(self, job: _Job, batch: Batch, now: float, latencies: list[float]) -> None:
         """Resolve a finished batch: every call of it counts, with the batch's latency."""
-        results, failed = job.value
         latency = now - job.submitted
+        results, error, succeeded = self._settle_batch(job.value, batch, latency)
         self.completed += len(results) - 1
-        latencies.extend(itertools.repeat(latency, len(results) - len(failed)))
-        for index in failed:
-            self._record_failure(results[index], latency)
-        if failed and batch.raise_first:
-            job.set_exception(results[failed[0]])
+        latencies.extend(itertools.repeat(latency, succeeded))
+        if error is not None:
+            job.set_exception(error)
         else:
             job.set_result(results)
+
+    def _settle_batch(
+        self, outcome: Any, batch: Batch, latency: float
+    ) -> tuple[list[Any], Exception | None, int]:
+        """A finished batch's ``(results, failed)``: record each failure; return the results,
+        the error to raise (the first failure, with ``raise_first``) and how many succeeded."""
+        results, failed = outcome
+        for index in failed:
+            self._record_failure(results[index], latency)
+        error = results[failed[0]] if failed and batch.raise_first else None
+        return results, error, len(results) - len(failed)
 
     def _fail(self, job: _Job, error: BaseException, now: float | None = None) -> None:
         """Fail the call with ``error`` and record it, unless its caller gave up (loop thread)."""

@@ -42,42 +42,9 @@ from typing import Any
 
 import numpy as _np
 
-SERVED_FUNCTIONS = frozenset(
-    (
-        "initialize",
-        "login",
-        "shutdown",
-        "version",
-        "last_error",
-        "terminal_info",
-        "account_info",
-        "symbols_total",
-        "symbols_get",
-        "symbol_info",
-        "symbol_info_tick",
-        "symbol_select",
-        "market_book_add",
-        "market_book_get",
-        "market_book_release",
-        "copy_rates_from",
-        "copy_rates_from_pos",
-        "copy_rates_range",
-        "copy_ticks_from",
-        "copy_ticks_range",
-        "orders_total",
-        "orders_get",
-        "positions_total",
-        "positions_get",
-        "history_orders_total",
-        "history_orders_get",
-        "history_deals_total",
-        "history_deals_get",
-        "order_calc_margin",
-        "order_calc_profit",
-        "order_check",
-        "order_send",
-    )
-)
+from aiomt5._mt5.functions import API_FUNCTIONS, HELPER_FUNCTIONS
+
+SERVED_FUNCTIONS = frozenset(API_FUNCTIONS) - frozenset(HELPER_FUNCTIONS)
 """The MetaTrader5 functions a remote terminal answers: the C API, without the pure-Python
 ``Buy``/``Sell``/``Close``/``_RawOrder`` helpers (they are built on ``order_send``)."""
 
